@@ -1,0 +1,173 @@
+"""Confident learning on out-of-fold probabilities: the one module that calls cleanlab."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_labelquality.cache import as_array, from_array
+from pytest_labelquality.spec import CountMethod, DetectionSpec, FilterBy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+BOOTSTRAP_ROUNDS = 100
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """What cleanlab found: per-item scores and suggestions, and the flagged items, ranked.
+
+    ``flagged`` is both the suspect list and the gated count, so the two never disagree.
+    """
+
+    scores: npt.NDArray[np.float64]
+    suggested: npt.NDArray[np.int64]
+    suggested_prob: npt.NDArray[np.float32]
+    flagged: npt.NDArray[np.int64]
+    method: dict[str, str]
+    noise_rate_interval: tuple[float, float]
+
+    @property
+    def noise_count(self) -> int:
+        """The estimated number of wrong labels."""
+        return len(self.flagged)
+
+    def to_arrays(self) -> dict[str, Any]:
+        """Arrays for the cache."""
+        return {
+            "scores": self.scores,
+            "suggested": self.suggested,
+            "suggested_prob": self.suggested_prob,
+            "flagged": self.flagged,
+            "meta": as_array({"method": self.method, "interval": self.noise_rate_interval}),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, Any]) -> Detection:
+        """Rebuild from a cache entry."""
+        meta = from_array(arrays["meta"])
+        return cls(
+            scores=arrays["scores"],
+            suggested=arrays["suggested"],
+            suggested_prob=arrays["suggested_prob"],
+            flagged=arrays["flagged"],
+            method=meta["method"],
+            noise_rate_interval=tuple(meta["interval"]),  # type: ignore[arg-type]
+        )
+
+
+def cleanlab_version() -> str:
+    """The installed cleanlab's version, read without importing it."""
+    return importlib.metadata.version("cleanlab")
+
+
+def count_method(spec: DetectionSpec, num_classes: int) -> str:
+    """The estimator actually used: ``auto`` calibrates below 4 classes, as cleanlab advises."""
+    if spec.count is CountMethod.AUTO:
+        return "off_diagonal_calibrated" if num_classes < 4 else "off_diagonal"
+    return spec.count.value
+
+
+def detect(
+    labels: npt.NDArray[np.int64],
+    pred_probs: npt.NDArray[np.floating[Any]],
+    spec: DetectionSpec,
+    *,
+    seed: int,
+) -> Detection:
+    """Score every item, choose the suspects, and bound the noise estimate by bootstrap."""
+    import numpy as np
+    from cleanlab.rank import get_label_quality_scores
+
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    num_classes = probs.shape[1]
+    scores = np.asarray(
+        get_label_quality_scores(labels, probs, method=spec.ranked_by.value), dtype=np.float64
+    )
+    estimator = count_method(spec, num_classes)
+    flagged = _flag(labels, probs, scores, spec, estimator)
+    method = {
+        "ranked_by": spec.ranked_by.value,
+        "filter_by": spec.filter_by.value,
+        "count": estimator if spec.filter_by is FilterBy.ESTIMATE else "len(find_label_issues)",
+    }
+    return Detection(
+        scores=scores,
+        suggested=probs.argmax(axis=1).astype(np.int64),
+        suggested_prob=probs.max(axis=1).astype(np.float32),
+        flagged=flagged,
+        method=method,
+        noise_rate_interval=_bootstrap(labels, probs, spec, estimator, seed=seed),
+    )
+
+
+def _count(
+    labels: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float64],
+    spec: DetectionSpec,
+    estimator: str,
+) -> int:
+    from cleanlab.count import num_label_issues
+    from cleanlab.filter import find_label_issues
+
+    if spec.filter_by is FilterBy.ESTIMATE:
+        return int(num_label_issues(labels, probs, estimation_method=estimator))
+    mask = find_label_issues(labels, probs, filter_by=spec.filter_by.value, n_jobs=1)
+    return int(mask.sum())
+
+
+def _flag(
+    labels: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float64],
+    scores: npt.NDArray[np.float64],
+    spec: DetectionSpec,
+    estimator: str,
+) -> npt.NDArray[np.int64]:
+    """Suspects, most suspect first."""
+    import numpy as np
+    from cleanlab.filter import find_label_issues
+
+    if spec.filter_by is FilterBy.ESTIMATE:
+        # cleanlab's low_<score> filters, with the estimator this dataset calls for
+        count = _count(labels, probs, spec, estimator)
+        return np.argsort(scores, kind="stable")[:count].astype(np.int64)
+    ranked = find_label_issues(
+        labels,
+        probs,
+        filter_by=spec.filter_by.value,
+        return_indices_ranked_by=spec.ranked_by.value,
+        n_jobs=1,
+    )
+    return np.asarray(ranked, dtype=np.int64)
+
+
+def _bootstrap(
+    labels: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float64],
+    spec: DetectionSpec,
+    estimator: str,
+    *,
+    seed: int,
+) -> tuple[float, float]:
+    """A 95% interval of the noise rate over items resampled with replacement.
+
+    It measures sampling uncertainty given the trained models, not the randomness of training.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n, k = len(labels), probs.shape[1]
+    present = np.bincount(labels, minlength=k) > 0
+    rates = []
+    for _ in range(BOOTSTRAP_ROUNDS):
+        idx = rng.integers(0, n, size=n)
+        if not np.array_equal(np.bincount(labels[idx], minlength=k) > 0, present):
+            continue  # a class vanished from this resample; cleanlab needs every class
+        rates.append(_count(labels[idx], probs[idx], spec, estimator) / n)
+    if not rates:
+        return (float("nan"), float("nan"))
+    low, high = np.percentile(rates, [2.5, 97.5])
+    return (float(low), float(high))

@@ -1,0 +1,349 @@
+"""Classifiers trained on each fold: built-in Keras CNNs and scikit-learn estimators, or a user's
+factory. TensorFlow and scikit-learn are imported only when a model is built."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pytest_labelquality import __version__
+from pytest_labelquality.errors import ModelError
+from pytest_labelquality.spec import KERAS_MODELS, ModelName, ModelSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from pytest_labelquality.sources import Dataset
+
+Progress = Callable[[str], None]
+
+KERAS_DEFAULTS: dict[ModelName, dict[str, Any]] = {
+    ModelName.CNN: {"epochs": 8, "batch_size": 64, "learning_rate": 0.002},
+    ModelName.WALKTHROUGH_CNN: {"epochs": 1, "batch_size": 128, "learning_rate": 0.001},
+}
+FACTORY_DEFAULTS = {"epochs": 5, "batch_size": 128, "learning_rate": 0.001}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model spec with its defaults resolved: what the cache key and the report record."""
+
+    name: str
+    factory: str | None
+    epochs: int | None
+    batch_size: int | None
+    learning_rate: float | None
+    params: dict[str, Any] = field(default_factory=dict)
+    factory_digest: str | None = None
+
+    @property
+    def is_keras(self) -> bool:
+        """Whether this is one of the built-in Keras models."""
+        return self.name in {m.value for m in KERAS_MODELS}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form, for the cache key and the results."""
+        out = {
+            "name": self.name,
+            "factory": self.factory,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "params": self.params,
+        }
+        return {k: v for k, v in out.items() if v not in (None, {})}
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the libraries whose changes change this model's predictions."""
+        names = ["numpy", "scikit-learn"]
+        if self.is_keras or self.factory:
+            names += ["tensorflow", "keras"]
+        return {"pytest-labelquality": __version__, **{n: _version(n) for n in names}}
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def resolve_model(spec: ModelSpec, *, image: bool) -> ModelConfig:
+    """Fill in the defaults: ``cnn`` for images, ``logistic_regression`` otherwise."""
+    if spec.factory:
+        settings = {
+            k: getattr(spec, k) if getattr(spec, k) is not None else v
+            for k, v in FACTORY_DEFAULTS.items()
+        }
+        return ModelConfig(
+            name="factory",
+            factory=spec.factory,
+            params=dict(spec.params),
+            factory_digest=_module_digest(spec.factory),
+            **settings,
+        )
+    name = spec.name or (ModelName.CNN if image else ModelName.LOGISTIC_REGRESSION)
+    if name in KERAS_MODELS:
+        settings = {
+            k: getattr(spec, k) if getattr(spec, k) is not None else v
+            for k, v in KERAS_DEFAULTS[name].items()
+        }
+        return ModelConfig(name=name.value, factory=None, params=dict(spec.params), **settings)
+    return ModelConfig(
+        name=name.value,
+        factory=None,
+        epochs=None,
+        batch_size=None,
+        learning_rate=None,
+        params=dict(spec.params),
+    )
+
+
+def _module_digest(factory: str) -> str:
+    """A digest of the factory module's source, so editing it misses the cache."""
+    from pytest_labelquality.cache import fingerprint
+
+    module = factory.split(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.origin or not os.path.isfile(found.origin):
+        raise ModelError(f"model.factory {factory!r}: cannot find module {module!r} on sys.path")
+    with open(found.origin, "rb") as handle:
+        return fingerprint(handle.read())
+
+
+# --- training one fold ---------------------------------------------------------------------
+
+
+def fit_predict(
+    config: ModelConfig,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    test: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    progress: Progress | None = None,
+) -> npt.NDArray[np.float32]:
+    """Train on ``train`` rows with their given labels; return class probabilities for ``test``."""
+    num_classes = len(data.class_names)
+    model: Any
+    if config.factory:
+        model = _call_factory(config, data, seed)
+        keras_model = not hasattr(model, "predict_proba")
+    elif config.is_keras:
+        model, keras_model = None, True
+    else:
+        model, keras_model = _sklearn_model(config, seed), False
+    if keras_model:
+        return _keras_fit_predict(config, model, data, train, test, seed=seed, progress=progress)
+    return _sklearn_fit_predict(model, data, train, test, num_classes)
+
+
+def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
+    assert config.factory is not None
+    module_name, attr = config.factory.split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"model.factory {config.factory!r}: {exc}") from None
+    offered = {
+        "input_shape": data.input_shape,
+        "num_classes": len(data.class_names),
+        "seed": seed,
+        **config.params,
+    }
+    try:
+        accepted = inspect.signature(factory).parameters
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        kwargs = {k: v for k, v in offered.items() if takes_all or k in accepted}
+        model = factory(**kwargs)
+    except Exception as exc:
+        raise ModelError(f"model.factory {config.factory!r} raised {exc!r}") from exc
+    if not (hasattr(model, "predict_proba") or hasattr(model, "compile")):
+        raise ModelError(
+            f"model.factory {config.factory!r} returned {type(model).__name__}; expected a Keras"
+            " model or a scikit-learn classifier with predict_proba"
+        )
+    return model
+
+
+def _sklearn_model(config: ModelConfig, seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    params = dict(config.params)
+    try:
+        if config.name == ModelName.LOGISTIC_REGRESSION:
+            return make_pipeline(
+                StandardScaler(), LogisticRegression(**{"max_iter": 2000, **params})
+            )
+        if config.name == ModelName.HIST_GRADIENT_BOOSTING:
+            return HistGradientBoostingClassifier(**{"random_state": seed, **params})
+        return RandomForestClassifier(
+            **{"n_estimators": 200, "random_state": seed, "n_jobs": 1, **params}
+        )
+    except TypeError as exc:
+        raise ModelError(f"model.params for {config.name}: {exc}") from None
+
+
+def _sklearn_fit_predict(
+    model: Any,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    test: npt.NDArray[np.int64],
+    num_classes: int,
+) -> npt.NDArray[np.float32]:
+    import numpy as np
+
+    def rows(index: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        x = data.features[index].reshape(len(index), -1)
+        return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
+
+    try:
+        model.fit(rows(train), data.labels[train])
+        probs = np.asarray(model.predict_proba(rows(test)))
+    except ValueError as exc:
+        raise ModelError(f"training {type(model).__name__} failed: {exc}") from None
+    out = np.zeros((len(test), num_classes), dtype=np.float32)
+    out[:, np.asarray(model.classes_, dtype=np.int64)] = probs
+    return out
+
+
+# --- Keras ---------------------------------------------------------------------------------
+
+
+def _configure_tensorflow() -> None:
+    """Quiet logs and size TensorFlow's thread pools to the machine, once, before first use."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if getattr(_configure_tensorflow, "done", False):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cores or 1)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, cores or 1))
+    except RuntimeError:  # already initialised by the user's code: keep their settings
+        pass
+    _configure_tensorflow.done = True  # type: ignore[attr-defined]
+
+
+def build_keras_model(
+    name: str, input_shape: tuple[int, ...], num_classes: int, learning_rate: float
+) -> Any:
+    """A compiled built-in CNN: the fast default, or the walkthrough's architecture."""
+    import keras
+    from keras import layers
+
+    shape = input_shape if len(input_shape) == 3 else (*input_shape, 1)
+    if name == ModelName.WALKTHROUGH_CNN:
+        stack: list[Any] = []
+        for filters in (128, 64, 32):
+            stack += [
+                layers.Conv2D(filters, 3, padding="same", activation="relu"),
+                layers.Conv2D(filters, 3, padding="same", activation="relu"),
+                layers.MaxPooling2D(),
+            ]
+        body = [*stack, layers.Flatten()]
+    else:
+        body = [
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.3),
+        ]
+    model = keras.Sequential(
+        [
+            keras.Input(shape),
+            layers.Reshape(shape),
+            *body,
+            layers.Dense(num_classes, activation="softmax", dtype="float32"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _keras_fit_predict(
+    config: ModelConfig,
+    model: Any,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    test: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    progress: Progress | None,
+) -> npt.NDArray[np.float32]:
+    import numpy as np
+
+    _configure_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    assert config.batch_size is not None and config.epochs is not None
+    num_classes = len(data.class_names)
+    if model is None:
+        assert config.learning_rate is not None
+        model = build_keras_model(config.name, data.input_shape, num_classes, config.learning_rate)
+    elif getattr(model, "optimizer", None) is None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss="sparse_categorical_crossentropy",
+        )
+    scale = 255.0 if data.features.dtype == np.uint8 else 1.0
+
+    def batches(index: npt.NDArray[np.int64], *, shuffle: bool) -> Any:
+        # uint8 rows stay uint8 in memory; each batch is converted to float32 on the fly
+        ds = tf.data.Dataset.from_tensor_slices((data.features[index], data.labels[index]))
+        if shuffle:
+            ds = ds.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(config.batch_size).map(
+            lambda x, y: (tf.cast(x, tf.float32) / scale, y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    callbacks = [_EpochProgress(progress, config.epochs)] if progress else []
+    model.fit(batches(train, shuffle=True), epochs=config.epochs, verbose=0, callbacks=callbacks)
+    probs = np.asarray(model.predict(batches(test, shuffle=False), verbose=0), dtype=np.float32)
+    if probs.shape != (len(test), num_classes):
+        raise ModelError(
+            f"the Keras model returned predictions of shape {list(probs.shape)}; expected"
+            f" {[len(test), num_classes]} (one softmax output per class)"
+        )
+    return probs
+
+
+def _EpochProgress(progress: Progress, epochs: int) -> Any:
+    """A Keras callback that reports each epoch's loss and accuracy."""
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = logs or {}
+            acc = f", accuracy {logs['accuracy']:.3f}" if "accuracy" in logs else ""
+            progress(
+                f"  epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.3f}{acc}"
+            )
+
+    return EpochProgress()

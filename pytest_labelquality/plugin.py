@@ -1,0 +1,249 @@
+"""pytest glue: options, spec collection, one test item per dataset, summary and result files.
+
+Every hook is a few lines that hand off to the domain modules, which import no pytest. This
+module imports only the standard library and pytest at start-up, so a run without
+``--label-quality`` pays nothing for the plugin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_labelquality.errors import GateFailure, LabelQualityError, SpecError
+
+if TYPE_CHECKING:
+    from pytest_labelquality.spec import DatasetSpec
+
+CACHE_ENV = "LABEL_QUALITY_CACHE_DIR"
+DEFAULT_JSON = "label-quality-report/label-quality.json"
+
+
+class LabelQualityWarning(pytest.PytestWarning):
+    """Something in a label-quality run deserves a look but does not fail it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Options resolved once: command line over environment over ini over default."""
+
+    enabled: bool
+    cache_dir: Path
+    json_path: Path
+
+
+settings_key = pytest.StashKey[Settings]()
+
+
+def _path_option(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must be a non-empty path")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("label-quality", "label quality of datasets (pytest-labelquality)")
+    group.addoption(
+        "--label-quality",
+        action="store_true",
+        default=None,
+        help="collect *.labelquality.yaml dataset specs and gate their label noise"
+        " (default: off; ini label_quality).",
+    )
+    group.addoption(
+        "--label-quality-cache-dir",
+        type=_path_option,
+        metavar="DIR",
+        help=f"cache of out-of-fold predictions (default: $ {CACHE_ENV}, else"
+        " <cache_dir>/d/label-quality; ini label_quality_cache_dir).",
+    )
+    group.addoption(
+        "--label-quality-json",
+        type=_path_option,
+        metavar="PATH",
+        help=f"results file (default: {DEFAULT_JSON}; ini label_quality_json).",
+    )
+    parser.addini("label_quality", "run label-quality checks (default: false)", type="bool")
+    parser.addini("label_quality_cache_dir", "cache of out-of-fold predictions", default="")
+    parser.addini("label_quality_json", f"results file (default: {DEFAULT_JSON})", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = config.stash[settings_key] = _resolve_settings(config)
+    if settings.enabled:
+        config.pluginmanager.register(Controller(config, settings), "labelquality-controller")
+    config.addinivalue_line(
+        "markers", "label_quality: a dataset checked by pytest-labelquality (set automatically)"
+    )
+
+
+def _resolve_settings(config: pytest.Config) -> Settings:
+    option = config.getoption("label_quality")
+    enabled = bool(option if option is not None else config.getini("label_quality"))
+    here, root = config.invocation_params.dir, config.rootpath
+
+    def pick(cli: str | None, env: str | None, ini: str, default: Path) -> Path:
+        if cli:
+            return here / cli
+        if env:
+            return Path(env)
+        return root / ini if ini else default
+
+    try:
+        cache_root = root / str(config.getini("cache_dir"))
+    except ValueError:  # the cacheprovider plugin is disabled; keep its usual place
+        cache_root = root / ".pytest_cache"
+    return Settings(
+        enabled=enabled,
+        cache_dir=pick(
+            config.getoption("label_quality_cache_dir"),
+            os.environ.get(CACHE_ENV),
+            config.getini("label_quality_cache_dir"),
+            cache_root / "d" / "label-quality",
+        ),
+        json_path=pick(
+            config.getoption("label_quality_json"),
+            None,
+            config.getini("label_quality_json"),
+            root / DEFAULT_JSON,
+        ),
+    )
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    from pytest_labelquality.spec import is_spec_file
+
+    if parent.config.stash[settings_key].enabled and is_spec_file(file_path):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+class SpecFile(pytest.File):
+    """A ``*.labelquality.yaml`` file: one item per dataset."""
+
+    def collect(self) -> Iterator[DatasetItem]:
+        from pytest_labelquality.spec import load_spec
+
+        try:
+            datasets = load_spec(self.path)
+        except SpecError as exc:
+            raise self.CollectError(str(exc)) from None
+        for spec in datasets:
+            yield DatasetItem.from_parent(self, name=spec.name, spec=spec)
+
+
+class DatasetItem(pytest.Item):
+    """One dataset's label-quality check."""
+
+    def __init__(self, *, spec: DatasetSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.result: dict[str, Any] | None = None
+        self.add_marker("label_quality")
+
+    def runtest(self) -> None:
+        from pytest_labelquality.results import failure_message
+        from pytest_labelquality.runner import check_dataset
+
+        settings = self.config.stash[settings_key]
+        self.result = check_dataset(
+            self.spec, cache_dir=settings.cache_dir, progress=_progress_writer(self.config)
+        )
+        for text in self.result["warnings"]:
+            self.warn(LabelQualityWarning(f"{self.spec.name}: {text}"))
+        noise = self.result["noise"]
+        self.user_properties += [
+            ("label_quality_noise_rate", round(noise["rate"], 6)),
+            ("label_quality_noise_count", noise["count"]),
+            ("label_quality_max_noise_rate", self.result["gate"]["max_noise_rate"]),
+            ("label_quality_oof_accuracy", round(self.result["oof_accuracy"], 6)),
+            ("label_quality_items", self.result["items"]),
+            ("label_quality_cache", self.result["cache"]["status"]),
+        ]
+        if not self.result["gate"]["passed"]:
+            raise GateFailure(failure_message(self.result, settings.json_path))
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        if isinstance(excinfo.value, GateFailure):
+            return str(excinfo.value)
+        if isinstance(excinfo.value, LabelQualityError):
+            return f"{self.spec.location}: dataset {self.spec.name!r}: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.spec.line - 1, f"label quality: {self.spec.name}"
+
+
+def _progress_writer(config: pytest.Config) -> Any:
+    """Print progress lines live, with output capture suspended (as live logging does)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if reporter is None or (line.startswith("  epoch") and config.get_verbosity() < 1):
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.ensure_newline()
+                reporter.write_line(f"[label-quality] {line}")
+        else:
+            reporter.ensure_newline()
+            reporter.write_line(f"[label-quality] {line}")
+
+    return write
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if call.when == "call" and isinstance(item, DatasetItem) and item.result is not None:
+        report.label_quality = item.result  # travels to the xdist controller with the report
+    return report
+
+
+class Controller:
+    """Gathers each dataset's result as its report arrives, then writes the files and summary.
+
+    Registered only when the plugin is enabled. Results ride on the reports, so under xdist
+    the controller sees every worker's datasets and is the only process that writes.
+    """
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.results: list[dict[str, Any]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        result = getattr(report, "label_quality", None)
+        if result is not None:
+            self.results.append(result)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from pytest_labelquality.results import results_document, write_json
+
+        if hasattr(self.config, "workerinput") or not self.results:
+            return
+        write_json(self.settings.json_path, results_document(self.results))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from pytest_labelquality.results import format_table, summary_row
+
+        if not self.results:
+            return
+        terminalreporter.section("label quality")
+        rows = [summary_row(r) for r in sorted(self.results, key=lambda r: r["name"])]
+        lines = format_table(rows)
+        terminalreporter.write_line(lines[0])
+        for row, line in zip(rows, lines[1:], strict=True):
+            passed = row["verdict"] == "PASS"
+            terminalreporter.write_line(line, green=passed, red=not passed)
+        terminalreporter.write_line(f"label-quality results: {self.settings.json_path}")

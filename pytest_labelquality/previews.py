@@ -1,0 +1,63 @@
+"""What a reviewer sees of a suspect item: an inlined PNG for images, values for tabular rows."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from pytest_labelquality.sources import Dataset
+
+PREVIEW_LIMIT = 200
+
+
+def png_data_uri(image: npt.NDArray[Any]) -> str:
+    """A grayscale (H, W) or RGB (H, W, 3) image as a ``data:image/png;base64,...`` URI.
+
+    Pixels are written as they are (no resampling); the report scales them up with
+    ``image-rendering: pixelated`` so a 28x28 drawing stays sharp.
+    """
+    import numpy as np
+
+    pixels = np.asarray(image)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.dtype != np.uint8:
+        low, high = float(pixels.min()), float(pixels.max())
+        pixels = ((pixels - low) / ((high - low) or 1.0) * 255).round().astype(np.uint8)
+    height, width = pixels.shape[:2]
+    color = 2 if pixels.ndim == 3 else 0
+    rows = pixels.reshape(height, -1)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def preview(data: Dataset, index: int) -> dict[str, Any]:
+    """The preview of one item: ``{"image": uri}`` or ``{"features": {name: value}}``."""
+    from pytest_labelquality.sources import DataKind
+
+    row = data.features[index]
+    if data.kind is DataKind.IMAGE:
+        return {"image": png_data_uri(row)}
+    names = data.feature_names or tuple(f"x{i}" for i in range(row.size))
+    return {"features": {n: round(float(v), 6) for n, v in zip(names, row.ravel(), strict=True)}}
+
+
+def previews(data: Dataset, indices: npt.NDArray[np.int64]) -> list[dict[str, Any]]:
+    """Previews of the first :data:`PREVIEW_LIMIT` of ``indices``."""
+    return [preview(data, int(i)) for i in indices[:PREVIEW_LIMIT]]

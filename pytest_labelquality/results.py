@@ -1,0 +1,104 @@
+"""Results as data: the failure message, the summary rows and the JSON file, from result dicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pytest_labelquality import __version__
+
+SUSPECTS_IN_MESSAGE = 5
+
+
+def _pct(rate: float) -> str:
+    return f"{rate:.1%}"
+
+
+def _interval(result: dict[str, Any]) -> str:
+    low, high = result["noise"]["interval"]
+    if low != low:  # NaN: no bootstrap sample kept every class
+        return ""
+    return f", 95% interval {_pct(low)}-{_pct(high)}"
+
+
+def failure_message(result: dict[str, Any], json_path: Path) -> str:
+    """One paragraph: what is wrong, the numbers, where the results are, what to do next."""
+    noise, gate = result["noise"], result["gate"]
+    where = f"{result['spec']['file']}:{result['spec']['line']}"
+    parts = []
+    if noise["rate"] > gate["max_noise_rate"]:
+        parts.append(
+            f"estimated label noise {_pct(noise['rate'])} ({noise['count']} of"
+            f" {result['items']}{_interval(result)}) exceeds max_noise_rate"
+            f" {_pct(gate['max_noise_rate'])}"
+        )
+    for cls in result["per_class"]:
+        if not cls["passed"]:
+            parts.append(
+                f"class {cls['name']!r}: {_pct(cls['rate'])} ({cls['flagged']} of"
+                f" {cls['items']}) exceeds its max_class_noise_rate {_pct(cls['max_rate'])}"
+            )
+    top = ", ".join(
+        f"{s['id']} (given {s['given']!r}, suggested {s['suggested']!r})"
+        for s in result["flagged"][:SUSPECTS_IN_MESSAGE]
+    )
+    return (
+        f"{'; '.join(parts)} for {result['name']!r} ({where}). "
+        f"Most suspect: {top}. "
+        f"Review the suspects in {json_path}: fix their labels, or raise the threshold if"
+        f" this level of noise is accepted."
+    )
+
+
+def summary_row(result: dict[str, Any]) -> dict[str, str]:
+    """The terminal summary's columns for one dataset."""
+    noise = result["noise"]
+    return {
+        "dataset": result["name"],
+        "items": str(result["items"]),
+        "classes": str(len(result["classes"])),
+        "noise": f"{_pct(noise['rate'])} ({noise['count']})",
+        "max": _pct(result["gate"]["max_noise_rate"]),
+        "verdict": "PASS" if result["gate"]["passed"] else "FAIL",
+        "cache": result["cache"]["status"],
+        "seconds": f"{result['timings']['total']:.1f}",
+    }
+
+
+def format_table(rows: list[dict[str, str]]) -> list[str]:
+    """Left-aligned columns with a header line."""
+    if not rows:
+        return []
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
+    line = "  ".join(h.ljust(widths[h]) for h in headers).rstrip()
+    return [line, *("  ".join(r[h].ljust(widths[h]) for h in headers).rstrip() for r in rows)]
+
+
+def results_document(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON file's content."""
+    ordered = sorted(results, key=lambda r: (r["spec"]["file"], r["spec"]["line"]))
+    return {
+        "plugin": "pytest-labelquality",
+        "version": __version__,
+        "passed": all(r["gate"]["passed"] for r in ordered),
+        "datasets": ordered,
+    }
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=1)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

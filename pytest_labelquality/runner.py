@@ -1,0 +1,220 @@
+"""One dataset, end to end: load, fingerprint, out-of-fold training, detection, gate, result.
+
+The result is a plain JSON-able dict: it travels from xdist workers, fills the JSON file, and is
+the data of the HTML report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_labelquality import __version__
+from pytest_labelquality.cache import ArrayCache, fingerprint
+from pytest_labelquality.crossval import out_of_fold
+from pytest_labelquality.detection import Detection, cleanlab_version, detect
+from pytest_labelquality.gate import Verdict, decide
+from pytest_labelquality.models import resolve_model
+from pytest_labelquality.previews import previews
+from pytest_labelquality.sources import DataKind, Dataset, check_folds, load_dataset
+from pytest_labelquality.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+Progress = Callable[[str], None]
+WEAK_MODEL_SKILL = 0.3
+HISTOGRAM_BINS = 20
+
+
+def check_dataset(spec: DatasetSpec, *, cache_dir: Path, progress: Progress) -> dict[str, Any]:
+    """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses."""
+    start = time.perf_counter()
+    data = load_dataset(spec)
+    check_folds(data, spec.cv.folds)
+    loaded = time.perf_counter()
+    config = resolve_model(spec.model, image=data.kind is DataKind.IMAGE)
+    run_key = fingerprint(
+        "run",
+        data.features,
+        data.labels,
+        data.ids,
+        list(data.class_names),
+        config.as_dict(),
+        config.factory_digest,
+        config.versions(),
+        spec.cv.folds,
+        spec.cv.seed,
+    )
+    detection_key = fingerprint(
+        run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__
+    )
+    cache = ArrayCache(cache_dir)
+    hashed = time.perf_counter()
+    folds_cached = spec.cv.folds
+    fold_seconds: tuple[float, ...] = ()
+    entry = cache.load(detection_key)
+    if entry is not None:
+        found = Detection.from_arrays(entry)
+        progress(f"{spec.name}: cache hit, nothing to train")
+    else:
+        progress(f"{spec.name}: {len(data)} items, {len(data.class_names)} classes, {config.name}")
+        oof = out_of_fold(
+            data,
+            config,
+            folds=spec.cv.folds,
+            seed=spec.cv.seed,
+            jobs=spec.cv.jobs,
+            cache=cache,
+            run_key=run_key,
+            progress=progress,
+        )
+        folds_cached, fold_seconds = oof.folds_cached, oof.fold_seconds
+        trained = time.perf_counter()
+        found = detect(data.labels, oof.pred_probs, spec.detection, seed=spec.cv.seed)
+        cache.save(detection_key, found.to_arrays())
+        progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
+    detected = time.perf_counter()
+    verdict = decide(data.labels, found.flagged, data.class_names, spec.gate, origin=spec.location)
+    status = "hit" if entry is not None else "partial" if folds_cached else "miss"
+    return _result(
+        spec,
+        data,
+        found,
+        verdict,
+        model=config.as_dict(),
+        versions={**config.versions(), "cleanlab": cleanlab_version()},
+        cache={
+            "key": detection_key,
+            "status": status,
+            "folds_cached": folds_cached,
+            "dir": str(cache_dir),
+        },
+        timings={
+            "load": round(loaded - start, 3),
+            "fingerprint": round(hashed - loaded, 3),
+            "train_and_detect": round(detected - hashed, 3),
+            "total": round(time.perf_counter() - start, 3),
+            "fold_seconds": [round(s, 3) for s in fold_seconds],
+        },
+    )
+
+
+def _result(
+    spec: DatasetSpec,
+    data: Dataset,
+    found: Detection,
+    verdict: Verdict,
+    **provenance: Any,
+) -> dict[str, Any]:
+    import numpy as np
+
+    names = data.class_names
+    labels = data.labels
+    oof_accuracy = float(np.mean(found.suggested == labels))
+    warnings = _weak_model_warning(labels, oof_accuracy, len(names))
+    flagged = found.flagged
+    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
+    np.add.at(matrix, (labels[flagged], found.suggested[flagged]), 1)
+    counts, edges = np.histogram(found.scores, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    result: dict[str, Any] = {
+        "name": spec.name,
+        "spec": {"file": str(spec.spec_path), "line": spec.line},
+        "source": {"origin": data.origin, "kind": data.kind.value},
+        "items": len(data),
+        "classes": list(names),
+        "feature_names": list(data.feature_names),
+        "noise": {
+            "rate": verdict.noise_rate,
+            "count": verdict.noise_count,
+            "interval": list(found.noise_rate_interval),
+            "method": found.method,
+        },
+        "gate": {
+            "max_noise_rate": verdict.max_noise_rate,
+            "max_class_noise_rate": dict(spec.gate.max_class_noise_rate),
+            "passed": verdict.passed,
+        },
+        "per_class": [
+            {
+                "name": c.name,
+                "items": c.items,
+                "flagged": c.flagged,
+                "rate": c.rate,
+                "max_rate": c.max_rate,
+                "passed": c.passed,
+            }
+            for c in verdict.classes
+        ],
+        "oof_accuracy": oof_accuracy,
+        "flagged": [
+            {
+                "rank": rank,
+                "index": int(i),
+                "id": str(data.ids[i]),
+                "given": names[labels[i]],
+                "suggested": names[found.suggested[i]],
+                "suggested_prob": round(float(found.suggested_prob[i]), 4),
+                "score": round(float(found.scores[i]), 6),
+            }
+            for rank, i in enumerate(flagged.tolist(), start=1)
+        ],
+        "noise_matrix": matrix.tolist(),
+        "score_histogram": {
+            "edges": [round(float(e), 4) for e in edges],
+            "counts": counts.tolist(),
+            "cutoff": float(found.scores[flagged].max()) if len(flagged) else None,
+        },
+        "cv": {"folds": spec.cv.folds, "seed": spec.cv.seed, "jobs": spec.cv.jobs},
+        "seed": spec.cv.seed,
+        "warnings": warnings,
+        **provenance,
+    }
+    for entry, shown in zip(result["flagged"], previews(data, flagged), strict=False):
+        entry["preview"] = shown
+    if len(data.flipped):
+        result["injected"] = _against_injected(flagged, data.flipped)
+    return result
+
+
+def _weak_model_warning(
+    labels: npt.NDArray[np.int64], accuracy: float, num_classes: int
+) -> list[str]:
+    """Warn when the model barely beats always answering the most common class.
+
+    Confident learning trusts the model's probabilities; a model with little skill flags its own
+    mistakes, not wrong labels. Skill is the share of the gap between the majority-class rate
+    and perfect accuracy that the out-of-fold predictions close.
+    """
+    import numpy as np
+
+    majority = float(np.bincount(labels, minlength=num_classes).max() / len(labels))
+    skill = (accuracy - majority) / (1 - majority) if majority < 1 else 0.0
+    if skill >= WEAK_MODEL_SKILL:
+        return []
+    return [
+        f"the model is too weak for the estimate to be trusted: out-of-fold accuracy"
+        f" {accuracy:.1%} against {majority:.1%} for always answering the most common class"
+        f" (skill {skill:.2f} < {WEAK_MODEL_SKILL}); try a stronger model or more epochs"
+    ]
+
+
+def _against_injected(
+    flagged: npt.NDArray[np.int64], flipped: npt.NDArray[np.int64]
+) -> dict[str, Any]:
+    """Precision, recall and F1 of the flagged items against the injected flips."""
+    hits = len(set(flagged.tolist()) & set(flipped.tolist()))
+    precision = hits / len(flagged) if len(flagged) else 0.0
+    recall = hits / len(flipped) if len(flipped) else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return {
+        "count": len(flipped),
+        "flagged_and_flipped": hits,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "indices": flipped.tolist(),
+    }

@@ -1,0 +1,319 @@
+"""Loading datasets from the sources a spec names, into one in-memory shape with stable item ids."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import enum
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pytest_labelquality.errors import DataError
+from pytest_labelquality.spec import (
+    CsvSource,
+    DatasetSpec,
+    Flips,
+    NpzSource,
+    QuickDrawSource,
+    SklearnSource,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+class DataKind(enum.StrEnum):
+    """What the features are, which decides the default model and how the report shows items."""
+
+    IMAGE = "image"
+    TABULAR = "tabular"
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Features, labels and stable ids of one dataset, after any injected flips."""
+
+    features: npt.NDArray[np.generic]
+    labels: npt.NDArray[np.int64]
+    ids: npt.NDArray[np.str_]
+    class_names: tuple[str, ...]
+    kind: DataKind
+    origin: str
+    flipped: npt.NDArray[np.int64]
+    feature_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one item's features."""
+        return tuple(int(d) for d in self.features.shape[1:])
+
+
+def load_dataset(spec: DatasetSpec) -> Dataset:
+    """Load the dataset a spec names; raises :class:`DataError` for data that cannot be used."""
+    src = spec.source
+    try:
+        if isinstance(src, QuickDrawSource):
+            data = _load_quickdraw(spec, src)
+        elif isinstance(src, NpzSource):
+            data = _load_npz(spec, src)
+        elif isinstance(src, CsvSource):
+            data = _load_csv(spec, src)
+        else:
+            data = _load_sklearn(src)
+    except OSError as exc:
+        raise DataError(f"cannot read {exc.filename or spec.location}: {exc.strerror}") from None
+    _check(data)
+    return _flip(data, src.flip) if src.flip is not None else data
+
+
+def check_folds(data: Dataset, folds: int) -> None:
+    """Every class needs at least as many items as there are folds."""
+    import numpy as np
+
+    counts = np.bincount(data.labels, minlength=len(data.class_names))
+    small = [f"{data.class_names[c]!r} has {counts[c]}" for c in np.flatnonzero(counts < folds)]
+    if small:
+        raise DataError(
+            f"{data.origin}: every class needs at least cv.folds = {folds} items, but class"
+            f" {'; class '.join(small)} (lower cv.folds or add items)"
+        )
+
+
+def _check(data: Dataset) -> None:
+    import numpy as np
+
+    n = len(data.labels)
+    if len(data.features) != n or len(data.ids) != n:
+        raise DataError(
+            f"{data.origin}: mismatched lengths: {len(data.features)} feature rows,"
+            f" {n} labels, {len(data.ids)} ids"
+        )
+    if n == 0:
+        raise DataError(f"{data.origin}: the dataset is empty")
+    if np.issubdtype(data.features.dtype, np.floating):
+        bad = np.flatnonzero(~np.isfinite(data.features.reshape(n, -1)).all(axis=1))
+        if len(bad):
+            raise DataError(
+                f"{data.origin}: {len(bad)} item(s) have NaN or infinite features,"
+                f" e.g. {', '.join(data.ids[bad[:5]])}"
+            )
+    dupes = [i for i, c in Counter(data.ids.tolist()).items() if c > 1]
+    if dupes:
+        raise DataError(f"{data.origin}: duplicate item ids, e.g. {', '.join(dupes[:5])}")
+
+
+def _encode_labels(
+    raw: npt.NDArray[np.generic], classes: tuple[str, ...] | None, origin: str
+) -> tuple[npt.NDArray[np.int64], tuple[str, ...]]:
+    """Map labels (class names, or integer indices into ``classes``) to class indices."""
+    import numpy as np
+
+    if classes is not None and np.issubdtype(raw.dtype, np.integer):
+        bad = np.unique(raw[(raw < 0) | (raw >= len(classes))])
+        if len(bad):
+            raise DataError(
+                f"{origin}: labels {', '.join(map(str, bad[:5].tolist()))} are outside the"
+                f" {len(classes)} declared classes (valid: 0..{len(classes) - 1})"
+            )
+        return raw.astype(np.int64), classes
+    as_text = raw.astype(str)
+    names = classes if classes is not None else tuple(_sorted_names(np.unique(as_text)))
+    index = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(np.unique(as_text).tolist()) - index.keys())
+    if unknown:
+        raise DataError(
+            f"{origin}: labels {', '.join(map(repr, unknown[:5]))} are not among the declared"
+            f" classes ({', '.join(names)})"
+        )
+    if len(names) < 2:
+        raise DataError(f"{origin}: found {len(names)} class; label quality needs at least 2")
+    return np.array([index[t] for t in as_text.tolist()], dtype=np.int64), names
+
+
+def _sorted_names(values: npt.NDArray[np.str_]) -> list[str]:
+    """Class names sorted numerically when they are all integers, else alphabetically."""
+    names = [str(v) for v in values]
+    if all(n.lstrip("-").isdigit() for n in names):
+        return sorted(names, key=int)
+    return sorted(names)
+
+
+def _content_ids(features: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:
+    """Ids from each row's content (stable under reordering); repeats get ``~2``, ``~3``..."""
+    import numpy as np
+
+    rows = np.ascontiguousarray(features.reshape(len(features), -1))
+    seen: Counter[str] = Counter()
+    ids: list[str] = []
+    for row in rows:
+        digest = hashlib.blake2b(row.tobytes(), digest_size=8).hexdigest()
+        seen[digest] += 1
+        ids.append(digest if seen[digest] == 1 else f"{digest}~{seen[digest]}")
+    return np.array(ids, dtype=str)
+
+
+def _load_quickdraw(spec: DatasetSpec, src: QuickDrawSource) -> Dataset:
+    import numpy as np
+
+    folder = spec.resolve(src.dir)
+    pixels = int(np.prod(src.shape))
+    parts, labels, ids = [], [], []
+    for index, name in enumerate(src.classes):
+        path = folder / f"{name}.npy"
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(f"{path}: not a NumPy .npy file ({exc})") from None
+        if array.ndim != 2 or array.dtype != np.uint8 or array.shape[1] != pixels:
+            raise DataError(
+                f"{path}: expected a 2-D uint8 array with {pixels} columns (shape"
+                f" {list(src.shape)}), got {array.dtype} {list(array.shape)}"
+            )
+        rows = array[: src.limit] if src.limit else array
+        parts.append(np.asarray(rows).reshape(len(rows), *src.shape))
+        labels.append(np.full(len(rows), index, dtype=np.int64))
+        ids.extend(f"{name}/{i}" for i in range(len(rows)))
+    return Dataset(
+        features=np.concatenate(parts),
+        labels=np.concatenate(labels),
+        ids=np.array(ids, dtype=str),
+        class_names=src.classes,
+        kind=DataKind.IMAGE,
+        origin=str(folder),
+        flipped=np.empty(0, dtype=np.int64),
+    )
+
+
+def _load_npz(spec: DatasetSpec, src: NpzSource) -> Dataset:
+    import numpy as np
+
+    path = spec.resolve(src.path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in (src.features, src.labels, src.ids) if k and k not in archive]
+            if missing:
+                raise DataError(
+                    f"{path}: no array {missing[0]!r}; arrays: {', '.join(archive.files)}"
+                )
+            features = archive[src.features]
+            raw_labels = archive[src.labels]
+            ids = archive[src.ids].astype(str) if src.ids else None
+    except (ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    if raw_labels.ndim != 1:
+        raise DataError(f"{path}: labels must be 1-D, got shape {list(raw_labels.shape)}")
+    if src.shape is not None:
+        try:
+            features = features.reshape(len(features), *src.shape)
+        except ValueError:
+            raise DataError(
+                f"{path}: features of shape {list(features.shape)} cannot be reshaped to"
+                f" items of shape {list(src.shape)}"
+            ) from None
+    image = src.shape is not None or features.ndim >= 3
+    if not image:
+        features = features.reshape(len(features), -1).astype(np.float64)
+    labels, names = _encode_labels(raw_labels, src.classes, str(path))
+    return Dataset(
+        features=features,
+        labels=labels,
+        ids=ids if ids is not None else _content_ids(features),
+        class_names=names,
+        kind=DataKind.IMAGE if image else DataKind.TABULAR,
+        origin=str(path),
+        flipped=np.empty(0, dtype=np.int64),
+    )
+
+
+def _load_csv(spec: DatasetSpec, src: CsvSource) -> Dataset:
+    import numpy as np
+
+    path = spec.resolve(src.path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: the file is empty; expected a header row")
+        wanted = [c for c in (src.label, src.id, *(src.features or ())) if c]
+        absent = [c for c in wanted if c not in header]
+        if absent:
+            raise DataError(f"{path}: no column {absent[0]!r}; columns: {', '.join(header)}")
+        columns = src.features or tuple(c for c in header if c not in (src.label, src.id))
+        where = [header.index(c) for c in columns]
+        rows: list[list[float]] = []
+        labels: list[str] = []
+        ids: list[str] = []
+        for line_no, record in enumerate(reader, start=2):
+            if len(record) != len(header):
+                raise DataError(
+                    f"{path}:{line_no}: {len(record)} fields, the header has {len(header)}"
+                )
+            try:
+                rows.append([float(record[i]) if record[i] != "" else np.nan for i in where])
+            except ValueError:
+                bad = next(
+                    c for c, i in zip(columns, where, strict=True) if not _is_float(record[i])
+                )
+                raise DataError(
+                    f"{path}:{line_no}: column {bad!r} is not a number: {record[header.index(bad)]!r}"
+                ) from None
+            labels.append(record[header.index(src.label)])
+            if src.id:
+                ids.append(record[header.index(src.id)])
+    features = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    encoded, names = _encode_labels(np.array(labels, dtype=str), src.classes, str(path))
+    return Dataset(
+        features=features,
+        labels=encoded,
+        ids=np.array(ids, dtype=str) if src.id else _content_ids(features),
+        class_names=names,
+        kind=DataKind.TABULAR,
+        origin=str(path),
+        flipped=np.empty(0, dtype=np.int64),
+        feature_names=tuple(columns),
+    )
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text == ""
+    return True
+
+
+def _load_sklearn(src: SklearnSource) -> Dataset:
+    import numpy as np
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{src.name.value}")()
+    target = np.asarray(bunch.target, dtype=np.int64)
+    names = tuple(str(n) for n in bunch.target_names)
+    return Dataset(
+        features=np.asarray(bunch.data, dtype=np.float64),
+        labels=target,
+        ids=np.array([f"{src.name.value}/{i}" for i in range(len(target))], dtype=str),
+        class_names=names,
+        kind=DataKind.TABULAR,
+        origin=f"sklearn.datasets.load_{src.name.value}()",
+        flipped=np.empty(0, dtype=np.int64),
+        feature_names=tuple(str(n) for n in getattr(bunch, "feature_names", ())),
+    )
+
+
+def _flip(data: Dataset, flips: Flips) -> Dataset:
+    """Move a share of the items to another class, uniformly; record which."""
+    import numpy as np
+
+    rng = np.random.default_rng(flips.seed)
+    n, k = len(data.labels), len(data.class_names)
+    chosen = np.sort(rng.choice(n, size=round(flips.rate * n), replace=False))
+    labels = data.labels.copy()
+    labels[chosen] = (labels[chosen] + rng.integers(1, k, size=len(chosen))) % k
+    return dataclasses.replace(data, labels=labels, flipped=chosen.astype(np.int64))

@@ -1,0 +1,571 @@
+"""Dataset specs: YAML files parsed into frozen dataclasses, validated with file, line and key.
+
+The dataclasses below are the single definition of the spec: the validator walks them, and the
+published JSON Schema (``labelquality.schema.json``) is generated from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import json
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from pytest_labelquality.errors import SpecError
+
+SPEC_SUFFIXES = (".labelquality.yaml", ".labelquality.yml")
+SCHEMA_FILE = Path(__file__).with_name("labelquality.schema.json")
+
+
+def is_spec_file(path: Path) -> bool:
+    """Whether a file name follows the namespaced spec pattern."""
+    return path.name.endswith(SPEC_SUFFIXES)
+
+
+def _doc(text: str, **extra: Any) -> dict[str, Any]:
+    return {"doc": text, **extra}
+
+
+class SklearnDataset(enum.StrEnum):
+    """scikit-learn's bundled datasets (no download)."""
+
+    DIGITS = "digits"
+    IRIS = "iris"
+    WINE = "wine"
+    BREAST_CANCER = "breast_cancer"
+
+
+class ModelName(enum.StrEnum):
+    """Built-in models."""
+
+    CNN = "cnn"
+    WALKTHROUGH_CNN = "walkthrough_cnn"
+    LOGISTIC_REGRESSION = "logistic_regression"
+    HIST_GRADIENT_BOOSTING = "hist_gradient_boosting"
+    RANDOM_FOREST = "random_forest"
+
+
+KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN})
+
+
+class RankedBy(enum.StrEnum):
+    """cleanlab's label-quality score used to rank suspects."""
+
+    NORMALIZED_MARGIN = "normalized_margin"
+    SELF_CONFIDENCE = "self_confidence"
+    CONFIDENCE_WEIGHTED_ENTROPY = "confidence_weighted_entropy"
+
+
+class FilterBy(enum.StrEnum):
+    """How suspects are chosen: ``estimate`` flags the lowest-scoring items, as many as the
+    estimated count; the others are cleanlab's ``find_label_issues`` filters."""
+
+    ESTIMATE = "estimate"
+    PRUNE_BY_NOISE_RATE = "prune_by_noise_rate"
+    PRUNE_BY_CLASS = "prune_by_class"
+    BOTH = "both"
+    CONFIDENT_LEARNING = "confident_learning"
+    PREDICTED_NEQ_GIVEN = "predicted_neq_given"
+
+
+class CountMethod(enum.StrEnum):
+    """cleanlab's ``num_label_issues`` estimator; ``auto`` calibrates below 4 classes."""
+
+    AUTO = "auto"
+    OFF_DIAGONAL = "off_diagonal"
+    OFF_DIAGONAL_CALIBRATED = "off_diagonal_calibrated"
+
+
+@dataclass(frozen=True)
+class Flips:
+    """Synthetic label flips for demos and calibration: each chosen item moves to another class,
+    uniformly at random. The flipped items are recorded in the results."""
+
+    rate: float = field(metadata=_doc("Share of items to flip.", minimum=0, exclusiveMaximum=1))
+    seed: int = field(default=0, metadata=_doc("Seed of the flips."))
+
+
+@dataclass(frozen=True)
+class QuickDrawSource:
+    """Per-class ``.npy`` files in Google's Quick, Draw! format: 2-D ``uint8``, one drawing per
+    row; the class name is the file name."""
+
+    FORMAT: ClassVar[str] = "quickdraw"
+    dir: str = field(metadata=_doc("Folder holding ``<class>.npy``, relative to the spec."))
+    classes: tuple[str, ...] = field(metadata=_doc("Class names (file stems).", minItems=2))
+    limit: int | None = field(
+        default=None, metadata=_doc("Use the first N drawings of each class.", minimum=1)
+    )
+    shape: tuple[int, ...] = field(default=(28, 28), metadata=_doc("Shape of one drawing."))
+    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
+
+
+@dataclass(frozen=True)
+class NpzSource:
+    """A ``.npz`` file with a feature array, a label array and optionally an id array."""
+
+    FORMAT: ClassVar[str] = "npz"
+    path: str = field(metadata=_doc("The ``.npz`` file, relative to the spec."))
+    features: str = field(default="x", metadata=_doc("Name of the feature array."))
+    labels: str = field(default="y", metadata=_doc("Name of the label array."))
+    ids: str | None = field(default=None, metadata=_doc("Name of an array of item ids."))
+    classes: tuple[str, ...] | None = field(
+        default=None, metadata=_doc("Class names; integer labels index into them.", minItems=2)
+    )
+    shape: tuple[int, ...] | None = field(
+        default=None, metadata=_doc("Reshape each row to this image shape (images).")
+    )
+    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """A CSV file with a header row: feature columns, a label column, optionally an id column."""
+
+    FORMAT: ClassVar[str] = "csv"
+    path: str = field(metadata=_doc("The CSV file, relative to the spec."))
+    label: str = field(metadata=_doc("Name of the label column."))
+    id: str | None = field(default=None, metadata=_doc("Name of the id column."))
+    features: tuple[str, ...] | None = field(
+        default=None, metadata=_doc("Feature columns (default: every other column).", minItems=1)
+    )
+    classes: tuple[str, ...] | None = field(
+        default=None, metadata=_doc("Class names (default: the labels found, sorted).", minItems=2)
+    )
+    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
+
+
+@dataclass(frozen=True)
+class SklearnSource:
+    """One of scikit-learn's bundled datasets, by name."""
+
+    FORMAT: ClassVar[str] = "sklearn"
+    name: SklearnDataset = field(metadata=_doc("Which dataset."))
+    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
+
+
+Source = QuickDrawSource | NpzSource | CsvSource | SklearnSource
+SOURCE_TYPES: tuple[type[Any], ...] = typing.get_args(Source)
+FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The classifier trained on each fold: a built-in ``name`` or a ``factory``.
+
+    The default is ``cnn`` for images and ``logistic_regression`` otherwise."""
+
+    name: ModelName | None = field(default=None, metadata=_doc("A built-in model."))
+    factory: str | None = field(
+        default=None,
+        metadata=_doc(
+            "``module:callable`` returning a Keras model or a scikit-learn estimator.",
+            pattern=FACTORY_PATTERN.pattern,
+        ),
+    )
+    epochs: int | None = field(default=None, metadata=_doc("Keras: training epochs.", minimum=1))
+    batch_size: int | None = field(default=None, metadata=_doc("Keras: batch size.", minimum=1))
+    learning_rate: float | None = field(
+        default=None, metadata=_doc("Keras: Adam's learning rate.", exclusiveMinimum=0)
+    )
+    params: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_doc("Keyword arguments for the estimator or the factory."),
+    )
+
+
+@dataclass(frozen=True)
+class CvSpec:
+    """Stratified K-fold cross-validation."""
+
+    folds: int = field(default=5, metadata=_doc("Number of folds.", minimum=2))
+    seed: int = field(default=0, metadata=_doc("Seed of the fold split and of training."))
+    jobs: int = field(
+        default=1,
+        metadata=_doc("Folds trained at once (scikit-learn models; joblib).", minimum=1),
+    )
+
+
+@dataclass(frozen=True)
+class DetectionSpec:
+    """How cleanlab finds suspects and counts them."""
+
+    ranked_by: RankedBy = field(
+        default=RankedBy.NORMALIZED_MARGIN, metadata=_doc("Label-quality score.")
+    )
+    filter_by: FilterBy = field(default=FilterBy.ESTIMATE, metadata=_doc("Suspect filter."))
+    count: CountMethod = field(default=CountMethod.AUTO, metadata=_doc("Noise-count estimator."))
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """When the test item fails."""
+
+    max_noise_rate: float = field(
+        metadata=_doc("Fail above this estimated share of wrong labels.", minimum=0, maximum=1)
+    )
+    max_class_noise_rate: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_doc("Per-class maxima, by class name.", minimum=0, maximum=1),
+    )
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset to check: becomes one test item."""
+
+    name: str = field(metadata=_doc("Name of the test item.", pattern=r"^[A-Za-z0-9_.\-]+$"))
+    source: Source = field(metadata=_doc("Where the items and labels come from."))
+    gate: GateSpec = field(metadata=_doc("Thresholds."))
+    model: ModelSpec = field(default_factory=ModelSpec, metadata=_doc("The classifier."))
+    cv: CvSpec = field(default_factory=CvSpec, metadata=_doc("Cross-validation."))
+    detection: DetectionSpec = field(default_factory=DetectionSpec, metadata=_doc("Detection."))
+    spec_path: Path = field(default=Path(), metadata={"yaml": False})
+    line: int = field(default=0, metadata={"yaml": False})
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder that relative paths in this dataset resolve against."""
+        return self.spec_path.parent
+
+    def resolve(self, relative: str) -> Path:
+        """A path of the spec, resolved against the spec's folder."""
+        return (self.base_dir / relative).resolve()
+
+    @property
+    def location(self) -> str:
+        """``file:line`` of the dataset's entry."""
+        return f"{self.spec_path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """A whole spec file."""
+
+    datasets: tuple[DatasetSpec, ...] = field(
+        metadata=_doc("The datasets of this file; each one becomes a test item.", minItems=1)
+    )
+
+
+# --- the validating walker -------------------------------------------------------------------
+
+
+def _yaml_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)]
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    return typing.get_type_hints(cls, vars(sys.modules[__name__]))
+
+
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (types.UnionType, typing.Union) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return True, rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]  # noqa: UP007
+    return False, tp
+
+
+class _Walker:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._loader = yaml.SafeLoader("")
+
+    def fail(self, node: yaml.Node, key: str, problem: str) -> SpecError:
+        return SpecError(self.path, node.start_mark.line + 1, key, problem)
+
+    def scalar(self, node: yaml.Node) -> Any:
+        return self._loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.Node, key: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, f"expected a mapping, got {self.describe(node)}")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for knode, vnode in node.value:
+            name = self.scalar(knode)
+            if not isinstance(name, str):
+                raise self.fail(knode, key, f"keys must be strings, got {name!r}")
+            if name in out:
+                raise self.fail(knode, _join(key, name), "duplicate key")
+            out[name] = (knode, vnode)
+        return out
+
+    def describe(self, node: yaml.Node) -> str:
+        if isinstance(node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(node, yaml.SequenceNode):
+            return "a list"
+        return repr(self.scalar(node))
+
+    def convert(self, node: yaml.Node, tp: Any, key: str, meta: dict[str, Any]) -> Any:
+        optional, tp = _is_optional(tp)
+        if optional and isinstance(node, yaml.ScalarNode) and self.scalar(node) is None:
+            return None
+        if tp is Source:
+            return self.source(node, key)
+        if dataclasses.is_dataclass(tp):
+            return self.dataclass(node, typing.cast(type[Any], tp), key)
+        origin = typing.get_origin(tp)
+        if origin is tuple:
+            if not isinstance(node, yaml.SequenceNode):
+                raise self.fail(node, key, f"expected a list, got {self.describe(node)}")
+            item_tp = typing.get_args(tp)[0]
+            items = tuple(
+                self.convert(n, item_tp, f"{key}[{i}]", {}) for i, n in enumerate(node.value)
+            )
+            if len(items) < meta.get("minItems", 0):
+                raise self.fail(node, key, f"expected at least {meta['minItems']} entries")
+            return items
+        if origin is dict:
+            value_tp = typing.get_args(tp)[1]
+            entries = self.mapping(node, key)
+            if value_tp is Any:
+                return {k: self.scalar(v) for k, (_, v) in entries.items()}
+            return {
+                k: self.convert(v, value_tp, _join(key, k), meta) for k, (_, v) in entries.items()
+            }
+        return self.leaf(node, tp, key, meta)
+
+    def leaf(self, node: yaml.Node, tp: Any, key: str, meta: dict[str, Any]) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, f"expected {_type_name(tp)}, got {self.describe(node)}")
+        value = self.scalar(node)
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            choices = [m.value for m in tp]
+            if value not in choices:
+                raise self.fail(
+                    node, key, f"{value!r} is not one of: {', '.join(map(str, choices))}"
+                )
+            return tp(value)
+        ok = (
+            (tp is bool and isinstance(value, bool))
+            or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+            or (tp is float and isinstance(value, int | float) and not isinstance(value, bool))
+            or (tp is str and isinstance(value, str))
+        )
+        if not ok:
+            raise self.fail(node, key, f"expected {_type_name(tp)}, got {value!r}")
+        if tp is float:
+            value = float(value)
+        bound = _check_bounds(value, meta)
+        if bound:
+            raise self.fail(node, key, f"{value!r} is out of range: must be {bound}")
+        pattern = meta.get("pattern")
+        if pattern and not re.match(pattern, value):
+            raise self.fail(node, key, f"{value!r} does not match {pattern}")
+        return value
+
+    def dataclass(self, node: yaml.Node, cls: type[Any], key: str, skip: str = "") -> Any:
+        entries = self.mapping(node, key)
+        fields = {f.name: f for f in _yaml_fields(cls)}
+        hints = _hints(cls)
+        for name, (knode, _) in entries.items():
+            if name not in fields and name != skip:
+                valid = sorted(fields)
+                close = difflib.get_close_matches(name, valid, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise self.fail(
+                    knode, _join(key, name), f"unknown key; {hint}valid keys: {', '.join(valid)}"
+                )
+        kwargs: dict[str, Any] = {}
+        for name, f in fields.items():
+            if name in entries:
+                kwargs[name] = self.convert(
+                    entries[name][1], hints[name], _join(key, name), dict(f.metadata)
+                )
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise self.fail(node, _join(key, name), "missing required key")
+        return cls(**kwargs)
+
+    def source(self, node: yaml.Node, key: str) -> Any:
+        entries = self.mapping(node, key)
+        formats = {cls.FORMAT: cls for cls in SOURCE_TYPES}
+        if "format" not in entries:
+            raise self.fail(
+                node, _join(key, "format"), f"missing required key; one of: {', '.join(formats)}"
+            )
+        fnode = entries["format"][1]
+        fmt = self.scalar(fnode)
+        if fmt not in formats:
+            raise self.fail(
+                fnode, _join(key, "format"), f"{fmt!r} is not one of: {', '.join(formats)}"
+            )
+        return self.dataclass(node, formats[fmt], key, skip="format")
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _type_name(tp: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _check_bounds(value: Any, meta: dict[str, Any]) -> str:
+    if not isinstance(value, int | float):
+        return ""
+    rules = [
+        ("minimum", lambda v, b: v >= b, ">= {}"),
+        ("exclusiveMinimum", lambda v, b: v > b, "> {}"),
+        ("maximum", lambda v, b: v <= b, "<= {}"),
+        ("exclusiveMaximum", lambda v, b: v < b, "< {}"),
+    ]
+    failed = [text.format(meta[name]) for name, ok, text in rules if name in meta]
+    if all(ok(value, meta[name]) for name, ok, _ in rules if name in meta):
+        return ""
+    return " and ".join(failed)
+
+
+# --- semantic checks -------------------------------------------------------------------------
+
+
+def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str) -> None:
+    def line_of(*path: str) -> yaml.Node:
+        """The node at ``path`` below the dataset, or the deepest one that exists."""
+        current = node
+        for name in path:
+            found = walker.mapping(current, key).get(name)
+            if found is None:
+                break
+            current = found[1]
+        return current
+
+    src = spec.source
+    if isinstance(src, QuickDrawSource):
+        folder = spec.resolve(src.dir)
+        if not folder.is_dir():
+            raise walker.fail(line_of("source", "dir"), f"{key}.source.dir", f"no folder {folder}")
+        missing = [c for c in src.classes if not (folder / f"{c}.npy").is_file()]
+        if missing:
+            raise walker.fail(
+                line_of("source", "classes"),
+                f"{key}.source.classes",
+                f"no file {folder / (missing[0] + '.npy')} for class {missing[0]!r}",
+            )
+        if len(src.shape) < 2:
+            raise walker.fail(
+                line_of("source", "shape"), f"{key}.source.shape", "an image has 2 or 3 dims"
+            )
+    elif isinstance(src, NpzSource | CsvSource) and not spec.resolve(src.path).is_file():
+        raise walker.fail(
+            line_of("source", "path"), f"{key}.source.path", f"no file {spec.resolve(src.path)}"
+        )
+    model = spec.model
+    if model.name is not None and model.factory is not None:
+        raise walker.fail(line_of("model"), f"{key}.model", "set name or factory, not both")
+    classes = getattr(src, "classes", None)
+    for cls_name in spec.gate.max_class_noise_rate:
+        if classes is not None and cls_name not in classes:
+            raise walker.fail(
+                line_of("gate", "max_class_noise_rate", cls_name),
+                f"{key}.gate.max_class_noise_rate.{cls_name}",
+                f"unknown class; classes: {', '.join(classes)}",
+            )
+
+
+def load_spec(path: Path) -> list[DatasetSpec]:
+    """Parse and validate a spec file; raises :class:`SpecError` naming file, line and key."""
+    walker = _Walker(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except OSError as exc:
+        raise SpecError(path, 1, "", f"cannot read: {exc.strerror or exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise SpecError(path, line, "", f"invalid YAML: {exc.problem}") from None
+    if root is None:
+        raise SpecError(path, 1, "datasets", "empty spec; expected a mapping with 'datasets'")
+    top = walker.dataclass(root, SpecFile, "")
+    nodes = walker.mapping(root, "")["datasets"][1].value
+    datasets: list[DatasetSpec] = []
+    seen: set[str] = set()
+    for i, (ds, node) in enumerate(zip(top.datasets, nodes, strict=True)):
+        key = f"datasets[{i}]"
+        if ds.name in seen:
+            raise walker.fail(node, f"{key}.name", f"duplicate dataset name {ds.name!r}")
+        seen.add(ds.name)
+        ds = dataclasses.replace(ds, spec_path=path, line=node.start_mark.line + 1)
+        _check_dataset(ds, walker, node, key)
+        datasets.append(ds)
+    return datasets
+
+
+# --- JSON Schema -----------------------------------------------------------------------------
+
+
+def _schema_of(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    optional, tp = _is_optional(tp)
+    if tp is Source:
+        out: dict[str, Any] = {"oneOf": [_object_schema(c) for c in SOURCE_TYPES]}
+    elif dataclasses.is_dataclass(tp):
+        out = _object_schema(typing.cast(type[Any], tp))
+    elif typing.get_origin(tp) is tuple:
+        out = {"type": "array", "items": _schema_of(typing.get_args(tp)[0], {})}
+        if "minItems" in meta:
+            out["minItems"] = meta["minItems"]
+    elif typing.get_origin(tp) is dict:
+        value_tp = typing.get_args(tp)[1]
+        extra = {} if value_tp is Any else {"additionalProperties": _schema_of(value_tp, meta)}
+        out = {"type": "object", **extra}
+    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+        out = {"enum": [m.value for m in tp]}
+    else:
+        kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
+        out = {"type": kinds[tp]}
+        for name in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern"):
+            if name in meta:
+                out[name] = meta[name]
+    if optional:
+        out = {"anyOf": [out, {"type": "null"}]}
+    if "doc" in meta:
+        out["description"] = meta["doc"]
+    return out
+
+
+def _object_schema(cls: type[Any]) -> dict[str, Any]:
+    hints = _hints(cls)
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    if hasattr(cls, "FORMAT"):
+        props["format"] = {"const": cls.FORMAT}
+        required.append("format")
+    for f in _yaml_fields(cls):
+        props[f.name] = _schema_of(hints[f.name], dict(f.metadata))
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.append(f.name)
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = required
+    if cls.__doc__:
+        out["description"] = " ".join(cls.__doc__.split())
+    return out
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec file, generated from the dataclasses above."""
+    schema = _object_schema(SpecFile)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "pytest-labelquality dataset spec",
+        **schema,
+    }
+
+
+def main() -> None:
+    """Print the JSON Schema (``python -m pytest_labelquality.spec``)."""
+    print(json.dumps(json_schema(), indent=2))
+
+
+if __name__ == "__main__":
+    main()
