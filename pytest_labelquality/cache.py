@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ def fingerprint(*parts: Any) -> str:
         if isinstance(part, np.ndarray):
             array = np.ascontiguousarray(part)
             digest.update(f"ndarray:{array.dtype.str}:{array.shape}".encode())
-            digest.update(memoryview(array).cast("B"))
+            digest.update(array.reshape(-1).view(np.uint8).data)
         elif isinstance(part, bytes):
             digest.update(b"bytes:" + part)
         else:
@@ -53,7 +54,7 @@ class ArrayCache:
 
         path = self.path(key)
         try:
-            with np.load(path, allow_pickle=False) as archive:
+            with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
                 return {name: archive[name] for name in archive.files}
         except FileNotFoundError:
             return None
@@ -70,7 +71,7 @@ class ArrayCache:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
+                typing.cast(Any, np.savez)(handle, **arrays)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -80,7 +80,7 @@ def out_of_fold(
             seconds[fold] = took
             cache.save(
                 fold_key(run_key, fold),
-                {"test": test, "probs": fold_probs, "seconds": np.float64(took)},
+                {"test": test, "probs": fold_probs, "seconds": np.array(took)},
             )
             acc = float(np.mean(fold_probs.argmax(axis=1) == data.labels[test]))
             progress(

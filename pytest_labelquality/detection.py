@@ -55,7 +55,7 @@ class Detection:
             suggested_prob=arrays["suggested_prob"],
             flagged=arrays["flagged"],
             method=meta["method"],
-            noise_rate_interval=tuple(meta["interval"]),  # type: ignore[arg-type]
+            noise_rate_interval=(float(meta["interval"][0]), float(meta["interval"][1])),
         )
 
 

@@ -28,7 +28,7 @@ KERAS_DEFAULTS: dict[ModelName, dict[str, Any]] = {
     ModelName.CNN: {"epochs": 8, "batch_size": 64, "learning_rate": 0.002},
     ModelName.WALKTHROUGH_CNN: {"epochs": 1, "batch_size": 128, "learning_rate": 0.001},
 }
-FACTORY_DEFAULTS = {"epochs": 5, "batch_size": 128, "learning_rate": 0.001}
+FACTORY_DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 128, "learning_rate": 0.001}
 
 
 @dataclass(frozen=True)
@@ -77,32 +77,18 @@ def _version(dist: str) -> str:
 
 def resolve_model(spec: ModelSpec, *, image: bool) -> ModelConfig:
     """Fill in the defaults: ``cnn`` for images, ``logistic_regression`` otherwise."""
-    if spec.factory:
-        settings = {
-            k: getattr(spec, k) if getattr(spec, k) is not None else v
-            for k, v in FACTORY_DEFAULTS.items()
-        }
-        return ModelConfig(
-            name="factory",
-            factory=spec.factory,
-            params=dict(spec.params),
-            factory_digest=_module_digest(spec.factory),
-            **settings,
-        )
     name = spec.name or (ModelName.CNN if image else ModelName.LOGISTIC_REGRESSION)
-    if name in KERAS_MODELS:
-        settings = {
-            k: getattr(spec, k) if getattr(spec, k) is not None else v
-            for k, v in KERAS_DEFAULTS[name].items()
-        }
-        return ModelConfig(name=name.value, factory=None, params=dict(spec.params), **settings)
+    if not spec.factory and name not in KERAS_MODELS:
+        return ModelConfig(name.value, None, None, None, None, dict(spec.params))
+    defaults = FACTORY_DEFAULTS if spec.factory else KERAS_DEFAULTS[name]
     return ModelConfig(
-        name=name.value,
-        factory=None,
-        epochs=None,
-        batch_size=None,
-        learning_rate=None,
+        name="factory" if spec.factory else name.value,
+        factory=spec.factory,
+        epochs=spec.epochs or int(defaults["epochs"]),
+        batch_size=spec.batch_size or int(defaults["batch_size"]),
+        learning_rate=spec.learning_rate or float(defaults["learning_rate"]),
         params=dict(spec.params),
+        factory_digest=_module_digest(spec.factory) if spec.factory else None,
     )
 
 
@@ -300,7 +286,8 @@ def _keras_fit_predict(
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    assert config.batch_size is not None and config.epochs is not None
+    assert config.batch_size is not None
+    assert config.epochs is not None
     num_classes = len(data.class_names)
     if model is None:
         assert config.learning_rate is not None

@@ -36,7 +36,9 @@ def png_data_uri(image: npt.NDArray[Any]) -> str:
     raw = b"".join(b"\x00" + row.tobytes() for row in rows)
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     png = (
         b"\x89PNG\r\n\x1a\n"

@@ -115,13 +115,14 @@ def _encode_labels(
     import numpy as np
 
     if classes is not None and np.issubdtype(raw.dtype, np.integer):
-        bad = np.unique(raw[(raw < 0) | (raw >= len(classes))])
+        ints = raw.astype(np.int64)
+        bad = np.unique(ints[(ints < 0) | (ints >= len(classes))])
         if len(bad):
             raise DataError(
                 f"{origin}: labels {', '.join(map(str, bad[:5].tolist()))} are outside the"
                 f" {len(classes)} declared classes (valid: 0..{len(classes) - 1})"
             )
-        return raw.astype(np.int64), classes
+        return ints, classes
     as_text = raw.astype(str)
     names = classes if classes is not None else tuple(_sorted_names(np.unique(as_text)))
     index = {name: i for i, name in enumerate(names)}
@@ -155,7 +156,7 @@ def _content_ids(features: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:
         digest = hashlib.blake2b(row.tobytes(), digest_size=8).hexdigest()
         seen[digest] += 1
         ids.append(digest if seen[digest] == 1 else f"{digest}~{seen[digest]}")
-    return np.array(ids, dtype=str)
+    return np.array(ids, dtype=np.str_)
 
 
 def _load_quickdraw(spec: DatasetSpec, src: QuickDrawSource) -> Dataset:
@@ -163,7 +164,8 @@ def _load_quickdraw(spec: DatasetSpec, src: QuickDrawSource) -> Dataset:
 
     folder = spec.resolve(src.dir)
     pixels = int(np.prod(src.shape))
-    parts, labels, ids = [], [], []
+    parts, labels = [], []
+    ids: list[str] = []
     for index, name in enumerate(src.classes):
         path = folder / f"{name}.npy"
         try:
@@ -182,7 +184,7 @@ def _load_quickdraw(spec: DatasetSpec, src: QuickDrawSource) -> Dataset:
     return Dataset(
         features=np.concatenate(parts),
         labels=np.concatenate(labels),
-        ids=np.array(ids, dtype=str),
+        ids=np.array(ids, dtype=np.str_),
         class_names=src.classes,
         kind=DataKind.IMAGE,
         origin=str(folder),
@@ -257,21 +259,19 @@ def _load_csv(spec: DatasetSpec, src: CsvSource) -> Dataset:
             try:
                 rows.append([float(record[i]) if record[i] != "" else np.nan for i in where])
             except ValueError:
-                bad = next(
-                    c for c, i in zip(columns, where, strict=True) if not _is_float(record[i])
-                )
+                bad = next(i for i in where if not _is_float(record[i]))
                 raise DataError(
-                    f"{path}:{line_no}: column {bad!r} is not a number: {record[header.index(bad)]!r}"
+                    f"{path}:{line_no}: column {header[bad]!r} is not a number: {record[bad]!r}"
                 ) from None
             labels.append(record[header.index(src.label)])
             if src.id:
                 ids.append(record[header.index(src.id)])
     features = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
-    encoded, names = _encode_labels(np.array(labels, dtype=str), src.classes, str(path))
+    encoded, names = _encode_labels(np.array(labels, dtype=np.str_), src.classes, str(path))
     return Dataset(
         features=features,
         labels=encoded,
-        ids=np.array(ids, dtype=str) if src.id else _content_ids(features),
+        ids=np.array(ids, dtype=np.str_) if src.id else _content_ids(features),
         class_names=names,
         kind=DataKind.TABULAR,
         origin=str(path),
@@ -298,7 +298,7 @@ def _load_sklearn(src: SklearnSource) -> Dataset:
     return Dataset(
         features=np.asarray(bunch.data, dtype=np.float64),
         labels=target,
-        ids=np.array([f"{src.name.value}/{i}" for i in range(len(target))], dtype=str),
+        ids=np.array([f"{src.name.value}/{i}" for i in range(len(target))], dtype=np.str_),
         class_names=names,
         kind=DataKind.TABULAR,
         origin=f"sklearn.datasets.load_{src.name.value}()",

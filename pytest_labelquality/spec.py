@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import enum
 import json
+import operator
 import re
 import sys
 import types
@@ -353,7 +354,8 @@ class _Walker:
             or (tp is str and isinstance(value, str))
         )
         if not ok:
-            raise self.fail(node, key, f"expected {_type_name(tp)}, got {value!r}")
+            hint = f" (quote it: '{node.value}')" if tp is str and value is not None else ""
+            raise self.fail(node, key, f"expected {_type_name(tp)}, got {value!r}{hint}")
         if tp is float:
             value = float(value)
         bound = _check_bounds(value, meta)
@@ -415,10 +417,10 @@ def _check_bounds(value: Any, meta: dict[str, Any]) -> str:
     if not isinstance(value, int | float):
         return ""
     rules = [
-        ("minimum", lambda v, b: v >= b, ">= {}"),
-        ("exclusiveMinimum", lambda v, b: v > b, "> {}"),
-        ("maximum", lambda v, b: v <= b, "<= {}"),
-        ("exclusiveMaximum", lambda v, b: v < b, "< {}"),
+        ("minimum", operator.ge, ">= {}"),
+        ("exclusiveMinimum", operator.gt, "> {}"),
+        ("maximum", operator.le, "<= {}"),
+        ("exclusiveMaximum", operator.lt, "< {}"),
     ]
     failed = [text.format(meta[name]) for name, ok, text in rules if name in meta]
     if all(ok(value, meta[name]) for name, ok, _ in rules if name in meta):
