@@ -8,8 +8,10 @@ import importlib.metadata
 import importlib.util
 import inspect
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
@@ -42,6 +44,7 @@ class ModelConfig:
     learning_rate: float | None
     params: dict[str, Any] = field(default_factory=dict)
     factory_digest: str | None = None
+    factory_dir: str | None = None
 
     @property
     def is_keras(self) -> bool:
@@ -75,8 +78,10 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-def resolve_model(spec: ModelSpec, *, image: bool) -> ModelConfig:
-    """Fill in the defaults: ``cnn`` for images, ``logistic_regression`` otherwise."""
+def resolve_model(spec: ModelSpec, *, image: bool, spec_dir: Path) -> ModelConfig:
+    """Fill in the defaults: ``cnn`` for images, ``logistic_regression`` otherwise.
+
+    A factory's module is looked up on ``sys.path`` and in the spec's folder."""
     name = spec.name or (ModelName.CNN if image else ModelName.LOGISTIC_REGRESSION)
     if not spec.factory and name not in KERAS_MODELS:
         return ModelConfig(name.value, None, None, None, None, dict(spec.params))
@@ -88,14 +93,22 @@ def resolve_model(spec: ModelSpec, *, image: bool) -> ModelConfig:
         batch_size=spec.batch_size or int(defaults["batch_size"]),
         learning_rate=spec.learning_rate or float(defaults["learning_rate"]),
         params=dict(spec.params),
-        factory_digest=_module_digest(spec.factory) if spec.factory else None,
+        factory_digest=_module_digest(spec.factory, spec_dir) if spec.factory else None,
+        factory_dir=str(spec_dir) if spec.factory else None,
     )
 
 
-def _module_digest(factory: str) -> str:
+def _importable_from(folder: str | Path) -> None:
+    """Let modules beside the spec be imported (appended: installed packages win)."""
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+
+
+def _module_digest(factory: str, spec_dir: Path) -> str:
     """A digest of the factory module's source, so editing it misses the cache."""
     from pytest_labelquality.cache import fingerprint
 
+    _importable_from(spec_dir)
     module = factory.split(":")[0]
     try:
         found = importlib.util.find_spec(module)
@@ -137,6 +150,8 @@ def fit_predict(
 def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
     assert config.factory is not None
     module_name, attr = config.factory.split(":")
+    if config.factory_dir:
+        _importable_from(config.factory_dir)
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:

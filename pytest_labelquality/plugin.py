@@ -117,11 +117,11 @@ def _resolve_settings(config: pytest.Config) -> Settings:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not parent.config.stash[settings_key].enabled:
+        return None
     from pytest_labelquality.spec import is_spec_file
 
-    if parent.config.stash[settings_key].enabled and is_spec_file(file_path):
-        return SpecFile.from_parent(parent, path=file_path)
-    return None
+    return SpecFile.from_parent(parent, path=file_path) if is_spec_file(file_path) else None
 
 
 class SpecFile(pytest.File):

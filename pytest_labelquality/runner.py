@@ -36,7 +36,7 @@ def check_dataset(spec: DatasetSpec, *, cache_dir: Path, progress: Progress) -> 
     data = load_dataset(spec)
     check_folds(data, spec.cv.folds)
     loaded = time.perf_counter()
-    config = resolve_model(spec.model, image=data.kind is DataKind.IMAGE)
+    config = resolve_model(spec.model, image=data.kind is DataKind.IMAGE, spec_dir=spec.base_dir)
     run_key = fingerprint(
         "run",
         data.features,

@@ -1,0 +1,268 @@
+"""The plugin end to end, through pytest in a subprocess: items, verdicts, files, cache, imports."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+HEAVY = ("cleanlab", "sklearn", "tensorflow", "keras", "scipy", "pandas")
+
+IMPORT_PROBE = """
+import json, sys
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):
+        return
+    with open("imported.json", "w") as handle:
+        json.dump(sorted({name.split(".")[0] for name in sys.modules}), handle)
+"""
+
+
+def write_iris(
+    path: Path, *, flip_rows: tuple[int, ...] = (), relabel: dict[int, int] | None = None
+) -> None:
+    """Iris as an .npz with ids; optionally flip some labels to the next class."""
+    x, y = load_iris(return_X_y=True)
+    y = y.copy()
+    for row in flip_rows:
+        y[row] = (y[row] + 1) % 3
+    for row, label in (relabel or {}).items():
+        y[row] = label
+    np.savez(path, x=x, y=y, ids=np.array([f"iris-{i}" for i in range(len(y))]))
+
+
+SPEC = """\
+datasets:
+  - name: iris-clean
+    source: {format: npz, path: iris.npz, ids: ids, classes: [setosa, versicolor, virginica]}
+    model: {name: logistic_regression}
+    gate: {max_noise_rate: 0.08}
+
+  - name: iris-noisy
+    source: {format: npz, path: noisy.npz, ids: ids, classes: [setosa, versicolor, virginica]}
+    model: {name: logistic_regression}
+    gate: {max_noise_rate: 0.08}
+"""
+
+NOISY_ROWS = tuple(range(0, 150, 7))  # 22 of 150 labels moved to the next class
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    write_iris(pytester.path / "iris.npz")
+    write_iris(pytester.path / "noisy.npz", flip_rows=NOISY_ROWS)
+    pytester.makefile(".labelquality.yaml", data=SPEC)
+    pytester.makeconftest(IMPORT_PROBE)
+    return pytester
+
+
+def results(pytester: pytest.Pytester) -> dict[str, Any]:
+    path = pytester.path / "label-quality-report" / "label-quality.json"
+    document: dict[str, Any] = json.loads(path.read_text())
+    return {r["name"]: r for r in document["datasets"]}
+
+
+def imported(pytester: pytest.Pytester) -> set[str]:
+    return set(json.loads((pytester.path / "imported.json").read_text()))
+
+
+def test_clean_passes_noisy_fails_with_a_paragraph_not_a_traceback(
+    project: pytest.Pytester,
+) -> None:
+    run = project.runpytest_subprocess("--label-quality")
+    run.assert_outcomes(passed=1, failed=1)
+    assert run.ret == pytest.ExitCode.TESTS_FAILED
+    out = run.stdout.str()
+    assert "Traceback" not in out
+    run.stdout.fnmatch_lines(
+        [
+            "*label quality: iris-noisy*",
+            "estimated label noise *% (* of 150, 95% interval *) exceeds max_noise_rate 8.0%"
+            " for 'iris-noisy' (*data.labelquality.yaml:7). Most suspect: iris-*"
+            "Review the suspects in *label-quality-report*label-quality.json*",
+            "*= label quality =*",
+            "dataset * items * classes * noise * max * verdict * cache * seconds",
+            "iris-clean * 150 * 3 * PASS * miss *",
+            "iris-noisy * 150 * 3 * FAIL * miss *",
+            "label-quality results: *label-quality.json",
+            "FAILED data.labelquality.yaml::iris-noisy - estimated label noise*",
+        ]
+    )
+    run.stdout.fnmatch_lines(["*fold 5/5: trained on 120 items in *s; accuracy on its 30*"])
+    found = results(project)
+    noisy = found["iris-noisy"]
+    assert noisy["gate"]["passed"] is False
+    assert noisy["items"] == 150
+    assert noisy["classes"] == ["setosa", "versicolor", "virginica"]
+    assert noisy["noise"]["count"] == len(noisy["flagged"])
+    assert noisy["noise"]["method"]["count"] == "off_diagonal_calibrated"
+    assert noisy["spec"]["line"] == 7
+    assert noisy["cv"] == {"folds": 5, "seed": 0, "jobs": 1}
+    assert noisy["cache"]["status"] == "miss"
+    assert set(noisy["versions"]) >= {"cleanlab", "scikit-learn", "numpy", "pytest-labelquality"}
+    flagged_ids = {item["id"] for item in noisy["flagged"]}
+    planted = {f"iris-{row}" for row in NOISY_ROWS}
+    assert len(flagged_ids & planted) >= 0.7 * len(planted)
+    assert [item["rank"] for item in noisy["flagged"]] == list(range(1, len(flagged_ids) + 1))
+    assert found["iris-clean"]["gate"]["passed"] is True
+
+
+def test_warm_rerun_trains_nothing_imports_nothing_heavy_and_agrees(
+    project: pytest.Pytester,
+) -> None:
+    project.runpytest_subprocess("--label-quality").assert_outcomes(passed=1, failed=1)
+    cold = results(project)
+    warm_run = project.runpytest_subprocess("--label-quality")
+    warm_run.assert_outcomes(passed=1, failed=1)
+    warm_run.stdout.fnmatch_lines(["*iris-clean: cache hit, nothing to train*"])
+    assert "training" not in warm_run.stdout.str()
+    warm = results(project)
+    for name in cold:
+        assert warm[name]["cache"]["status"] == "hit"
+        assert warm[name]["noise"] == cold[name]["noise"]
+        assert warm[name]["flagged"] == cold[name]["flagged"]
+    assert not imported(project) & set(HEAVY)
+
+
+def test_changing_one_label_misses_the_cache(project: pytest.Pytester) -> None:
+    project.runpytest_subprocess("--label-quality", "-k", "clean").assert_outcomes(passed=1)
+    write_iris(project.path / "iris.npz", relabel={3: 2})
+    run = project.runpytest_subprocess("--label-quality", "-k", "clean")
+    run.assert_outcomes(passed=1)
+    assert results(project)["iris-clean"]["cache"]["status"] == "miss"
+
+
+def test_interrupted_run_resumes_from_finished_folds(project: pytest.Pytester) -> None:
+    cache = project.path / "cache"
+    project.runpytest_subprocess(
+        "--label-quality", "-k", "clean", f"--label-quality-cache-dir={cache}"
+    ).assert_outcomes(passed=1)
+    entries = sorted(cache.rglob("*.npz"))
+    assert len(entries) == 6  # five folds and the detection
+    detection = max(entries, key=lambda p: p.stat().st_size)
+    detection.unlink()
+    entries[0].unlink() if entries[0] != detection else entries[1].unlink()
+    run = project.runpytest_subprocess(
+        "--label-quality", "-k", "clean", f"--label-quality-cache-dir={cache}"
+    )
+    run.assert_outcomes(passed=1)
+    run.stdout.fnmatch_lines(["*4 of 5 folds from the cache*"])
+    assert results(project)["iris-clean"]["cache"]["status"] == "partial"
+
+
+def test_without_the_flag_specs_are_not_collected_and_nothing_heavy_loads(
+    project: pytest.Pytester,
+) -> None:
+    run = project.runpytest_subprocess("--co")
+    assert run.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert imported(project) & {*HEAVY, "numpy", "yaml", "jinja2"} == set()
+    assert not (project.path / ".pytest_cache" / "d" / "label-quality").exists()
+    assert not (project.path / "label-quality-report").exists()
+
+
+def test_ini_turns_it_on_and_the_cache_dir_follows_the_environment(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    project.makeini("[pytest]\nlabel_quality = true\n")
+    env_cache = tmp_path / "ci-cache"
+    os.environ["LABEL_QUALITY_CACHE_DIR"] = str(env_cache)
+    try:
+        run = project.runpytest_subprocess("-k", "clean", "-p", "no:cacheprovider")
+    finally:
+        del os.environ["LABEL_QUALITY_CACHE_DIR"]
+    run.assert_outcomes(passed=1)
+    assert len(list(env_cache.rglob("*.npz"))) == 6
+    assert results(project)["iris-clean"]["cache"]["dir"] == str(env_cache)
+
+
+def test_xdist_controller_writes_every_dataset(project: pytest.Pytester) -> None:
+    run = project.runpytest_subprocess("--label-quality", "-n", "2")
+    run.assert_outcomes(passed=1, failed=1)
+    run.stdout.fnmatch_lines(["iris-clean * PASS *", "iris-noisy * FAIL *"])
+    assert set(results(project)) == {"iris-clean", "iris-noisy"}
+
+
+def test_junit_xml_carries_the_figures(project: pytest.Pytester) -> None:
+    project.runpytest_subprocess("--label-quality", "--junitxml=junit.xml", "-k", "noisy")
+    xml = (project.path / "junit.xml").read_text()
+    assert 'name="label_quality_noise_rate"' in xml
+    assert 'name="label_quality_max_noise_rate" value="0.08"' in xml
+
+
+def test_json_path_option(project: pytest.Pytester) -> None:
+    run = project.runpytest_subprocess(
+        "--label-quality", "-k", "clean", "--label-quality-json=out/lq.json"
+    )
+    run.assert_outcomes(passed=1)
+    document = json.loads((project.path / "out" / "lq.json").read_text())
+    assert [d["name"] for d in document["datasets"]] == ["iris-clean"]
+    assert document["passed"] is True
+
+
+def test_a_bad_spec_is_a_collection_error_naming_file_line_and_key(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(
+        ".labelquality.yaml",
+        bad="datasets:\n  - name: d\n    source: {format: sklearn, name: iris}\n"
+        "    gate: {max_noise_rate: 0.1, per_class: {}}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality")
+    assert run.ret == pytest.ExitCode.INTERRUPTED
+    assert (
+        "bad.labelquality.yaml:4: datasets[0].gate.per_class: unknown key;"
+        " valid keys: max_class_noise_rate, max_noise_rate"
+    ) in run.stdout.str()
+    assert "Traceback" not in run.stdout.str()
+
+
+def test_unusable_data_fails_its_item_with_the_file_and_the_problem(
+    pytester: pytest.Pytester,
+) -> None:
+    np.savez(pytester.path / "d.npz", x=np.zeros((20, 2)), y=np.array([0, 1] * 9 + [0, 7]))
+    pytester.makefile(
+        ".labelquality.yaml",
+        data="datasets:\n  - name: d\n    source: {format: npz, path: d.npz, classes: [a, b]}\n"
+        "    gate: {max_noise_rate: 0.1}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality")
+    run.assert_outcomes(failed=1)
+    run.stdout.fnmatch_lines(
+        [
+            "*data.labelquality.yaml:2: dataset 'd': *d.npz: labels 7 are outside the 2"
+            " declared classes (valid: 0..1)"
+        ]
+    )
+    assert "Traceback" not in run.stdout.str()
+
+
+def test_a_factory_next_to_the_spec(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        my_models="""
+from sklearn.neighbors import KNeighborsClassifier
+
+def knn(num_classes, n_neighbors=5):
+    assert num_classes == 3
+    return KNeighborsClassifier(n_neighbors=n_neighbors)
+"""
+    )
+    write_iris(pytester.path / "iris.npz")
+    pytester.makefile(
+        ".labelquality.yaml",
+        data="datasets:\n  - name: knn\n    source: {format: npz, path: iris.npz}\n"
+        "    model: {factory: 'my_models:knn', params: {n_neighbors: 7}}\n"
+        "    gate: {max_noise_rate: 0.1}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality")
+    run.assert_outcomes(passed=1)
+    result = results(pytester)["knn"]
+    assert result["model"] == {
+        "name": "factory", "factory": "my_models:knn", "params": {"n_neighbors": 7},
+        "epochs": 5, "batch_size": 128, "learning_rate": 0.001,
+    }
