@@ -105,9 +105,7 @@ def test_detection_survives_the_cache_round_trip() -> None:
 def test_per_class_maxima() -> None:
     labels = np.array([0] * 10 + [1] * 10)
     flagged = np.array([10, 11, 12, 0])
-    verdict = decide(
-        labels, flagged, ("cat", "dog"), GateSpec(0.5, {"dog": 0.2}), origin="spec:3"
-    )
+    verdict = decide(labels, flagged, ("cat", "dog"), GateSpec(0.5, {"dog": 0.2}), origin="spec:3")
     assert verdict.noise_rate == 0.2
     assert [c.name for c in verdict.failing_classes] == ["dog"]
     assert not verdict.passed

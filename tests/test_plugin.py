@@ -263,6 +263,10 @@ def knn(num_classes, n_neighbors=5):
     run.assert_outcomes(passed=1)
     result = results(pytester)["knn"]
     assert result["model"] == {
-        "name": "factory", "factory": "my_models:knn", "params": {"n_neighbors": 7},
-        "epochs": 5, "batch_size": 128, "learning_rate": 0.001,
+        "name": "factory",
+        "factory": "my_models:knn",
+        "params": {"n_neighbors": 7},
+        "epochs": 5,
+        "batch_size": 128,
+        "learning_rate": 0.001,
     }

@@ -9,10 +9,10 @@ import pytest
 
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.sources import DataKind, check_folds, load_dataset
-from pytest_labelquality.spec import load_spec
+from pytest_labelquality.spec import DatasetSpec, load_spec
 
 
-def dataset_spec(tmp_path: Path, source: str, gate: str = "{max_noise_rate: 0.1}"):  # type: ignore[no-untyped-def]
+def dataset_spec(tmp_path: Path, source: str, gate: str = "{max_noise_rate: 0.1}") -> DatasetSpec:
     path = tmp_path / "d.labelquality.yaml"
     path.write_text(f"datasets:\n  - name: d\n    source: {source}\n    gate: {gate}\n")
     return load_spec(path)[0]
@@ -32,9 +32,7 @@ def test_quickdraw_limit_ids_and_shape(tmp_path: Path) -> None:
     assert data.ids[:2].tolist() == ["dog/0", "dog/1"]
     assert data.ids[7] == "cat/0"
     assert data.kind is DataKind.IMAGE
-    np.testing.assert_array_equal(
-        data.features[8].ravel(), np.load(tmp_path / "cat.npy")[1]
-    )
+    np.testing.assert_array_equal(data.features[8].ravel(), np.load(tmp_path / "cat.npy")[1])
 
 
 def test_quickdraw_wrong_width_names_the_file(tmp_path: Path) -> None:
@@ -141,6 +139,8 @@ def test_a_class_smaller_than_the_folds(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids(tmp_path: Path) -> None:
-    np.savez(tmp_path / "d.npz", x=np.zeros((3, 1)), y=np.array([0, 1, 0]), i=np.array(["a", "b", "a"]))
-    with pytest.raises(DataError, match="duplicate item ids, e.g. a"):
+    np.savez(
+        tmp_path / "d.npz", x=np.zeros((3, 1)), y=np.array([0, 1, 0]), i=np.array(["a", "b", "a"])
+    )
+    with pytest.raises(DataError, match=r"duplicate item ids, e\.g\. a"):
         load_dataset(dataset_spec(tmp_path, "{format: npz, path: d.npz, ids: i}"))

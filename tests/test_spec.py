@@ -220,7 +220,14 @@ def test_schema_accepts_the_examples_and_rejects_a_typo() -> None:
     assert examples
     for path in examples:
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
-    bad = {"datasets": [{"name": "d", "source": {"format": "sklearn", "name": "iris"},
-                         "gate": {"max_noise_rate": 0.1, "max_noise": 1}}]}
+    bad = {
+        "datasets": [
+            {
+                "name": "d",
+                "source": {"format": "sklearn", "name": "iris"},
+                "gate": {"max_noise_rate": 0.1, "max_noise": 1},
+            }
+        ]
+    }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
