@@ -374,12 +374,26 @@ def _suspect_view(
     features = preview.get("features")
     if isinstance(features, dict):
         pairs = [(str(k), _num(v)) for k, v in features.items()]
-        view["features"] = pairs[:INLINE_FEATURES]
-        view["more_features"] = pairs if len(pairs) > INLINE_FEATURES else None
+        if len(pairs) > INLINE_FEATURES:
+            view["features"] = [pairs[i] for i in _largest(list(features.values()))]
+            view["more_features"] = pairs
+        else:
+            view["features"] = pairs
     text = preview.get("text")
     if isinstance(text, str):
         view["text"] = text if len(text) <= TEXT_SNIPPET else text[:TEXT_SNIPPET].rstrip() + "…"
     return view
+
+
+def _largest(values: list[Any]) -> list[int]:
+    """Positions of the :data:`INLINE_FEATURES` values of largest magnitude, largest first."""
+
+    def magnitude(i: int) -> float:
+        value = values[i]
+        number = abs(value) if isinstance(value, int | float) else 0.0
+        return number if number == number else 0.0
+
+    return sorted(range(len(values)), key=lambda i: (-magnitude(i), i))[:INLINE_FEATURES]
 
 
 def _provenance(result: dict[str, Any]) -> list[tuple[str, str]]:

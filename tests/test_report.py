@@ -239,7 +239,8 @@ def test_tabular_preview_shows_a_few_values_and_the_rest_collapsed() -> None:
     html = render_html(make_document(make_result(preview="features")))
     first = html[html.index('data-rank="1"') : html.index('data-rank="2"')]
     inline = first[: first.index("<details>")]
-    assert re.findall(r"<dt[^>]*>(f\d+)</dt>", inline) == [f"f{i}" for i in range(6)]
+    assert re.findall(r"<dt[^>]*>(f\d+)</dt>", inline) == [f"f{i}" for i in range(63, 57, -1)]
+    assert "largest 6 of 64 values" in inline
     assert "<summary>all 64 features</summary>" in first
     assert '<dt title="f63">f63</dt><dd>15.75</dd>' in first
     assert "<img" not in first
