@@ -326,7 +326,13 @@ def _keras_fit_predict(
         return ds.prefetch(tf.data.AUTOTUNE)
 
     callbacks = [_EpochProgress(progress, config.epochs)] if progress else []
-    model.fit(batches(train, shuffle=True), epochs=config.epochs, verbose=0, callbacks=callbacks)
+    model.fit(
+        batches(train, shuffle=True),
+        epochs=config.epochs,
+        shuffle=False,  # the dataset reshuffles itself each epoch
+        verbose=0,
+        callbacks=callbacks,
+    )
     probs = np.asarray(model.predict(batches(test, shuffle=False), verbose=0), dtype=np.float32)
     if probs.shape != (len(test), num_classes):
         raise ModelError(

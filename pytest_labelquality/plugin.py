@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 CACHE_ENV = "LABEL_QUALITY_CACHE_DIR"
 DEFAULT_JSON = "label-quality-report/label-quality.json"
+DEFAULT_HTML = "label-quality-report/index.html"
+DEFAULT_MAX_SUSPECTS = 100
 
 
 class LabelQualityWarning(pytest.PytestWarning):
@@ -36,6 +38,9 @@ class Settings:
     enabled: bool
     cache_dir: Path
     json_path: Path
+    html_path: Path
+    markdown_path: Path | None
+    max_suspects: int
 
 
 settings_key = pytest.StashKey[Settings]()
@@ -45,6 +50,16 @@ def _path_option(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("must be a non-empty path")
     return value
+
+
+def _count_option(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,9 +84,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help=f"results file (default: {DEFAULT_JSON}; ini label_quality_json).",
     )
+    group.addoption(
+        "--label-quality-html",
+        type=_path_option,
+        metavar="PATH",
+        help=f"HTML report (default: {DEFAULT_HTML}; ini label_quality_html).",
+    )
+    group.addoption(
+        "--label-quality-markdown",
+        type=_path_option,
+        metavar="PATH",
+        help="also write the Markdown summary here, e.g. for a pull-request comment (default:"
+        " none; $GITHUB_STEP_SUMMARY gets it when set; ini label_quality_markdown).",
+    )
+    group.addoption(
+        "--label-quality-max-suspects",
+        type=_count_option,
+        metavar="N",
+        help=f"suspect items shown per dataset in the HTML report (default:"
+        f" {DEFAULT_MAX_SUSPECTS}; ini label_quality_max_suspects).",
+    )
     parser.addini("label_quality", "run label-quality checks (default: false)", type="bool")
     parser.addini("label_quality_cache_dir", "cache of out-of-fold predictions", default="")
     parser.addini("label_quality_json", f"results file (default: {DEFAULT_JSON})", default="")
+    parser.addini("label_quality_html", f"HTML report (default: {DEFAULT_HTML})", default="")
+    parser.addini("label_quality_markdown", "Markdown summary file (default: none)", default="")
+    parser.addini(
+        "label_quality_max_suspects",
+        f"suspects shown per dataset (default: {DEFAULT_MAX_SUSPECTS})",
+        default=str(DEFAULT_MAX_SUSPECTS),
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,6 +137,8 @@ def _resolve_settings(config: pytest.Config) -> Settings:
             return Path(env)
         return root / ini if ini else default
 
+    cli_markdown = config.getoption("label_quality_markdown")
+    ini_markdown = config.getini("label_quality_markdown")
     try:
         cache_root = root / str(config.getini("cache_dir"))
     except ValueError:  # the cacheprovider plugin is disabled; keep its usual place
@@ -113,7 +157,27 @@ def _resolve_settings(config: pytest.Config) -> Settings:
             config.getini("label_quality_json"),
             root / DEFAULT_JSON,
         ),
+        html_path=pick(
+            config.getoption("label_quality_html"),
+            None,
+            config.getini("label_quality_html"),
+            root / DEFAULT_HTML,
+        ),
+        markdown_path=pick(cli_markdown, None, ini_markdown, root)
+        if cli_markdown or ini_markdown
+        else None,
+        max_suspects=_max_suspects(config),
     )
+
+
+def _max_suspects(config: pytest.Config) -> int:
+    option = config.getoption("label_quality_max_suspects")
+    if option is not None:
+        return int(option)
+    try:
+        return _count_option(str(config.getini("label_quality_max_suspects")))
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"ini label_quality_max_suspects {exc}") from None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -228,11 +292,19 @@ class Controller:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_labelquality.results import results_document, write_json
+        from pytest_labelquality.results import write_outputs
 
         if hasattr(self.config, "workerinput") or not self.results:
             return
-        write_json(self.settings.json_path, results_document(self.results))
+        write_outputs(
+            self.results,
+            json_path=self.settings.json_path,
+            html_path=self.settings.html_path,
+            markdown_path=self.settings.markdown_path,
+            step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
+            max_suspects=self.settings.max_suspects,
+            repository=self.config.rootpath,
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from pytest_labelquality.results import format_table, summary_row
@@ -247,3 +319,4 @@ class Controller:
             passed = row["verdict"] == "PASS"
             terminalreporter.write_line(line, green=passed, red=not passed)
         terminalreporter.write_line(f"label-quality results: {self.settings.json_path}")
+        terminalreporter.write_line(f"label-quality report: {self.settings.html_path.as_uri()}")

@@ -19,8 +19,9 @@ PREVIEW_LIMIT = 200
 def png_data_uri(image: npt.NDArray[Any]) -> str:
     """A grayscale (H, W) or RGB (H, W, 3) image as a ``data:image/png;base64,...`` URI.
 
-    Pixels are written as they are (no resampling); the report scales them up with
-    ``image-rendering: pixelated`` so a 28x28 drawing stays sharp.
+    Pixels are not resampled; the report scales them up with ``image-rendering: pixelated`` so a
+    28x28 drawing stays sharp. Grayscale follows the ink convention of Quick, Draw!, MNIST and
+    scikit-learn's digits (0 = background) and is drawn dark on light.
     """
     import numpy as np
 
@@ -32,6 +33,8 @@ def png_data_uri(image: npt.NDArray[Any]) -> str:
         pixels = ((pixels - low) / ((high - low) or 1.0) * 255).round().astype(np.uint8)
     height, width = pixels.shape[:2]
     color = 2 if pixels.ndim == 3 else 0
+    if pixels.ndim == 2:
+        pixels = 255 - pixels
     rows = pixels.reshape(height, -1)
     raw = b"".join(b"\x00" + row.tobytes() for row in rows)
 
@@ -56,6 +59,8 @@ def preview(data: Dataset, index: int) -> dict[str, Any]:
     row = data.features[index]
     if data.kind is DataKind.IMAGE:
         return {"image": png_data_uri(row)}
+    if data.image_shape is not None:  # tabular rows that are images, like sklearn's digits
+        return {"image": png_data_uri(row.reshape(data.image_shape))}
     names = data.feature_names or tuple(f"x{i}" for i in range(row.size))
     return {"features": {n: round(float(v), 6) for n, v in zip(names, row.ravel(), strict=True)}}
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -91,14 +89,40 @@ def results_document(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write atomically, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the results file atomically, so a reader never sees half a file."""
+    from pytest_labelquality.report import write_text_atomic
+
+    write_text_atomic(path, json.dumps(document, indent=1) + "\n")
+
+
+def write_outputs(
+    results: list[dict[str, Any]],
+    *,
+    json_path: Path,
+    html_path: Path,
+    markdown_path: Path | None,
+    step_summary: str | None,
+    max_suspects: int,
+    repository: Path,
+) -> None:
+    """Write the JSON, the HTML report and the Markdown summary (to a file, and appended to
+    GitHub's ``$GITHUB_STEP_SUMMARY`` when set)."""
+    from pytest_labelquality.report import (
+        git_commit,
+        render_html,
+        render_markdown,
+        write_text_atomic,
+    )
+
+    document = results_document(results)
+    write_json(json_path, document)
+    html = render_html(document, max_suspects=max_suspects, git_commit=git_commit(repository))
+    write_text_atomic(html_path, html)
+    if markdown_path is None and not step_summary:
+        return
+    markdown = render_markdown(document)
+    if markdown_path is not None:
+        write_text_atomic(markdown_path, markdown)
+    if step_summary:
+        with Path(step_summary).open("a", encoding="utf-8") as handle:
+            handle.write(markdown)

@@ -44,6 +44,7 @@ class Dataset:
     origin: str
     flipped: npt.NDArray[np.int64]
     feature_names: tuple[str, ...] = ()
+    image_shape: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -304,6 +305,7 @@ def _load_sklearn(src: SklearnSource) -> Dataset:
         origin=f"sklearn.datasets.load_{src.name.value}()",
         flipped=np.empty(0, dtype=np.int64),
         feature_names=tuple(str(n) for n in getattr(bunch, "feature_names", ())),
+        image_shape=tuple(bunch.images.shape[1:]) if "images" in bunch else None,
     )
 
 

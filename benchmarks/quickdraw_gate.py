@@ -1,0 +1,141 @@
+"""Side-by-side benchmark on Quick, Draw! cat vs dog: the walkthrough's pipeline against the gate.
+
+Each pipeline runs as a whole ``pytest --label-quality`` process on a spec with 10% injected
+flips, cold (an empty cache) and then warm, and the script prints one table: wall time, peak
+resident memory, the noise estimate against the injected rate, precision/recall/F1 of the flagged
+items against the flipped ones, and the ratios between the pipelines.
+
+    python benchmarks/quickdraw_gate.py                  # gate default vs walkthrough (~7 min)
+    python benchmarks/quickdraw_gate.py --only cnn       # just the gate's default (~1 min)
+
+Reads ``../shared/data/quickdraw/numpy_bitmap`` (or ``--data DIR``) and exits with a message when
+the drawings are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "numpy_bitmap"
+FLIP_RATE = 0.10
+
+SPEC = """\
+datasets:
+  - name: {name}
+    source:
+      format: quickdraw
+      dir: {data}
+      classes: [cat, dog]
+      flip: {{rate: {rate}, seed: 0}}
+    model: {{name: {model}}}
+    cv: {{folds: 5, seed: 0}}
+    gate: {{max_noise_rate: 1.0}}
+"""
+
+
+def measured(command: list[str], *, cwd: Path) -> tuple[int, float, float, str]:
+    """Exit status, wall seconds, peak resident MiB (this child alone) and output of a command."""
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return child.returncode, wall, usage.ru_maxrss / 1024, out.read()
+
+
+def run_gate(workdir: Path, model: str, data: Path) -> dict[str, float | str]:
+    """One cold and one warm ``pytest --label-quality`` process; their figures."""
+    spec_dir = workdir / model
+    spec_dir.mkdir()
+    (spec_dir / "bench.labelquality.yaml").write_text(
+        SPEC.format(name=f"quickdraw-{model}", data=data, rate=FLIP_RATE, model=model)
+    )
+    figures: dict[str, float | str] = {"pipeline": model}
+    for phase in ("cold", "warm"):
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--label-quality",
+            f"--label-quality-cache-dir={spec_dir / 'cache'}",
+            f"--label-quality-json={spec_dir / 'results.json'}",
+            "-q",
+            str(spec_dir),
+        ]
+        code, wall, peak_mb, output = measured(command, cwd=spec_dir)
+        if code not in (0, 1):
+            sys.exit(f"{model} {phase} run failed (exit {code}):\n{output[-4000:]}")
+        figures[f"{phase}_s"] = wall
+        figures[f"{phase}_peak_mb"] = peak_mb
+    result = json.loads((spec_dir / "results.json").read_text())["datasets"][0]
+    injected = result["injected"]
+    figures.update(
+        estimate=result["noise"]["rate"],
+        low=result["noise"]["interval"][0],
+        high=result["noise"]["interval"][1],
+        precision=injected["precision"],
+        recall=injected["recall"],
+        f1=injected["f1"],
+        oof_accuracy=result["oof_accuracy"],
+        cache=result["cache"]["status"],
+    )
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--only", choices=["cnn", "walkthrough_cnn"], help="run a single pipeline")
+    args = parser.parse_args()
+    if not (args.data / "cat.npy").is_file() or not (args.data / "dog.npy").is_file():
+        print(f"Quick, Draw! cat.npy and dog.npy not found in {args.data}; nothing to measure.")
+        return 0
+    models = [args.only] if args.only else ["walkthrough_cnn", "cnn"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            print(f"running {model} ...", flush=True)
+            rows.append(run_gate(Path(tmp), model, args.data.resolve()))
+    print(
+        f"\nQuick, Draw! cat+dog, 4000 drawings, {FLIP_RATE:.0%} injected flips, 5 folds;"
+        f" {platform.processor() or platform.machine()}, {os.cpu_count()} cores\n"
+    )
+    header = (
+        f"{'pipeline':16} {'cold s':>7} {'warm s':>7} {'peak MB':>8} {'estimate':>9}"
+        f" {'95% interval':>14} {'precision':>9} {'recall':>7} {'F1':>6} {'OOF acc':>8}"
+    )
+    print(header)
+    for r in rows:
+        print(
+            f"{r['pipeline']:16} {r['cold_s']:7.1f} {r['warm_s']:7.2f} {r['cold_peak_mb']:8.0f}"
+            f" {r['estimate']:9.3f} {r['low']:6.3f}-{r['high']:.3f} {r['precision']:9.3f}"
+            f" {r['recall']:7.3f} {r['f1']:6.3f} {r['oof_accuracy']:8.3f}"
+        )
+    if len(rows) == 2:
+        slow, fast = rows
+
+        def ratio(key: str, top: dict[str, float | str], bottom: dict[str, float | str]) -> float:
+            return float(top[key]) / max(float(bottom[key]), 1e-9)
+
+        print(
+            f"\nratios: cold time walkthrough/gate {ratio('cold_s', slow, fast):.1f}x,"
+            f" peak memory walkthrough/gate {ratio('cold_peak_mb', slow, fast):.2f}x,"
+            f" F1 gate/walkthrough {ratio('f1', fast, slow):.2f}x"
+        )
+    print(f"injected rate {FLIP_RATE:.3f}; 'warm' is a whole pytest process on an unchanged spec")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""The Keras path with real TensorFlow: built-in CNNs, a user's Keras factory, real drawings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pytest_labelquality.runner import check_dataset
+from pytest_labelquality.spec import load_spec
+
+
+def bars(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy 28x28 uint8 images of a horizontal (class 0) or a vertical (class 1) bar."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    where = rng.integers(4, 24, n)
+    for i, (label, at) in enumerate(zip(labels, where, strict=True)):
+        if label == 0:
+            images[i, at - 2 : at + 2, 3:25] = 255
+        else:
+            images[i, 3:25, at - 2 : at + 2] = 255
+    return images, labels
+
+
+def spec_for(tmp_path: Path, model: str) -> Path:
+    images, labels = bars(300)
+    np.savez(tmp_path / "bars.npz", x=images, y=labels)
+    path = tmp_path / "bars.labelquality.yaml"
+    path.write_text(
+        "datasets:\n  - name: bars\n"
+        "    source: {format: npz, path: bars.npz, classes: [horizontal, vertical],"
+        " flip: {rate: 0.1, seed: 0}}\n"
+        f"    model: {model}\n"
+        "    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 0.2}\n"
+    )
+    return path
+
+
+def test_default_cnn_finds_flipped_images(tmp_path: Path) -> None:
+    (spec,) = load_spec(spec_for(tmp_path, "{epochs: 3}"))
+    lines: list[str] = []
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    assert result["source"]["kind"] == "image"
+    assert result["model"]["name"] == "cnn"
+    assert result["injected"]["recall"] >= 0.8
+    assert result["injected"]["precision"] >= 0.8
+    assert any(line.startswith("  epoch 3/3") for line in lines)
+    assert result["flagged"][0]["preview"]["image"].startswith("data:image/png;base64,")
+    again = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    assert again["cache"]["status"] == "hit"
+    assert again["flagged"] == result["flagged"]
+
+
+def test_keras_factory_gets_compiled_and_trained(tmp_path: Path) -> None:
+    (tmp_path / "tiny_keras.py").write_text(
+        "import keras\n\n"
+        "def build(input_shape, num_classes):\n"
+        "    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),\n"
+        "        keras.layers.Dense(num_classes, activation='softmax')])\n"
+    )
+    (spec,) = load_spec(
+        spec_for(tmp_path, "{factory: 'tiny_keras:build', epochs: 20, learning_rate: 0.01}")
+    )
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    assert result["model"]["factory"] == "tiny_keras:build"
+    assert result["oof_accuracy"] > 0.7
+
+
+def test_walkthrough_cnn_on_real_drawings(tmp_path: Path, quickdraw_dir: Path) -> None:
+    """The walkthrough's architecture trains on real Quick, Draw! cats and dogs."""
+    path = tmp_path / "qd.labelquality.yaml"
+    path.write_text(
+        "datasets:\n  - name: qd\n"
+        f"    source: {{format: quickdraw, dir: {quickdraw_dir}, classes: [cat, dog],"
+        " limit: 150}\n"
+        "    model: {name: walkthrough_cnn}\n"
+        "    cv: {folds: 2}\n"
+        "    gate: {max_noise_rate: 1.0}\n"
+    )
+    (spec,) = load_spec(path)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    assert result["items"] == 300
+    assert result["flagged"][0]["id"].split("/")[0] in {"cat", "dog"}
+    json.dumps(result)  # the result is plain data
