@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 KERAS_DEFAULTS: dict[ModelName, dict[str, Any]] = {
-    ModelName.CNN: {"epochs": 8, "batch_size": 64, "learning_rate": 0.002},
+    ModelName.CNN: {"epochs": 10, "batch_size": 128, "learning_rate": 0.002},
     ModelName.WALKTHROUGH_CNN: {"epochs": 1, "batch_size": 128, "learning_rate": 0.001},
 }
 FACTORY_DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 128, "learning_rate": 0.001}
@@ -157,7 +157,7 @@ def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
     except (ImportError, AttributeError) as exc:
         raise ModelError(f"model.factory {config.factory!r}: {exc}") from None
     offered = {
-        "input_shape": data.input_shape,
+        "input_shape": keras_input_shape(data),
         "num_classes": len(data.class_names),
         "seed": seed,
         **config.params,
@@ -240,46 +240,72 @@ def _configure_tensorflow() -> None:
     _configure_tensorflow.done = True  # type: ignore[attr-defined]
 
 
+def keras_input_shape(data: Dataset) -> tuple[int, ...]:
+    """One item's shape as a model sees it: 2-D images get a channel axis."""
+    from pytest_labelquality.sources import DataKind
+
+    if data.kind is DataKind.IMAGE and len(data.input_shape) == 2:
+        return (*data.input_shape, 1)
+    return data.input_shape
+
+
 def build_keras_model(
     name: str, input_shape: tuple[int, ...], num_classes: int, learning_rate: float
 ) -> Any:
-    """A compiled built-in CNN: the fast default, or the walkthrough's architecture."""
+    """A compiled built-in CNN, trained on one-hot labels.
+
+    ``cnn`` (the default) was chosen by measuring F1 against injected flips per second of
+    training on Quick, Draw! cats and dogs: max-pooling 28x28 down to 14x14 first keeps the thin
+    strokes at a quarter of the cost, and label smoothing keeps the model from memorising the
+    wrong labels it is meant to expose. ``walkthrough_cnn`` is the original walkthrough's
+    architecture. On a GPU both train in mixed precision, with a float32 softmax.
+    """
     import keras
+    import tensorflow as tf
     from keras import layers
 
     shape = input_shape if len(input_shape) == 3 else (*input_shape, 1)
-    if name == ModelName.WALKTHROUGH_CNN:
-        stack: list[Any] = []
-        for filters in (128, 64, 32):
-            stack += [
-                layers.Conv2D(filters, 3, padding="same", activation="relu"),
-                layers.Conv2D(filters, 3, padding="same", activation="relu"),
+    previous = keras.config.dtype_policy()
+    if tf.config.list_physical_devices("GPU"):
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        if name == ModelName.WALKTHROUGH_CNN:
+            body: list[Any] = []
+            for filters in (128, 64, 32):
+                body += [
+                    layers.Conv2D(filters, 3, padding="same", activation="relu"),
+                    layers.Conv2D(filters, 3, padding="same", activation="relu"),
+                    layers.MaxPooling2D(),
+                ]
+            body.append(layers.Flatten())
+            smoothing = 0.0
+        else:
+            body = [layers.MaxPooling2D(2)] if min(shape[:2]) >= 24 else []
+            body += [
+                layers.Conv2D(32, 3, padding="same", activation="relu"),
                 layers.MaxPooling2D(),
+                layers.Conv2D(64, 3, padding="same", activation="relu"),
+                layers.MaxPooling2D(),
+                layers.Dropout(0.25),
+                layers.Flatten(),
+                layers.Dense(128, activation="relu"),
+                layers.Dropout(0.5),
             ]
-        body = [*stack, layers.Flatten()]
-    else:
-        body = [
-            layers.Conv2D(32, 3, activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(64, 3, activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Flatten(),
-            layers.Dropout(0.3),
-            layers.Dense(128, activation="relu"),
-            layers.Dropout(0.3),
-        ]
-    model = keras.Sequential(
-        [
-            keras.Input(shape),
-            layers.Reshape(shape),
-            *body,
-            layers.Dense(num_classes, activation="softmax", dtype="float32"),
-        ]
-    )
+            smoothing = 0.1
+        model = keras.Sequential(
+            [
+                keras.Input(shape),
+                *body,
+                layers.Dense(num_classes, activation="softmax", dtype="float32"),
+            ]
+        )
+    finally:
+        keras.config.set_dtype_policy(previous)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=smoothing),
         metrics=["accuracy"],
+        steps_per_execution=32,
     )
     return model
 
@@ -304,9 +330,11 @@ def _keras_fit_predict(
     assert config.batch_size is not None
     assert config.epochs is not None
     num_classes = len(data.class_names)
+    shape = keras_input_shape(data)
+    one_hot = model is None  # built-ins train on one-hot labels, a factory's model on integers
     if model is None:
         assert config.learning_rate is not None
-        model = build_keras_model(config.name, data.input_shape, num_classes, config.learning_rate)
+        model = build_keras_model(config.name, shape, num_classes, config.learning_rate)
     elif getattr(model, "optimizer", None) is None:
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -314,26 +342,28 @@ def _keras_fit_predict(
         )
     scale = 255.0 if data.features.dtype == np.uint8 else 1.0
 
-    def batches(index: npt.NDArray[np.int64], *, shuffle: bool) -> Any:
+    def convert(x: Any, y: Any) -> tuple[Any, Any]:
+        x = tf.reshape(tf.cast(x, tf.float32) / scale, (-1, *shape))
+        return x, tf.one_hot(y, num_classes) if one_hot else y
+
+    def batches(index: npt.NDArray[np.int64], *, shuffle: bool, size: int) -> Any:
         # uint8 rows stay uint8 in memory; each batch is converted to float32 on the fly
         ds = tf.data.Dataset.from_tensor_slices((data.features[index], data.labels[index]))
         if shuffle:
             ds = ds.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(config.batch_size).map(
-            lambda x, y: (tf.cast(x, tf.float32) / scale, y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        ds = ds.batch(size).map(convert, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     callbacks = [_EpochProgress(progress, config.epochs)] if progress else []
     model.fit(
-        batches(train, shuffle=True),
+        batches(train, shuffle=True, size=config.batch_size),
         epochs=config.epochs,
         shuffle=False,  # the dataset reshuffles itself each epoch
         verbose=0,
         callbacks=callbacks,
     )
-    probs = np.asarray(model.predict(batches(test, shuffle=False), verbose=0), dtype=np.float32)
+    predicted = model.predict(batches(test, shuffle=False, size=512), verbose=0)
+    probs = np.asarray(predicted, dtype=np.float32)
     if probs.shape != (len(test), num_classes):
         raise ModelError(
             f"the Keras model returned predictions of shape {list(probs.shape)}; expected"

@@ -115,7 +115,7 @@ def _result(
     names = data.class_names
     labels = data.labels
     oof_accuracy = float(np.mean(found.suggested == labels))
-    warnings = _weak_model_warning(labels, oof_accuracy, len(names))
+    warnings = _weak_model_warning(labels, found.suggested, len(names))
     flagged = found.flagged
     matrix = np.zeros((len(names), len(names)), dtype=np.int64)
     np.add.at(matrix, (labels[flagged], found.suggested[flagged]), 1)
@@ -181,24 +181,30 @@ def _result(
 
 
 def _weak_model_warning(
-    labels: npt.NDArray[np.int64], accuracy: float, num_classes: int
+    labels: npt.NDArray[np.int64], suggested: npt.NDArray[np.int64], num_classes: int
 ) -> list[str]:
-    """Warn when the model barely beats always answering the most common class.
+    """Warn when the model's out-of-fold predictions barely beat chance.
 
     Confident learning trusts the model's probabilities; a model with little skill flags its own
-    mistakes, not wrong labels. Skill is the share of the gap between the majority-class rate
-    and perfect accuracy that the out-of-fold predictions close.
+    mistakes, not wrong labels. Skill is balanced accuracy (the mean of per-class recalls, against
+    the given labels) rescaled so that chance, 1/K, is 0 and perfect is 1. Balanced accuracy
+    rather than accuracy, because always answering the most common class scores high accuracy on
+    imbalanced data, and noisy labels cap any model's accuracy at about one minus the noise rate.
     """
     import numpy as np
 
-    majority = float(np.bincount(labels, minlength=num_classes).max() / len(labels))
-    skill = (accuracy - majority) / (1 - majority) if majority < 1 else 0.0
+    present = np.bincount(labels, minlength=num_classes) > 0
+    hits = np.bincount(labels[suggested == labels], minlength=num_classes)
+    recalls = hits[present] / np.bincount(labels, minlength=num_classes)[present]
+    balanced = float(recalls.mean())
+    chance = 1 / int(present.sum())
+    skill = (balanced - chance) / (1 - chance)
     if skill >= WEAK_MODEL_SKILL:
         return []
     return [
-        f"the model is too weak for the estimate to be trusted: out-of-fold accuracy"
-        f" {accuracy:.1%} against {majority:.1%} for always answering the most common class"
-        f" (skill {skill:.2f} < {WEAK_MODEL_SKILL}); try a stronger model or more epochs"
+        f"the model is too weak for the estimate to be trusted: out-of-fold balanced accuracy"
+        f" {balanced:.1%} against {chance:.1%} by chance (skill {skill:.2f} <"
+        f" {WEAK_MODEL_SKILL}); try a stronger model or more epochs"
     ]
 
 

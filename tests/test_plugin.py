@@ -270,3 +270,39 @@ def knn(num_classes, n_neighbors=5):
         "batch_size": 128,
         "learning_rate": 0.001,
     }
+
+
+def test_a_model_that_learns_nothing_is_called_too_weak(pytester: pytest.Pytester) -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 150 + [1] * 50)
+    np.savez(pytester.path / "noise.npz", x=rng.normal(size=(200, 5)), y=labels)
+    pytester.makefile(
+        ".labelquality.yaml",
+        data="datasets:\n  - name: noise\n    source: {format: npz, path: noise.npz}\n"
+        "    gate: {max_noise_rate: 1.0}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality")
+    run.assert_outcomes(passed=1, warnings=1)
+    run.stdout.fnmatch_lines(
+        ["*LabelQualityWarning: noise: the model is too weak for the estimate to be trusted*"]
+    )
+    (warning,) = results(pytester)["noise"]["warnings"]
+    assert "balanced accuracy" in warning
+
+
+def test_a_skilled_model_on_imbalanced_noisy_labels_is_not_called_weak(
+    pytester: pytest.Pytester,
+) -> None:
+    x, y = load_iris(return_X_y=True)
+    keep = np.r_[0:50, 50:70]  # 50 setosa, 20 versicolor: majority answer is 71% accurate
+    labels = y[keep].copy()
+    labels[::9] = 1 - labels[::9]
+    np.savez(pytester.path / "imb.npz", x=x[keep], y=labels)
+    pytester.makefile(
+        ".labelquality.yaml",
+        data="datasets:\n  - name: imb\n    source: {format: npz, path: imb.npz}\n"
+        "    gate: {max_noise_rate: 1.0}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality")
+    run.assert_outcomes(passed=1)
+    assert results(pytester)["imb"]["warnings"] == []
