@@ -1,4 +1,4 @@
-"""The shipped Quick, Draw! example, as a user runs it, on the real drawings (skips without them)."""
+"""The shipped Quick, Draw! example as a user runs it, on real drawings (skips without them)."""
 
 from __future__ import annotations
 
