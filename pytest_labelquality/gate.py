@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pytest_labelquality.baseline import Change
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.spec import GateSpec
 
@@ -41,6 +42,7 @@ class Verdict:
     noise_count: int
     max_noise_rate: float
     classes: tuple[ClassNoise, ...]
+    change_failures: tuple[str, ...] = ()
 
     @property
     def noise_rate(self) -> float:
@@ -55,7 +57,11 @@ class Verdict:
     @property
     def passed(self) -> bool:
         """At or under every threshold."""
-        return self.noise_rate <= self.max_noise_rate and not self.failing_classes
+        return (
+            self.noise_rate <= self.max_noise_rate
+            and not self.failing_classes
+            and not self.change_failures
+        )
 
 
 def decide(
@@ -65,8 +71,12 @@ def decide(
     gate: GateSpec,
     *,
     origin: str,
+    change: Change | None = None,
 ) -> Verdict:
-    """Apply the gate; per-class maxima must name known classes."""
+    """Apply the gate to the items that count (flagged and not reviewed as correct).
+
+    Per-class maxima must name known classes. The rules on what a change did apply only when
+    the spec has a baseline entry for the dataset."""
     import numpy as np
 
     unknown = sorted(set(gate.max_class_noise_rate) - set(class_names))
@@ -92,4 +102,31 @@ def decide(
         noise_count=len(flagged),
         max_noise_rate=gate.max_noise_rate,
         classes=classes,
+        change_failures=_change_failures(gate, change, len(flagged) / len(labels)),
     )
+
+
+def _change_failures(gate: GateSpec, change: Change | None, noise_rate: float) -> tuple[str, ...]:
+    if change is None:
+        return ()
+    failures = []
+    rise = noise_rate - change.baseline_rate
+    if gate.max_increase is not None and rise > gate.max_increase:
+        failures.append(
+            f"the estimate rose {rise:+.1%} over the baseline's {change.baseline_rate:.1%},"
+            f" more than max_increase {gate.max_increase:.1%}"
+        )
+    suspects = change.changed_suspects
+    if gate.max_new_suspects is not None and len(suspects) > gate.max_new_suspects:
+        failures.append(
+            f"{len(suspects)} of the {len(change.changed)} items this change added or relabelled"
+            f" are suspect, more than max_new_suspects {gate.max_new_suspects}"
+        )
+    share = len(suspects) / len(change.changed) if change.changed else 0.0
+    if gate.max_new_suspect_share is not None and share > gate.max_new_suspect_share:
+        failures.append(
+            f"{share:.1%} ({len(suspects)} of {len(change.changed)}) of the items this change"
+            f" added or relabelled are suspect, more than max_new_suspect_share"
+            f" {gate.max_new_suspect_share:.1%}"
+        )
+    return tuple(failures)

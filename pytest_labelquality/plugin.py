@@ -41,6 +41,7 @@ class Settings:
     html_path: Path
     markdown_path: Path | None
     max_suspects: int
+    update_baseline: bool
 
 
 settings_key = pytest.StashKey[Settings]()
@@ -103,6 +104,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help=f"suspect items shown per dataset in the HTML report (default:"
         f" {DEFAULT_MAX_SUSPECTS}; ini label_quality_max_suspects).",
+    )
+    group.addoption(
+        "--label-quality-update-baseline",
+        action="store_true",
+        default=False,
+        help="write each spec's baseline (x.labelquality.baseline.json) from this run's"
+        " results, once, at the end (default: off).",
     )
     parser.addini("label_quality", "run label-quality checks (default: false)", type="bool")
     parser.addini("label_quality_cache_dir", "cache of out-of-fold predictions", default="")
@@ -167,6 +175,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         if cli_markdown or ini_markdown
         else None,
         max_suspects=_max_suspects(config),
+        update_baseline=bool(config.getoption("label_quality_update_baseline")),
     )
 
 
@@ -217,7 +226,10 @@ class DatasetItem(pytest.Item):
 
         settings = self.config.stash[settings_key]
         self.result = check_dataset(
-            self.spec, cache_dir=settings.cache_dir, progress=_progress_writer(self.config)
+            self.spec,
+            cache_dir=settings.cache_dir,
+            progress=_progress_writer(self.config),
+            keep_items=settings.update_baseline,
         )
         for text in self.result["warnings"]:
             self.warn(LabelQualityWarning(f"{self.spec.name}: {text}"))
@@ -284,10 +296,15 @@ class Controller:
         self.config = config
         self.settings = settings
         self.results: list[dict[str, Any]] = []
+        self.baselines: dict[Path, dict[str, dict[str, Any]]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         result = getattr(report, "label_quality", None)
         if result is not None:
+            entry = result.pop("baseline_entry", None)
+            if entry is not None:
+                spec = Path(result["spec"]["file"])
+                self.baselines.setdefault(spec, {})[result["name"]] = entry
             self.results.append(result)
 
     @pytest.hookimpl(tryfirst=True)
@@ -296,6 +313,11 @@ class Controller:
 
         if hasattr(self.config, "workerinput") or not self.results:
             return
+        if self.baselines:
+            from pytest_labelquality.baseline import write_baselines
+            from pytest_labelquality.report import git_commit
+
+            write_baselines(self.baselines, git_commit(self.config.rootpath))
         write_outputs(
             self.results,
             json_path=self.settings.json_path,
@@ -318,5 +340,9 @@ class Controller:
         for row, line in zip(rows, lines[1:], strict=True):
             passed = row["verdict"] == "PASS"
             terminalreporter.write_line(line, green=passed, red=not passed)
+        for spec in sorted(self.baselines):
+            from pytest_labelquality.baseline import baseline_path
+
+            terminalreporter.write_line(f"label-quality baseline written: {baseline_path(spec)}")
         terminalreporter.write_line(f"label-quality results: {self.settings.json_path}")
         terminalreporter.write_line(f"label-quality report: {self.settings.html_path.as_uri()}")

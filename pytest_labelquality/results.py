@@ -34,19 +34,25 @@ def failure_message(result: dict[str, Any], json_path: Path) -> str:
             f" {result['items']}{_interval(result)}) exceeds max_noise_rate"
             f" {_pct(gate['max_noise_rate'])}"
         )
+    parts += gate["change_failures"]
     for cls in result["per_class"]:
         if not cls["passed"]:
             parts.append(
                 f"class {cls['name']!r}: {_pct(cls['rate'])} ({cls['flagged']} of"
                 f" {cls['items']}) exceeds its max_class_noise_rate {_pct(cls['max_rate'])}"
             )
+    change = result.get("baseline")
+    shown = change["changed_suspects"] if change and gate["change_failures"] else None
+    suspects = [s for s in result["flagged"] if s["review"] not in ("correct", "fixed")]
+    if shown is not None:
+        suspects = [s for s in suspects if s["id"] in set(shown)]
     top = ", ".join(
         f"{s['id']} (given {s['given']!r}, suggested {s['suggested']!r})"
-        for s in result["flagged"][:SUSPECTS_IN_MESSAGE]
+        for s in suspects[:SUSPECTS_IN_MESSAGE]
     )
     return (
         f"{'; '.join(parts)} for {result['name']!r} ({where}). "
-        f"Most suspect: {top}. "
+        f"{'New suspects' if shown is not None else 'Most suspect'}: {top}. "
         f"Review the suspects in {json_path}: fix their labels, or raise the threshold if"
         f" this level of noise is accepted."
     )
@@ -61,6 +67,7 @@ def summary_row(result: dict[str, Any]) -> dict[str, str]:
         "classes": str(len(result["classes"])),
         "noise": f"{_pct(noise['rate'])} ({noise['count']})",
         "max": _pct(result["gate"]["max_noise_rate"]),
+        "new": str(len(change["changed_suspects"])) if (change := result["baseline"]) else "-",
         "verdict": "PASS" if result["gate"]["passed"] else "FAIL",
         "cache": result["cache"]["status"],
         "seconds": f"{result['timings']['total']:.1f}",

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
+from pytest_labelquality.baseline import Change, baseline_entry, compare, load_baseline
 from pytest_labelquality.cache import ArrayCache, fingerprint
 from pytest_labelquality.crossval import out_of_fold
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
 from pytest_labelquality.gate import Verdict, decide
 from pytest_labelquality.models import resolve_model
 from pytest_labelquality.previews import previews
-from pytest_labelquality.sources import DataKind, Dataset, check_folds, load_dataset
+from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews
+from pytest_labelquality.sources import (
+    DataKind,
+    Dataset,
+    check_folds,
+    item_keys,
+    load_dataset,
+    review_hash,
+)
 from pytest_labelquality.spec import DatasetSpec
 
 if TYPE_CHECKING:
@@ -30,8 +40,13 @@ WEAK_MODEL_SKILL = 0.3
 HISTOGRAM_BINS = 20
 
 
-def check_dataset(spec: DatasetSpec, *, cache_dir: Path, progress: Progress) -> dict[str, Any]:
-    """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses."""
+def check_dataset(
+    spec: DatasetSpec, *, cache_dir: Path, progress: Progress, keep_items: bool = False
+) -> dict[str, Any]:
+    """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
+
+    With ``keep_items`` the result also carries what a new baseline needs (every item's hash).
+    """
     start = time.perf_counter()
     data = load_dataset(spec)
     check_folds(data, spec.cv.folds)
@@ -78,13 +93,13 @@ def check_dataset(spec: DatasetSpec, *, cache_dir: Path, progress: Progress) -> 
         cache.save(detection_key, found.to_arrays())
         progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
     detected = time.perf_counter()
-    verdict = decide(data.labels, found.flagged, data.class_names, spec.gate, origin=spec.location)
+    judged = _judge(spec, data, found, keep_items=keep_items)
     status = "hit" if entry is not None else "partial" if folds_cached else "miss"
     return _result(
         spec,
         data,
         found,
-        verdict,
+        judged,
         model=config.as_dict(),
         versions={**config.versions(), "cleanlab": cleanlab_version()},
         cache={
@@ -103,19 +118,63 @@ def check_dataset(spec: DatasetSpec, *, cache_dir: Path, progress: Progress) -> 
     )
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """The gate's verdict with what reviews and the baseline contributed to it."""
+
+    verdict: Verdict
+    hashes: dict[str, str]
+    reviews: ReviewOutcome
+    change: Change | None
+    warnings: list[str]
+    baseline_entry: dict[str, Any] | None
+
+
+def _judge(spec: DatasetSpec, data: Dataset, found: Detection, *, keep_items: bool) -> Judgement:
+    """Apply reviews (accepted items stop counting), compare with the baseline, decide."""
+    import numpy as np
+
+    keys = item_keys(data)
+    hashes = {i: review_hash(content, label) for i, (content, label) in keys.items()}
+    reviews = apply_reviews(load_reviews(spec.spec_path, spec.name), hashes)
+    ids = data.ids
+    counted = np.array(
+        [i for i in found.flagged.tolist() if str(ids[i]) not in reviews.accepted], dtype=np.int64
+    )
+    suspects = [str(ids[i]) for i in counted]
+    change = compare(load_baseline(spec.spec_path), spec.name, keys, suspects)
+    warnings = reviews.warnings()
+    gate = spec.gate
+    rules = [gate.max_increase, gate.max_new_suspects, gate.max_new_suspect_share]
+    if change is None and any(r is not None for r in rules):
+        warnings.append(
+            "the gate's rules on what a change did (max_increase, max_new_suspects,"
+            " max_new_suspect_share) need a baseline and there is none for this dataset;"
+            " write one with --label-quality-update-baseline"
+        )
+    verdict = decide(
+        data.labels, counted, data.class_names, gate, origin=spec.location, change=change
+    )
+    entry = None
+    if keep_items:
+        entry = baseline_entry(verdict.noise_rate, verdict.noise_count, keys, suspects)
+    return Judgement(verdict, hashes, reviews, change, warnings, entry)
+
+
 def _result(
     spec: DatasetSpec,
     data: Dataset,
     found: Detection,
-    verdict: Verdict,
+    judged: Judgement,
     **provenance: Any,
 ) -> dict[str, Any]:
     import numpy as np
 
+    verdict = judged.verdict
     names = data.class_names
     labels = data.labels
     oof_accuracy = float(np.mean(found.suggested == labels))
-    warnings = _weak_model_warning(labels, found.suggested, len(names))
+    warnings = _weak_model_warning(labels, found.suggested, len(names)) + judged.warnings
     flagged = found.flagged
     matrix = np.zeros((len(names), len(names)), dtype=np.int64)
     np.add.at(matrix, (labels[flagged], found.suggested[flagged]), 1)
@@ -130,14 +189,25 @@ def _result(
         "noise": {
             "rate": verdict.noise_rate,
             "count": verdict.noise_count,
+            "flagged": len(flagged),
+            "reviewed": len(flagged) - verdict.noise_count,
             "interval": list(found.noise_rate_interval),
             "method": found.method,
         },
         "gate": {
             "max_noise_rate": verdict.max_noise_rate,
             "max_class_noise_rate": dict(spec.gate.max_class_noise_rate),
+            "max_increase": spec.gate.max_increase,
+            "max_new_suspects": spec.gate.max_new_suspects,
+            "max_new_suspect_share": spec.gate.max_new_suspect_share,
+            "change_failures": list(verdict.change_failures),
             "passed": verdict.passed,
         },
+        "reviews": {
+            "decisions": {i: d.value for i, d in judged.reviews.decisions.items()},
+            "stale": [r.id for r in judged.reviews.stale],
+        },
+        "baseline": judged.change.as_dict(verdict.noise_rate) if judged.change else None,
         "per_class": [
             {
                 "name": c.name,
@@ -155,6 +225,8 @@ def _result(
                 "rank": rank,
                 "index": int(i),
                 "id": str(data.ids[i]),
+                "hash": judged.hashes[str(data.ids[i])],
+                "review": judged.reviews.decisions.get(str(data.ids[i])),
                 "given": names[labels[i]],
                 "suggested": names[found.suggested[i]],
                 "suggested_prob": round(float(found.suggested_prob[i]), 4),
@@ -175,6 +247,8 @@ def _result(
     }
     for entry, shown in zip(result["flagged"], previews(data, flagged), strict=False):
         entry["preview"] = shown
+    if judged.baseline_entry is not None:
+        result["baseline_entry"] = judged.baseline_entry
     if len(data.flipped):
         result["injected"] = _against_injected(flagged, data.flipped)
     return result

@@ -319,3 +319,22 @@ def _flip(data: Dataset, flips: Flips) -> Dataset:
     labels = data.labels.copy()
     labels[chosen] = (labels[chosen] + rng.integers(1, k, size=len(chosen))) % k
     return dataclasses.replace(data, labels=labels, flipped=chosen.astype(np.int64))
+
+
+def item_keys(data: Dataset) -> dict[str, tuple[str, str]]:
+    """Each item's id mapped to the hash of its content and its given label's name."""
+    import numpy as np
+
+    rows = np.ascontiguousarray(data.features.reshape(len(data), -1))
+    return {
+        str(item_id): (
+            hashlib.blake2b(row.tobytes(), digest_size=8).hexdigest(),
+            data.class_names[label],
+        )
+        for item_id, row, label in zip(data.ids, rows, data.labels, strict=True)
+    }
+
+
+def review_hash(content: str, label: str) -> str:
+    """The hash a review records: content and label together."""
+    return hashlib.blake2b(f"{content}:{label}".encode(), digest_size=8).hexdigest()

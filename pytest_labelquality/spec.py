@@ -218,6 +218,26 @@ class GateSpec:
         default_factory=dict,
         metadata=_doc("Per-class maxima, by class name.", minimum=0, maximum=1),
     )
+    max_increase: float | None = field(
+        default=None,
+        metadata=_doc(
+            "Fail when the estimate rises more than this over the baseline's.", minimum=0
+        ),
+    )
+    max_new_suspects: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Fail when more items that this change added or relabelled are suspect.", minimum=0
+        ),
+    )
+    max_new_suspect_share: float | None = field(
+        default=None,
+        metadata=_doc(
+            "Fail when a larger share of the items this change added or relabelled is suspect.",
+            minimum=0,
+            maximum=1,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -475,17 +495,30 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
             )
 
 
-def load_spec(path: Path) -> list[DatasetSpec]:
-    """Parse and validate a spec file; raises :class:`SpecError` naming file, line and key."""
-    walker = _Walker(path)
+def _compose(path: Path) -> yaml.Node | None:
     try:
         text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
     except OSError as exc:
         raise SpecError(path, 1, "", f"cannot read: {exc.strerror or exc}") from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise SpecError(path, line, "", f"invalid YAML: {exc.problem}") from None
+    return node
+
+
+def load_typed(path: Path, tp: Any) -> Any:
+    """Parse a YAML file into ``tp`` (dataclasses, lists, enums...) with located errors."""
+    root = _compose(path)
+    if root is None:
+        return tp() if isinstance(tp, type) else ()
+    return _Walker(path).convert(root, tp, "", {})
+
+
+def load_spec(path: Path) -> list[DatasetSpec]:
+    """Parse and validate a spec file; raises :class:`SpecError` naming file, line and key."""
+    walker = _Walker(path)
+    root = _compose(path)
     if root is None:
         raise SpecError(path, 1, "datasets", "empty spec; expected a mapping with 'datasets'")
     top = walker.dataclass(root, SpecFile, "")

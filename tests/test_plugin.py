@@ -217,7 +217,8 @@ def test_a_bad_spec_is_a_collection_error_naming_file_line_and_key(
     assert run.ret == pytest.ExitCode.INTERRUPTED
     assert (
         "bad.labelquality.yaml:4: datasets[0].gate.per_class: unknown key;"
-        " valid keys: max_class_noise_rate, max_noise_rate"
+        " valid keys: max_class_noise_rate, max_increase, max_new_suspect_share,"
+        " max_new_suspects, max_noise_rate"
     ) in run.stdout.str()
     assert "Traceback" not in run.stdout.str()
 
