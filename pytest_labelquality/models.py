@@ -284,11 +284,11 @@ def build_keras_model(
             body += [
                 layers.Conv2D(32, 3, padding="same", activation="relu"),
                 layers.MaxPooling2D(),
-                layers.Conv2D(64, 3, padding="same", activation="relu"),
+                layers.Conv2D(48, 3, padding="same", activation="relu"),
                 layers.MaxPooling2D(),
                 layers.Dropout(0.25),
                 layers.Flatten(),
-                layers.Dense(128, activation="relu"),
+                layers.Dense(96, activation="relu"),
                 layers.Dropout(0.5),
             ]
             smoothing = 0.1

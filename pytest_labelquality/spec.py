@@ -285,7 +285,7 @@ def _yaml_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:
 
 
 def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls, vars(sys.modules[__name__]))
+    return typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:

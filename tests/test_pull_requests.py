@@ -1,0 +1,152 @@
+"""Gating dataset pull requests end to end, on real git repositories made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+SPEC = """\
+datasets:
+  - name: digits
+    source: {format: npz, path: digits.npz, ids: ids}
+    model: {name: logistic_regression, params: {C: 0.05}}
+    detection: {count: off_diagonal_calibrated}
+    gate: {max_noise_rate: 0.05, max_new_suspects: 3}
+"""
+
+
+class Repo:
+    """A dataset repository: digits with ids, a spec, git, and pytest runs against it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.data.mkdir()
+        x, y = load_digits(return_X_y=True)
+        self.x, self.y = x, y
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.email", "ci@example.invalid")
+        self.git("config", "user.name", "CI")
+        (self.data / "digits.labelquality.yaml").write_text(SPEC)
+
+    def git(self, *args: str) -> str:
+        run = subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    def write(self, rows: range, labels: dict[int, int] | None = None) -> None:
+        y = self.y.copy()
+        for row, label in (labels or {}).items():
+            y[row] = label
+        ids = np.array([f"digit-{i}" for i in rows])
+        np.savez(self.data / "digits.npz", x=self.x[list(rows)], y=y[list(rows)], ids=ids)
+
+    def commit(self, message: str) -> None:
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+
+    def check(self, *args: str) -> tuple[int, str, dict[str, Any]]:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "--label-quality", "-p", "no:cacheprovider", *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            env={"LABEL_QUALITY_CACHE_DIR": str(self.root / ".cache"), "PATH": "/usr/bin:/bin"},
+        )
+        document = json.loads((self.root / "label-quality-report/label-quality.json").read_text())
+        return run.returncode, run.stdout, document["datasets"][0]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """main: 1,500 digits, their spec and a baseline written by the plugin."""
+    repo = Repo(tmp_path_factory.mktemp("dataset-repo"))
+    repo.write(range(1500))
+    code, out, _ = repo.check("--label-quality-update-baseline")
+    assert code == 0, out
+    baseline = json.loads((repo.data / "digits.labelquality.baseline.json").read_text())
+    entry = baseline["datasets"]["digits"]
+    assert len(entry["items"]) == 1500
+    assert baseline["commit"] is None  # nothing was committed yet
+    repo.commit("digits, spec and baseline")
+    return repo
+
+
+def wrong_labels(repo: Repo, rows: list[int]) -> dict[int, int]:
+    return {r: int((repo.y[r] + 3) % 10) for r in rows}
+
+
+RELABELLED = list(range(7, 1500, 75))  # 20 items
+
+
+def test_a_branch_relabelling_20_items_wrongly_fails_naming_exactly_them(repo: Repo) -> None:
+    repo.git("checkout", "-q", "-b", "relabel", "main")
+    repo.write(range(1500), wrong_labels(repo, RELABELLED))
+    code, out, result = repo.check()
+    assert code == 1
+    change = result["baseline"]
+    assert change["changed_items"] == 20
+    named = set(change["changed_suspects"])
+    relabelled = {f"digit-{r}" for r in RELABELLED}
+    assert named <= relabelled, "only relabelled items are named as new suspects"
+    assert len(named) >= 17  # the rest look like their wrong label to the model too
+    assert f"{len(named)} of the 20 items this change added or relabelled are suspect" in out
+    message = out[out.index("New suspects: ") :].split(". ")[0]
+    assert {part.split(" ")[0] for part in message[14:].split("), ")} <= relabelled
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("checkout", "-q", "main")
+
+
+def test_a_branch_adding_correctly_labelled_items_passes(repo: Repo) -> None:
+    repo.git("checkout", "-q", "-b", "more-digits", "main")
+    repo.write(range(1700))
+    code, out, result = repo.check()
+    assert code == 0, out
+    change = result["baseline"]
+    assert change["changed_items"] == 200
+    assert len(change["changed_suspects"]) <= 3
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("checkout", "-q", "main")
+
+
+def test_a_reviewed_item_stops_counting_until_it_changes(repo: Repo) -> None:
+    repo.git("checkout", "-q", "-b", "reviewed", "main")
+    rows = RELABELLED[:4]
+    repo.write(range(1500), wrong_labels(repo, rows))
+    code, out, result = repo.check()
+    assert code == 1
+    assert len(result["baseline"]["changed_suspects"]) == 4
+
+    add = subprocess.run(
+        [
+            sys.executable, "-m", "pytest_labelquality.reviews", "add",
+            "data/digits.labelquality.yaml", "digits", f"digit-{rows[0]}",
+            "--decision", "correct", "--by", "alice", "--note", "checked by hand",
+        ],
+        cwd=repo.root, capture_output=True, text=True,
+    )  # fmt: skip
+    assert add.returncode == 0, add.stderr
+    reviews = (repo.data / "digits.labelquality.reviews.yaml").read_text()
+    assert f'id: "digit-{rows[0]}"' in reviews
+    code, out, result = repo.check()
+    assert code == 0, out  # three new suspects left: at the limit
+    assert result["reviews"]["decisions"] == {f"digit-{rows[0]}": "correct"}
+    assert f"digit-{rows[0]}" not in result["baseline"]["changed_suspects"]
+    reviewed = next(s for s in result["flagged"] if s["id"] == f"digit-{rows[0]}")
+    assert reviewed["review"] == "correct"
+
+    later = wrong_labels(repo, rows)
+    later[rows[0]] = int((repo.y[rows[0]] + 5) % 10)  # relabelled again after the review
+    repo.write(range(1500), later)
+    code, out, result = repo.check()
+    assert code == 1
+    assert result["reviews"]["stale"] == [f"digit-{rows[0]}"]
+    assert f"the review of 'digit-{rows[0]}' (correct, by alice) no longer applies" in out
+    assert f"digit-{rows[0]}" in result["baseline"]["changed_suspects"]
