@@ -231,3 +231,22 @@ def test_schema_accepts_the_examples_and_rejects_a_typo() -> None:
     }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_readme_documents_every_spec_key() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+    def keys(schema: dict[str, object], prefix: str) -> set[str]:
+        found: set[str] = set()
+        variants = schema.get("oneOf") or schema.get("anyOf") or [schema]
+        for variant in variants:  # type: ignore[union-attr]
+            for name, sub in variant.get("properties", {}).items():
+                key = f"{prefix}{name}" if prefix != "datasets." else name
+                found.add(key)
+                items = sub.get("items") if isinstance(sub, dict) else None
+                target = items if isinstance(items, dict) and "properties" in items else sub
+                found |= keys(target, f"{key}." if key != "datasets" else "datasets.")
+        return found
+
+    documented = {k for k in keys(json_schema(), "") if f"`{k}`" not in readme}
+    assert documented == set(), "document these keys in the README's spec table"
