@@ -165,3 +165,31 @@ def test_untrusted_content_runs_no_script_in_chromium(browser: Browser, tmp_path
     assert page.locator("select[name=given] option").nth(1).inner_text() == f"{evil} (3)"
     assert browser.errors == []
     assert browser.other_requests(url) == []
+
+
+def test_quickdraw_report_in_chromium(
+    browser: Browser, tmp_path: Path, quickdraw_dir: Path
+) -> None:
+    """A report of real drawings: loads offline, shows the verdict and a bounded gallery."""
+    from pytest_labelquality.results import results_document
+    from pytest_labelquality.runner import check_dataset
+    from pytest_labelquality.spec import load_spec
+
+    spec_path = tmp_path / "qd.labelquality.yaml"
+    spec_path.write_text(
+        "datasets:\n  - name: quickdraw-cat-dog\n"
+        f"    source: {{format: quickdraw, dir: {quickdraw_dir}, classes: [cat, dog],"
+        " limit: 600, flip: {rate: 0.1}}\n"
+        "    model: {epochs: 4}\n    cv: {folds: 3}\n    gate: {max_noise_rate: 0.05}\n"
+    )
+    (spec,) = load_spec(spec_path)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    url = browser.open(tmp_path, results_document([result]))
+    page = browser.page
+    assert page.locator("#overall-verdict").inner_text() == "FAIL"
+    assert browser.visible("#ds-quickdraw-cat-dog-gallery") == min(100, len(result["flagged"]))
+    first = page.locator("#ds-quickdraw-cat-dog-gallery img.thumb").first
+    assert first.evaluate("img => [img.naturalWidth, img.complete]") == [28, True]
+    page.screenshot(path=str(tmp_path / "quickdraw-report.png"), full_page=False)
+    assert browser.errors == []
+    assert browser.other_requests(url) == []
