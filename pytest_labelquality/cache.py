@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
     Arrays = Mapping[str, npt.NDArray[Any]]
 
-CACHE_ENV = "LABEL_QUALITY_CACHE_DIR"
-
 
 def fingerprint(*parts: Any) -> str:
     """A hex digest of strings, bytes, JSON-able values and arrays (dtype and shape included)."""
