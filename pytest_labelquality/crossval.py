@@ -1,14 +1,26 @@
-"""Out-of-fold predicted probabilities by stratified K-fold, one cache entry per fold."""
+"""Out-of-fold predicted probabilities by stratified K-fold, one cache entry per fold.
+
+Each fold's entry holds its held-out items (index, id, content hash) and their probabilities,
+and its trained model is kept beside it. That makes small changes cheap: an item's out-of-fold
+prediction comes from a model that never saw it, so it does not depend on the item's own label,
+and a new item can be scored by a fold model that never saw it either. When a dataset changes by
+at most :data:`INCREMENTAL_MAX_SHARE` of its items, the last full run of the same dataset and
+settings (its *lineage*) provides every unchanged item's prediction, and its fold models score
+the new and edited items; nothing is retrained. The other items' predictions then come from
+models trained on the previous labels, an approximation that a full run (any larger change, or
+a new cache) removes.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.cache import ArrayCache, fingerprint
-from pytest_labelquality.models import ModelConfig, fit_predict
+from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+from pytest_labelquality.models import FoldModel, ModelConfig, fit_predict
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,6 +29,7 @@ if TYPE_CHECKING:
     from pytest_labelquality.sources import Dataset
 
 Progress = Callable[[str], None]
+INCREMENTAL_MAX_SHARE = 0.05
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,6 +39,7 @@ class OutOfFold:
     pred_probs: npt.NDArray[np.float32]
     fold_seconds: tuple[float, ...]
     folds_cached: int
+    incremental: dict[str, Any] = field(default_factory=dict)
 
 
 def fold_key(run_key: str, fold: int) -> str:
@@ -37,18 +51,21 @@ def out_of_fold(
     data: Dataset,
     config: ModelConfig,
     *,
+    content: npt.NDArray[np.str_],
     folds: int,
     seed: int,
     jobs: int,
     cache: ArrayCache,
     run_key: str,
+    lineage_key: str,
     progress: Progress,
 ) -> OutOfFold:
-    """Each item's class probabilities from a model that never saw it; trains missing folds only.
+    """Each item's class probabilities from a model that never saw it.
 
-    Folds are independent cache entries, so an interrupted run resumes from the folds it
-    finished. scikit-learn folds run ``jobs`` at a time through joblib (whose backend can be
-    a Dask or Ray cluster); Keras folds run one after another, each using every core.
+    Trains only the folds missing from the cache (an interrupted run resumes), unless the data
+    differs little from its lineage's last full run, which is then reused. scikit-learn folds
+    run ``jobs`` at a time through joblib (whose backend can be a Dask or Ray cluster); Keras
+    folds run one after another, each using every core.
     """
     import numpy as np
 
@@ -65,29 +82,126 @@ def out_of_fold(
     cached = folds - len(missing)
     if cached:
         progress(f"{cached} of {folds} folds from the cache")
+    if missing and cached == 0:
+        reused = _incremental(data, content, cache, lineage_key, folds, progress)
+        if reused is not None:
+            return reused
     if missing:
         splits = _splits(data, folds=folds, seed=seed)
         tasks = [(fold, *splits[fold]) for fold in missing]
         if jobs > 1 and not config.is_keras and not config.factory:
-            results = _parallel(tasks, data, config, seed, jobs)
+            results: Iterable[Any] = _parallel(tasks, data, config, seed, jobs)
         else:
             results = (
                 _train_fold(fold, train, test, data, config, seed, progress, folds)
                 for fold, train, test in tasks
             )
-        for fold, test, fold_probs, took in results:
+        for fold, test, fold_probs, model, took in results:
             probs[test] = fold_probs
             seconds[fold] = took
+            key = fold_key(run_key, fold)
+            model.save(cache.path(key).with_suffix(""))
             cache.save(
-                fold_key(run_key, fold),
-                {"test": test, "probs": fold_probs, "seconds": np.array(took)},
+                key,
+                {
+                    "test": test,
+                    "ids": data.ids[test],
+                    "content": content[test],
+                    "labels": data.labels[test],
+                    "probs": fold_probs,
+                    "seconds": np.array(took),
+                },
             )
             acc = float(np.mean(fold_probs.argmax(axis=1) == data.labels[test]))
             progress(
                 f"fold {fold + 1}/{folds}: trained on {len(data) - len(test)} items in"
                 f" {took:.1f}s; accuracy on its {len(test)} held-out items {acc:.3f}"
             )
+    cache.save(lineage_key, {"meta": as_array({"run_key": run_key, "folds": folds})})
     return OutOfFold(pred_probs=probs, fold_seconds=tuple(seconds), folds_cached=cached)
+
+
+def _incremental(
+    data: Dataset,
+    content: npt.NDArray[np.str_],
+    cache: ArrayCache,
+    lineage_key: str,
+    folds: int,
+    progress: Progress,
+) -> OutOfFold | None:
+    """Reuse the lineage's last full run when few items are new or edited; else None."""
+    import numpy as np
+
+    pointer = cache.load(lineage_key)
+    if pointer is None:
+        return None
+    base_key = from_array(pointer["meta"])["run_key"]
+    entries = [cache.load(fold_key(base_key, fold)) for fold in range(folds)]
+    if any(e is None or "labels" not in e for e in entries):
+        return None
+    known: dict[str, tuple[int, int, str]] = {}  # id -> (fold, row in entry, content)
+    before: dict[str, int] = {}  # id -> label
+    for fold, entry in enumerate(entries):
+        assert entry is not None
+        members = zip(
+            entry["ids"].tolist(), entry["content"].tolist(), entry["labels"].tolist(), strict=True
+        )
+        for row, (item, digest, label) in enumerate(members):
+            known[item] = (fold, row, digest)
+            before[item] = label
+    ids = data.ids
+    probs = np.zeros((len(data), len(data.class_names)), dtype=np.float32)
+    to_score: dict[int, list[int]] = {}
+    for i, (item, digest) in enumerate(zip(ids.tolist(), content.tolist(), strict=True)):
+        found = known.get(item)
+        if found is not None and found[2] == digest:
+            entry = entries[found[0]]
+            assert entry is not None
+            if entry["probs"].shape[1] != probs.shape[1]:
+                return None
+            probs[i] = entry["probs"][found[1]]
+        else:
+            fold = found[0] if found is not None else _fold_of(item, folds)
+            to_score.setdefault(fold, []).append(i)
+    scored = sum(len(rows) for rows in to_score.values())
+    relabelled = sum(
+        1
+        for item, label in zip(ids.tolist(), data.labels.tolist(), strict=True)
+        if item in before and before[item] != label
+    )
+    if scored + relabelled > INCREMENTAL_MAX_SHARE * len(data):
+        progress(
+            f"{scored + relabelled} of {len(data)} items are new, edited or relabelled since the"
+            f" last full run (more than {INCREMENTAL_MAX_SHARE:.0%}): training every fold"
+        )
+        return None
+    start = time.perf_counter()
+    for fold, rows in sorted(to_score.items()):
+        model = FoldModel.load(cache.path(fold_key(base_key, fold)).with_suffix(""))
+        if model is None:
+            return None
+        probs[rows] = model.predict(data, np.array(rows, dtype=np.int64))
+    progress(
+        f"reused the out-of-fold predictions of {len(data) - scored} items ({relabelled}"
+        f" relabelled) and scored {scored} new or edited items with the fold models that never"
+        f" saw them ({time.perf_counter() - start:.1f}s); nothing retrained"
+    )
+    return OutOfFold(
+        pred_probs=probs,
+        fold_seconds=(),
+        folds_cached=folds,
+        incremental={
+            "base_run": base_key,
+            "reused": len(data) - scored,
+            "relabelled": relabelled,
+            "scored": scored,
+        },
+    )
+
+
+def _fold_of(item: str, folds: int) -> int:
+    """A new item's fold, stable across runs: from a hash of its id."""
+    return int.from_bytes(hashlib.blake2b(item.encode(), digest_size=4).digest(), "big") % folds
 
 
 def _splits(
@@ -109,12 +223,12 @@ def _train_fold(
     seed: int,
     progress: Progress | None,
     folds: int,
-) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32], float]:
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32], FoldModel, float]:
     if progress is not None:
         progress(f"fold {fold + 1}/{folds}: training {config.name} on {len(train)} items")
     start = time.perf_counter()
-    fold_probs = fit_predict(config, data, train, test, seed=seed + fold, progress=progress)
-    return fold, test, fold_probs, time.perf_counter() - start
+    fold_probs, model = fit_predict(config, data, train, test, seed=seed + fold, progress=progress)
+    return fold, test, fold_probs, model, time.perf_counter() - start
 
 
 def _parallel(

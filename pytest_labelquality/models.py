@@ -7,8 +7,10 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import math
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +28,11 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 
+#: ``cnn`` trains for about this many item-passes per fold: 10 epochs of 3,200 drawings, and a
+#: single epoch from 32,000 training items up (where one pass is already plenty).
+CNN_PASSES = 32_000
 KERAS_DEFAULTS: dict[ModelName, dict[str, Any]] = {
-    ModelName.CNN: {"epochs": 10, "batch_size": 128, "learning_rate": 0.002},
+    ModelName.CNN: {"epochs": None, "batch_size": 128, "learning_rate": 0.002},
     ModelName.WALKTHROUGH_CNN: {"epochs": 1, "batch_size": 128, "learning_rate": 0.001},
 }
 FACTORY_DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 128, "learning_rate": 0.001}
@@ -78,10 +83,11 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-def resolve_model(spec: ModelSpec, *, image: bool, spec_dir: Path) -> ModelConfig:
+def resolve_model(spec: ModelSpec, *, image: bool, spec_dir: Path, train_items: int) -> ModelConfig:
     """Fill in the defaults: ``cnn`` for images, ``logistic_regression`` otherwise.
 
-    A factory's module is looked up on ``sys.path`` and in the spec's folder."""
+    ``cnn``'s epochs default to ``ceil(CNN_PASSES / train_items)``, from 1 to 10. A factory's
+    module is looked up on ``sys.path`` and in the spec's folder."""
     name = spec.name or (ModelName.CNN if image else ModelName.LOGISTIC_REGRESSION)
     if not spec.factory and name not in KERAS_MODELS:
         return ModelConfig(name.value, None, None, None, None, dict(spec.params))
@@ -89,7 +95,9 @@ def resolve_model(spec: ModelSpec, *, image: bool, spec_dir: Path) -> ModelConfi
     return ModelConfig(
         name="factory" if spec.factory else name.value,
         factory=spec.factory,
-        epochs=spec.epochs or int(defaults["epochs"]),
+        epochs=spec.epochs
+        or defaults["epochs"]
+        or min(10, max(1, math.ceil(CNN_PASSES / max(train_items, 1)))),
         batch_size=spec.batch_size or int(defaults["batch_size"]),
         learning_rate=spec.learning_rate or float(defaults["learning_rate"]),
         params=dict(spec.params),
@@ -123,6 +131,58 @@ def _module_digest(factory: str, spec_dir: Path) -> str:
 # --- training one fold ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FoldModel:
+    """A model trained on one fold: it scores the items it never saw (its fold, or new ones)."""
+
+    model: Any
+    keras: bool
+
+    def predict(self, data: Dataset, index: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Class probabilities of the ``index`` rows."""
+        if self.keras:
+            return _keras_predict(self.model, data, index)
+        return _sklearn_predict(self.model, data, index)
+
+    def save(self, stem: Path) -> None:
+        """Write the model beside ``stem`` (``.keras`` or ``.joblib``), atomically."""
+        path = stem.with_suffix(".keras" if self.keras else ".joblib")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        try:
+            if self.keras:
+                with warnings.catch_warnings():  # Keras' saving still trips numpy 2's copy=False
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self.model.save(tmp)
+            else:
+                import joblib
+
+                joblib.dump(self.model, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, stem: Path) -> FoldModel | None:
+        """The model saved beside ``stem``, or None when absent or unreadable."""
+        for suffix, keras in ((".keras", True), (".joblib", False)):
+            path = stem.with_suffix(suffix)
+            if not path.is_file():
+                continue
+            try:
+                if keras:
+                    _configure_tensorflow()
+                    import keras as keras_lib
+
+                    return cls(keras_lib.models.load_model(path, compile=False), True)
+                import joblib
+
+                return cls(joblib.load(path), False)
+            except Exception:  # a model that cannot be read back is retrained, never trusted
+                return None
+        return None
+
+
 def fit_predict(
     config: ModelConfig,
     data: Dataset,
@@ -131,9 +191,9 @@ def fit_predict(
     *,
     seed: int,
     progress: Progress | None = None,
-) -> npt.NDArray[np.float32]:
-    """Train on ``train`` rows with their given labels; return class probabilities for ``test``."""
-    num_classes = len(data.class_names)
+) -> tuple[npt.NDArray[np.float32], FoldModel]:
+    """Train on ``train`` rows with their given labels; return probabilities for ``test`` and
+    the trained model."""
     model: Any
     if config.factory:
         model = _call_factory(config, data, seed)
@@ -143,8 +203,11 @@ def fit_predict(
     else:
         model, keras_model = _sklearn_model(config, seed), False
     if keras_model:
-        return _keras_fit_predict(config, model, data, train, test, seed=seed, progress=progress)
-    return _sklearn_fit_predict(model, data, train, test, num_classes)
+        model = _keras_fit(config, model, data, train, seed=seed, progress=progress)
+    else:
+        _sklearn_fit(model, data, train)
+    fitted = FoldModel(model, keras_model)
+    return fitted.predict(data, test), fitted
 
 
 def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
@@ -198,26 +261,28 @@ def _sklearn_model(config: ModelConfig, seed: int) -> Any:
         raise ModelError(f"model.params for {config.name}: {exc}") from None
 
 
-def _sklearn_fit_predict(
-    model: Any,
-    data: Dataset,
-    train: npt.NDArray[np.int64],
-    test: npt.NDArray[np.int64],
-    num_classes: int,
+def _rows(data: Dataset, index: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    import numpy as np
+
+    x = data.features[index].reshape(len(index), -1)
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
+
+
+def _sklearn_fit(model: Any, data: Dataset, train: npt.NDArray[np.int64]) -> None:
+    try:
+        model.fit(_rows(data, train), data.labels[train])
+    except ValueError as exc:
+        raise ModelError(f"training {type(model).__name__} failed: {exc}") from None
+
+
+def _sklearn_predict(
+    model: Any, data: Dataset, index: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float32]:
     import numpy as np
 
-    def rows(index: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
-        x = data.features[index].reshape(len(index), -1)
-        return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
-
-    try:
-        model.fit(rows(train), data.labels[train])
-        probs = np.asarray(model.predict_proba(rows(test)))
-    except ValueError as exc:
-        raise ModelError(f"training {type(model).__name__} failed: {exc}") from None
-    out = np.zeros((len(test), num_classes), dtype=np.float32)
-    out[:, np.asarray(model.classes_, dtype=np.int64)] = probs
+    probs = np.asarray(model.predict_proba(_rows(data, index)))
+    out = np.zeros((len(index), len(data.class_names)), dtype=np.float32)
+    out[:, np.asarray(model.classes_, dtype=np.int64)] = probs  # a class absent from training
     return out
 
 
@@ -310,64 +375,86 @@ def build_keras_model(
     return model
 
 
-def _keras_fit_predict(
+def _batches(
+    data: Dataset,
+    index: npt.NDArray[np.int64],
+    *,
+    size: int,
+    shuffle_seed: int | None = None,
+    one_hot: bool = False,
+) -> Any:
+    """A ``tf.data`` pipeline over rows of ``data``: images stay ``uint8`` in memory and only
+    indices are shuffled; each batch is gathered and converted to float32 on the fly."""
+    import numpy as np
+    import tensorflow as tf
+
+    shape = keras_input_shape(data)
+    scale = 255.0 if data.features.dtype == np.uint8 else 1.0
+    features = tf.convert_to_tensor(data.features)
+    labels = tf.convert_to_tensor(data.labels)
+    num_classes = len(data.class_names)
+
+    def gather(i: Any) -> tuple[Any, Any]:
+        x = tf.reshape(tf.cast(tf.gather(features, i), tf.float32) / scale, (-1, *shape))
+        y = tf.gather(labels, i)
+        return x, tf.one_hot(y, num_classes) if one_hot else y
+
+    ds = tf.data.Dataset.from_tensor_slices(index)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(index), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _keras_fit(
     config: ModelConfig,
     model: Any,
     data: Dataset,
     train: npt.NDArray[np.int64],
-    test: npt.NDArray[np.int64],
     *,
     seed: int,
     progress: Progress | None,
-) -> npt.NDArray[np.float32]:
-    import numpy as np
-
+) -> Any:
     _configure_tensorflow()
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     assert config.batch_size is not None
     assert config.epochs is not None
-    num_classes = len(data.class_names)
-    shape = keras_input_shape(data)
     one_hot = model is None  # built-ins train on one-hot labels, a factory's model on integers
     if model is None:
         assert config.learning_rate is not None
-        model = build_keras_model(config.name, shape, num_classes, config.learning_rate)
+        shape, classes = keras_input_shape(data), len(data.class_names)
+        model = build_keras_model(config.name, shape, classes, config.learning_rate)
     elif getattr(model, "optimizer", None) is None:
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             loss="sparse_categorical_crossentropy",
         )
-    scale = 255.0 if data.features.dtype == np.uint8 else 1.0
-
-    def convert(x: Any, y: Any) -> tuple[Any, Any]:
-        x = tf.reshape(tf.cast(x, tf.float32) / scale, (-1, *shape))
-        return x, tf.one_hot(y, num_classes) if one_hot else y
-
-    def batches(index: npt.NDArray[np.int64], *, shuffle: bool, size: int) -> Any:
-        # uint8 rows stay uint8 in memory; each batch is converted to float32 on the fly
-        ds = tf.data.Dataset.from_tensor_slices((data.features[index], data.labels[index]))
-        if shuffle:
-            ds = ds.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(size).map(convert, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
-
     callbacks = [_EpochProgress(progress, config.epochs)] if progress else []
     model.fit(
-        batches(train, shuffle=True, size=config.batch_size),
+        _batches(data, train, size=config.batch_size, shuffle_seed=seed, one_hot=one_hot),
         epochs=config.epochs,
         shuffle=False,  # the dataset reshuffles itself each epoch
         verbose=0,
         callbacks=callbacks,
     )
-    predicted = model.predict(batches(test, shuffle=False, size=512), verbose=0)
-    probs = np.asarray(predicted, dtype=np.float32)
-    if probs.shape != (len(test), num_classes):
+    return model
+
+
+def _keras_predict(
+    model: Any, data: Dataset, index: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
+    import numpy as np
+
+    _configure_tensorflow()
+    batches = _batches(data, index, size=512).map(lambda x, _: x)
+    probs = np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
+    expected = (len(index), len(data.class_names))
+    if probs.shape != expected:
         raise ModelError(
             f"the Keras model returned predictions of shape {list(probs.shape)}; expected"
-            f" {[len(test), num_classes]} (one softmax output per class)"
+            f" {list(expected)} (one softmax output per class)"
         )
     return probs
 

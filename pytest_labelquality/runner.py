@@ -47,11 +47,18 @@ def check_dataset(
 
     With ``keep_items`` the result also carries what a new baseline needs (every item's hash).
     """
+    import numpy as np
+
     start = time.perf_counter()
     data = load_dataset(spec)
     check_folds(data, spec.cv.folds)
     loaded = time.perf_counter()
-    config = resolve_model(spec.model, image=data.kind is DataKind.IMAGE, spec_dir=spec.base_dir)
+    config = resolve_model(
+        spec.model,
+        image=data.kind is DataKind.IMAGE,
+        spec_dir=spec.base_dir,
+        train_items=len(data) - len(data) // spec.cv.folds,
+    )
     run_key = fingerprint(
         "run",
         data.features,
@@ -67,10 +74,23 @@ def check_dataset(
     detection_key = fingerprint(
         run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__
     )
+    # the same dataset and settings, whatever the data: where a small change finds its base
+    lineage_key = fingerprint(
+        "lineage",
+        spec.spec_path.name,
+        spec.name,
+        config.as_dict(),
+        config.factory_digest,
+        config.versions(),
+        spec.cv.folds,
+        spec.cv.seed,
+    )
+    keys = item_keys(data)
     cache = ArrayCache(cache_dir)
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
     fold_seconds: tuple[float, ...] = ()
+    incremental: dict[str, Any] = {}
     entry = cache.load(detection_key)
     if entry is not None:
         found = Detection.from_arrays(entry)
@@ -80,21 +100,29 @@ def check_dataset(
         oof = out_of_fold(
             data,
             config,
+            content=np.array([content for content, _ in keys.values()]),
             folds=spec.cv.folds,
             seed=spec.cv.seed,
             jobs=spec.cv.jobs,
             cache=cache,
             run_key=run_key,
+            lineage_key=lineage_key,
             progress=progress,
         )
         folds_cached, fold_seconds = oof.folds_cached, oof.fold_seconds
+        incremental = oof.incremental
         trained = time.perf_counter()
         found = detect(data.labels, oof.pred_probs, spec.detection, seed=spec.cv.seed)
         cache.save(detection_key, found.to_arrays())
         progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
     detected = time.perf_counter()
-    judged = _judge(spec, data, found, keep_items=keep_items)
-    status = "hit" if entry is not None else "partial" if folds_cached else "miss"
+    judged = _judge(spec, data, found, keys, keep_items=keep_items)
+    if entry is not None:
+        status = "hit"
+    elif incremental:
+        status = "incremental"
+    else:
+        status = "partial" if folds_cached else "miss"
     return _result(
         spec,
         data,
@@ -107,6 +135,7 @@ def check_dataset(
             "status": status,
             "folds_cached": folds_cached,
             "dir": str(cache_dir),
+            "incremental": incremental or None,
         },
         timings={
             "load": round(loaded - start, 3),
@@ -130,11 +159,17 @@ class Judgement:
     baseline_entry: dict[str, Any] | None
 
 
-def _judge(spec: DatasetSpec, data: Dataset, found: Detection, *, keep_items: bool) -> Judgement:
+def _judge(
+    spec: DatasetSpec,
+    data: Dataset,
+    found: Detection,
+    keys: dict[str, tuple[str, str]],
+    *,
+    keep_items: bool,
+) -> Judgement:
     """Apply reviews (accepted items stop counting), compare with the baseline, decide."""
     import numpy as np
 
-    keys = item_keys(data)
     hashes = {i: review_hash(content, label) for i, (content, label) in keys.items()}
     reviews = apply_reviews(load_reviews(spec.spec_path, spec.name), hashes)
     ids = data.ids

@@ -41,14 +41,14 @@ def spec_for(tmp_path: Path, model: str) -> Path:
 
 
 def test_default_cnn_finds_flipped_images(tmp_path: Path) -> None:
-    (spec,) = load_spec(spec_for(tmp_path, "{epochs: 3}"))
+    (spec,) = load_spec(spec_for(tmp_path, "{name: cnn}"))
     lines: list[str] = []
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
     assert result["source"]["kind"] == "image"
     assert result["model"]["name"] == "cnn"
     assert result["injected"]["recall"] >= 0.8
     assert result["injected"]["precision"] >= 0.8
-    assert any(line.startswith("  epoch 3/3") for line in lines)
+    assert any(line.startswith("  epoch 10/10") for line in lines)  # 32,000 passes, at most 10
     assert result["flagged"][0]["preview"]["image"].startswith("data:image/png;base64,")
     again = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
     assert again["cache"]["status"] == "hit"
@@ -86,3 +86,31 @@ def test_walkthrough_cnn_on_real_drawings(tmp_path: Path, quickdraw_dir: Path) -
     assert result["items"] == 300
     assert result["flagged"][0]["id"].split("/")[0] in {"cat", "dog"}
     json.dumps(result)  # the result is plain data
+
+
+def test_new_images_are_scored_by_saved_fold_models(tmp_path: Path) -> None:
+    """A small change reloads the Keras fold models from the cache instead of retraining."""
+    images, labels = bars(300)
+    np.savez(tmp_path / "bars.npz", x=images, y=labels)
+    path = tmp_path / "bars.labelquality.yaml"
+    path.write_text(
+        "datasets:\n  - name: bars\n"
+        "    source: {format: npz, path: bars.npz, classes: [horizontal, vertical]}\n"
+        "    cv: {folds: 3}\n    gate: {max_noise_rate: 0.2}\n"
+    )
+    (spec,) = load_spec(path)
+    check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    extra_images, extra_labels = bars(9, seed=7)
+    extra_labels[0] = 1 - extra_labels[0]  # one new item arrives with a wrong label
+    np.savez(
+        tmp_path / "bars.npz",
+        x=np.concatenate([images, extra_images]),
+        y=np.concatenate([labels, extra_labels]),
+    )
+    lines: list[str] = []
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    assert result["cache"]["status"] == "incremental"
+    assert result["cache"]["incremental"]["scored"] == 9
+    assert not any("training" in line for line in lines)
+    assert result["items"] == 309
+    assert 300 in {s["index"] for s in result["flagged"]}  # the new, wrongly labelled bar

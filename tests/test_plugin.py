@@ -121,7 +121,7 @@ def test_warm_rerun_trains_nothing_imports_nothing_heavy_and_agrees(
     warm_run = project.runpytest_subprocess("--label-quality")
     warm_run.assert_outcomes(passed=1, failed=1)
     warm_run.stdout.fnmatch_lines(["*iris-clean: cache hit, nothing to train*"])
-    assert "training" not in warm_run.stdout.str()
+    assert "training logistic_regression" not in warm_run.stdout.str()
     warm = results(project)
     for name in cold:
         assert warm[name]["cache"]["status"] == "hit"
@@ -130,11 +130,40 @@ def test_warm_rerun_trains_nothing_imports_nothing_heavy_and_agrees(
     assert not imported(project) & set(HEAVY)
 
 
-def test_changing_one_label_misses_the_cache(project: pytest.Pytester) -> None:
+def test_changing_one_label_reuses_predictions_without_training(project: pytest.Pytester) -> None:
+    """An item's out-of-fold prediction does not depend on its own label: nothing retrains."""
     project.runpytest_subprocess("--label-quality", "-k", "clean").assert_outcomes(passed=1)
+    before = results(project)["iris-clean"]
     write_iris(project.path / "iris.npz", relabel={3: 2})
     run = project.runpytest_subprocess("--label-quality", "-k", "clean")
     run.assert_outcomes(passed=1)
+    run.stdout.fnmatch_lines(
+        ["*reused the out-of-fold predictions of 150 items (1 relabelled) and scored 0 new*"]
+    )
+    assert "training logistic_regression" not in run.stdout.str()
+    after = results(project)["iris-clean"]
+    assert after["cache"]["status"] == "incremental"
+    assert after["cache"]["key"] != before["cache"]["key"]
+    assert "iris-3" in {s["id"] for s in after["flagged"]}  # setosa now labelled virginica
+
+
+def test_new_items_are_scored_by_fold_models_and_big_changes_retrain(
+    project: pytest.Pytester,
+) -> None:
+    x, y = load_iris(return_X_y=True)
+    keep = np.r_[0:48, 50:98, 100:148]
+    ids = np.array([f"iris-{i}" for i in keep])
+    np.savez(project.path / "iris.npz", x=x[keep], y=y[keep], ids=ids)
+    project.runpytest_subprocess("--label-quality", "-k", "clean").assert_outcomes(passed=1)
+    write_iris(project.path / "iris.npz")  # adds 6 items: 4% of 150
+    run = project.runpytest_subprocess("--label-quality", "-k", "clean")
+    run.assert_outcomes(passed=1)
+    run.stdout.fnmatch_lines(["*of 144 items (0 relabelled) and scored 6 new or edited items*"])
+    assert results(project)["iris-clean"]["cache"]["incremental"]["scored"] == 6
+
+    write_iris(project.path / "iris.npz", flip_rows=tuple(range(0, 150, 15)))  # 10 items: 7%
+    run = project.runpytest_subprocess("--label-quality", "-k", "clean")
+    run.stdout.fnmatch_lines(["*more than 5%): training every fold*"])
     assert results(project)["iris-clean"]["cache"]["status"] == "miss"
 
 
@@ -143,11 +172,12 @@ def test_interrupted_run_resumes_from_finished_folds(project: pytest.Pytester) -
     project.runpytest_subprocess(
         "--label-quality", "-k", "clean", f"--label-quality-cache-dir={cache}"
     ).assert_outcomes(passed=1)
-    entries = sorted(cache.rglob("*.npz"))
-    assert len(entries) == 6  # five folds and the detection
-    detection = max(entries, key=lambda p: p.stat().st_size)
-    detection.unlink()
-    entries[0].unlink() if entries[0] != detection else entries[1].unlink()
+    folds = [p for p in cache.rglob("*.npz") if p.with_suffix(".joblib").exists()]
+    assert len(folds) == 5  # each fold's predictions, beside its model
+    assert len(list(cache.rglob("*.npz"))) == 7  # and the detection, and the lineage pointer
+    for entry in cache.rglob("*.npz"):
+        if entry not in folds[1:]:
+            entry.unlink()  # keep four folds: the detection, the lineage and one fold are lost
     run = project.runpytest_subprocess(
         "--label-quality", "-k", "clean", f"--label-quality-cache-dir={cache}"
     )
@@ -177,7 +207,7 @@ def test_ini_turns_it_on_and_the_cache_dir_follows_the_environment(
     finally:
         del os.environ["LABEL_QUALITY_CACHE_DIR"]
     run.assert_outcomes(passed=1)
-    assert len(list(env_cache.rglob("*.npz"))) == 6
+    assert len(list(env_cache.rglob("*.joblib"))) == 5
     assert results(project)["iris-clean"]["cache"]["dir"] == str(env_cache)
 
 
