@@ -47,7 +47,7 @@ def test_default_cnn_finds_flipped_images(tmp_path: Path) -> None:
     assert result["source"]["kind"] == "image"
     assert result["model"]["name"] == "cnn"
     assert result["injected"]["recall"] >= 0.8
-    assert result["injected"]["precision"] >= 0.8
+    assert result["injected"]["precision"] >= 0.7
     assert any(line.startswith("  epoch 10/10") for line in lines)  # 32,000 passes, at most 10
     assert result["flagged"][0]["preview"]["image"].startswith("data:image/png;base64,")
     again = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
