@@ -139,36 +139,36 @@ def _incremental(
     entries = [cache.load(fold_key(base_key, fold)) for fold in range(folds)]
     if any(e is None or "labels" not in e for e in entries):
         return None
-    known: dict[str, tuple[int, int, str]] = {}  # id -> (fold, row in entry, content)
-    before: dict[str, int] = {}  # id -> label
+    fold_of_id: dict[str, int] = {}  # an edited item is scored by the model of its old fold
+    by_content: dict[str, tuple[int, int, int]] = {}  # content -> (fold, row, label)
     for fold, entry in enumerate(entries):
         assert entry is not None
-        members = zip(
+        held_out = zip(
             entry["ids"].tolist(), entry["content"].tolist(), entry["labels"].tolist(), strict=True
         )
-        for row, (item, digest, label) in enumerate(members):
-            known[item] = (fold, row, digest)
-            before[item] = label
+        for row, (item, digest, label) in enumerate(held_out):
+            fold_of_id[item] = fold
+            by_content[digest] = (fold, row, label)
     ids = data.ids
     probs = np.zeros((len(data), len(data.class_names)), dtype=np.float32)
     to_score: dict[int, list[int]] = {}
-    for i, (item, digest) in enumerate(zip(ids.tolist(), content.tolist(), strict=True)):
-        found = known.get(item)
-        if found is not None and found[2] == digest:
-            entry = entries[found[0]]
+    relabelled = 0
+    rows = zip(ids.tolist(), content.tolist(), data.labels.tolist(), strict=True)
+    for i, (item, digest, label) in enumerate(rows):
+        # matched by content: an id can change when an item moves (a Quick, Draw! relabel moves
+        # a drawing to another class's file), its content cannot
+        seen = by_content.get(digest)
+        if seen is not None:
+            entry = entries[seen[0]]
             assert entry is not None
             if entry["probs"].shape[1] != probs.shape[1]:
                 return None
-            probs[i] = entry["probs"][found[1]]
+            probs[i] = entry["probs"][seen[1]]
+            relabelled += seen[2] != label
         else:
-            fold = found[0] if found is not None else _fold_of(item, folds)
+            fold = fold_of_id[item] if item in fold_of_id else _fold_of(item, folds)
             to_score.setdefault(fold, []).append(i)
-    scored = sum(len(rows) for rows in to_score.values())
-    relabelled = sum(
-        1
-        for item, label in zip(ids.tolist(), data.labels.tolist(), strict=True)
-        if item in before and before[item] != label
-    )
+    scored = sum(len(members) for members in to_score.values())
     if scored + relabelled > INCREMENTAL_MAX_SHARE * len(data):
         progress(
             f"{scored + relabelled} of {len(data)} items are new, edited or relabelled since the"
@@ -176,11 +176,11 @@ def _incremental(
         )
         return None
     start = time.perf_counter()
-    for fold, rows in sorted(to_score.items()):
+    for fold, members in sorted(to_score.items()):
         model = FoldModel.load(cache.path(fold_key(base_key, fold)).with_suffix(""))
         if model is None:
             return None
-        probs[rows] = model.predict(data, np.array(rows, dtype=np.int64))
+        probs[members] = model.predict(data, np.array(members, dtype=np.int64))
     progress(
         f"reused the out-of-fold predictions of {len(data) - scored} items ({relabelled}"
         f" relabelled) and scored {scored} new or edited items with the fold models that never"

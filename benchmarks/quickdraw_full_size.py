@@ -1,0 +1,125 @@
+"""The gate at the walkthrough's full size: 275,361 drawings (123,202 cats, 152,159 dogs).
+
+The set is built from the 4,000 shared drawings by random shifts (up to 2 pixels) and mirror
+images, in the full task's class ratio, and written as an ``.npz`` with item ids (so that a
+relabel keeps its id); it serves time and memory only (copies of the same drawing in different folds make its noise estimate meaningless).
+Each step is a whole ``pytest --label-quality`` process, measured for wall time and peak resident
+memory:
+
+1. cold: an empty cache, every fold trained;
+2. warm: the same data again;
+3. a pull request relabelling 1% of the drawings, with the base's cache present;
+4. a pull request adding 1% new drawings, with the base's cache present.
+
+    python benchmarks/quickdraw_full_size.py          # about 10 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "numpy_bitmap"
+FULL = {"cat": 123_202, "dog": 152_159}
+SPEC = """\
+datasets:
+  - name: quickdraw-full
+    source: {{format: npz, path: {data}, ids: ids, classes: [cat, dog], shape: [28, 28]}}
+    model: {{name: cnn}}
+    gate: {{max_noise_rate: 1.0}}
+"""
+
+
+def augmented(source: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` drawings made from ``source`` by shifts of up to 2 pixels and mirroring."""
+    out = np.empty((count, 784), dtype=np.uint8)
+    images = source.reshape(-1, 28, 28)
+    for start in range(0, count, 20_000):
+        n = min(20_000, count - start)
+        picked = images[rng.integers(0, len(images), n)]
+        mirror = rng.random(n) < 0.5
+        picked[mirror] = picked[mirror][:, :, ::-1]
+        dy, dx = rng.integers(-2, 3, 2)
+        out[start : start + n] = np.roll(picked, (dy, dx), axis=(1, 2)).reshape(n, 784)
+    return out
+
+
+def measured(command: list[str], cwd: Path) -> tuple[int, float, float, str]:
+    """Exit status, wall seconds, peak resident MiB of this child alone, and its output."""
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, out.read()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    if not (args.data / "cat.npy").is_file():
+        print(f"Quick, Draw! drawings not found in {args.data}; nothing to measure.")
+        return 0
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = work / "drawings.npz"
+        parts = [augmented(np.load(args.data / f"{c}.npy"), n, rng) for c, n in FULL.items()]
+        x = np.concatenate(parts)
+        y = np.repeat([0, 1], list(FULL.values()))
+        ids = np.array([f"d{i}" for i in range(len(y))])
+        np.savez(data, x=x, y=y, ids=ids)
+        (work / "full.labelquality.yaml").write_text(SPEC.format(data=data))
+        command = [
+            sys.executable, "-m", "pytest", "--label-quality", "-p", "no:cacheprovider",
+            f"--label-quality-cache-dir={work / 'cache'}",
+            f"--label-quality-json={work / 'results.json'}", "-q", str(work),
+        ]  # fmt: skip
+
+        def step(name: str) -> None:
+            code, wall, peak, output = measured(command, work)
+            if code not in (0, 1):
+                sys.exit(f"{name} failed (exit {code}):\n{output[-4000:]}")
+            result = json.loads((work / "results.json").read_text())["datasets"][0]
+            rows.append((name, wall, peak, result["cache"]["status"], result["noise"]["rate"]))
+            print(f"{name}: {wall:.1f}s, peak {peak:.0f} MiB, cache {result['cache']['status']}")
+            for line in output.splitlines():
+                if "[label-quality]" in line:
+                    print(f"    {line}")
+
+        step("cold")
+        step("warm")
+        share = round(0.01 * len(y))
+        relabel = rng.choice(len(y), size=share, replace=False)
+        y[relabel] = 1 - y[relabel]
+        np.savez(data, x=x, y=y, ids=ids)
+        step("PR relabelling 1%")
+        extra = augmented(np.load(args.data / "dog.npy"), share, rng)
+        more_ids = np.array([f"new{i}" for i in range(share)])
+        np.savez(
+            data,
+            x=np.concatenate([x, extra]),
+            y=np.concatenate([y, np.ones(share, dtype=y.dtype)]),
+            ids=np.concatenate([ids, more_ids]),
+        )
+        step("PR adding 1%")
+    print("\nstep                  wall s  peak MiB  cache        estimate")
+    for name, wall, peak, status, rate in rows:
+        print(f"{name:20} {wall:7.1f} {peak:9.0f}  {status:11} {rate:9.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
