@@ -2,9 +2,9 @@
 
 The set is built from the 4,000 shared drawings by random shifts (up to 2 pixels) and mirror
 images, in the full task's class ratio, and written as an ``.npz`` with item ids (so that a
-relabel keeps its id); it serves time and memory only (copies of the same drawing in different folds make its noise estimate meaningless).
-Each step is a whole ``pytest --label-quality`` process, measured for wall time and peak resident
-memory:
+relabel keeps its id). It serves time and memory only: copies of one drawing in different folds
+make its noise estimate meaningless. Each step is a whole ``pytest --label-quality`` process,
+measured for wall time and peak resident memory:
 
 1. cold: an empty cache, every fold trained;
 2. warm: the same data again;
