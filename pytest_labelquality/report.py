@@ -231,11 +231,15 @@ def _dataset_view(result: dict[str, Any], anchor: str, *, max_suspects: int) -> 
     noise, gate = result["noise"], result["gate"]
     warnings = [str(w) for w in result.get("warnings", [])]
     failing_classes = [c["name"] for c in result["per_class"] if not c["passed"]]
-    flagged = result["flagged"]
+    accepted = {"correct", "fixed"}
+    flagged = [s for s in result["flagged"] if s.get("review") not in accepted]
+    reviewed = [s for s in result["flagged"] if s.get("review") in accepted]
     shown = flagged[:max_suspects]
     injected = result.get("injected")
     flipped = frozenset(injected["indices"]) if injected else frozenset()
     index = {name: str(i) for i, name in enumerate(result["classes"])}
+    change = result.get("baseline")
+    new = frozenset(change["new_suspects"]) if change else frozenset()
     return {
         "anchor": anchor,
         "name": result["name"],
@@ -257,7 +261,12 @@ def _dataset_view(result: dict[str, Any], anchor: str, *, max_suspects: int) -> 
         "per_class": result["per_class"],
         "matrix": _matrix_view(result["classes"], result.get("noise_matrix", [])),
         "histogram": _histogram_view(result.get("score_histogram")),
-        "suspects": [_suspect_view(s, index, flipped) for s in shown],
+        "suspects": [_suspect_view(s, index, flipped, new) for s in shown],
+        "reviewed": [_suspect_view(s, index, flipped, new) for s in reviewed[:max_suspects]],
+        "reviewed_total": len(reviewed),
+        "stale_reviews": list(result.get("reviews", {}).get("stale", [])),
+        "change": change,
+        "change_failures": list(gate.get("change_failures", [])),
         "suspects_total": len(flagged),
         "suspects_hidden": len(flagged) - len(shown),
         "given_options": _options(result["classes"], [s["given"] for s in shown]),
@@ -355,7 +364,10 @@ def _histogram_view(histogram: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _suspect_view(
-    suspect: dict[str, Any], index: dict[str, str], flipped: frozenset[int]
+    suspect: dict[str, Any],
+    index: dict[str, str],
+    flipped: frozenset[int],
+    new: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     preview = suspect.get("preview") or {}
     view: dict[str, Any] = {
@@ -363,6 +375,8 @@ def _suspect_view(
         "given_index": index.get(suspect["given"], ""),
         "suggested_index": index.get(suspect["suggested"], ""),
         "injected_flip": suspect.get("index") in flipped,
+        "new_suspect": suspect.get("id") in new,
+        "review": suspect.get("review"),
         "image": None,
         "features": None,
         "more_features": None,

@@ -521,3 +521,33 @@ def test_write_text_atomic_replaces_and_leaves_no_temporary_file(tmp_path: Path)
     write_text_atomic(target, "second ✓")
     assert target.read_text(encoding="utf-8") == "second ✓"
     assert sorted(p.name for p in target.parent.iterdir()) == ["index.html"]
+
+
+def test_baseline_change_and_reviewed_items_are_shown_apart() -> None:
+    result = make_result("with-baseline", pairs=[("cat", "dog")] * 4)
+    result["flagged"][0]["review"] = "correct"
+    result["flagged"][1]["review"] = "ambiguous"
+    new_id = result["flagged"][2]["id"]
+    result["baseline"] = {
+        "baseline_commit": "0123456789abcdef",
+        "baseline_noise_rate": 0.01,
+        "noise_rate_change": 0.02,
+        "changed_items": 7,
+        "new_suspects": [new_id],
+        "changed_suspects": [new_id],
+        "resolved_suspects": ["gone-1"],
+        "still_suspect": 2,
+    }
+    result["gate"]["change_failures"] = ["1 of the 7 items this change added ... <b>x</b>"]
+    result["reviews"] = {"decisions": {}, "stale": ["stale-<i>1</i>"]}
+    html = render_html(make_document(result))
+    assert "Against the baseline" in html
+    assert "0123456789ab" in html
+    assert "(+2.0 points)" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+    assert "stale-&lt;i&gt;1&lt;/i&gt;" in html
+    main, reviewed = html.split("Reviewed and accepted (1, not counted against the gate)")
+    assert main.count('class="suspect"') == 3  # the accepted one left the main gallery
+    assert "reviewed: ambiguous" in main
+    assert 'title="not suspect in the baseline">new</span>' in main
+    assert result["flagged"][0]["id"] in reviewed
