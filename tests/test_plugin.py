@@ -216,6 +216,9 @@ def test_xdist_controller_writes_every_dataset(project: pytest.Pytester) -> None
     run.assert_outcomes(passed=1, failed=1)
     run.stdout.fnmatch_lines(["iris-clean * PASS *", "iris-noisy * FAIL *"])
     assert set(results(project)) == {"iris-clean", "iris-noisy"}
+    html = (project.path / "label-quality-report" / "index.html").read_text()
+    assert 'href="#ds-iris-clean"' in html
+    assert 'href="#ds-iris-noisy"' in html
 
 
 def test_junit_xml_carries_the_figures(project: pytest.Pytester) -> None:
@@ -337,3 +340,34 @@ def test_a_skilled_model_on_imbalanced_noisy_labels_is_not_called_weak(
     run = pytester.runpytest_subprocess("--label-quality")
     run.assert_outcomes(passed=1)
     assert results(pytester)["imb"]["warnings"] == []
+
+
+def test_report_markdown_and_job_summary(project: pytest.Pytester, tmp_path: Path) -> None:
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
+    try:
+        run = project.runpytest_subprocess(
+            "--label-quality",
+            "--label-quality-html=out/report.html",
+            "--label-quality-markdown=out/comment.md",
+            "--label-quality-max-suspects=3",
+        )
+    finally:
+        del os.environ["GITHUB_STEP_SUMMARY"]
+    run.assert_outcomes(passed=1, failed=1)
+    report = project.path / "out" / "report.html"
+    run.stdout.fnmatch_lines([f"label-quality report: {report.as_uri()}"])
+    assert run.stdout.lines[-1].startswith("=")  # the pytest footer; the report path precedes it
+    html = report.read_text()
+    assert html.count('class="suspect"') <= 6  # at most 3 per dataset
+    comment = (project.path / "out" / "comment.md").read_text()
+    assert "iris-noisy" in comment
+    assert "FAIL" in comment
+    assert summary.read_text() == "earlier step\n" + comment  # appended, not replaced
+
+
+def test_bad_option_values_fail_at_argument_parsing(project: pytest.Pytester) -> None:
+    run = project.runpytest_subprocess("--label-quality", "--label-quality-max-suspects=-1")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(["*--label-quality-max-suspects: must be 0 or more, got -1*"])
