@@ -85,7 +85,7 @@ def check_dataset(
         spec.cv.folds,
         spec.cv.seed,
     )
-    keys = item_keys(data)
+    keys: dict[str, tuple[str, str]] | None = None  # hashed when needed: a warm run skips it
     cache = ArrayCache(cache_dir)
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
@@ -97,6 +97,7 @@ def check_dataset(
         progress(f"{spec.name}: cache hit, nothing to train")
     else:
         progress(f"{spec.name}: {len(data)} items, {len(data.class_names)} classes, {config.name}")
+        keys = item_keys(data)
         oof = out_of_fold(
             data,
             config,
@@ -163,21 +164,31 @@ def _judge(
     spec: DatasetSpec,
     data: Dataset,
     found: Detection,
-    keys: dict[str, tuple[str, str]],
+    keys: dict[str, tuple[str, str]] | None,
     *,
     keep_items: bool,
 ) -> Judgement:
-    """Apply reviews (accepted items stop counting), compare with the baseline, decide."""
+    """Apply reviews (accepted items stop counting), compare with the baseline, decide.
+
+    Items are hashed only where needed: all of them for a baseline, else the flagged and the
+    reviewed ones."""
     import numpy as np
 
-    hashes = {i: review_hash(content, label) for i, (content, label) in keys.items()}
-    reviews = apply_reviews(load_reviews(spec.spec_path, spec.name), hashes)
     ids = data.ids
+    entries = load_reviews(spec.spec_path, spec.name)
+    baseline = load_baseline(spec.spec_path)
+    if keys is None and (keep_items or (baseline and spec.name in baseline["datasets"])):
+        keys = item_keys(data)
+    if keys is None:
+        reviewed = np.flatnonzero(np.isin(ids, [r.id for r in entries]))
+        keys = item_keys(data, sorted({*found.flagged.tolist(), *reviewed.tolist()}))
+    hashes = {i: review_hash(content, label) for i, (content, label) in keys.items()}
+    reviews = apply_reviews(entries, hashes)
     counted = np.array(
         [i for i in found.flagged.tolist() if str(ids[i]) not in reviews.accepted], dtype=np.int64
     )
     suspects = [str(ids[i]) for i in counted]
-    change = compare(load_baseline(spec.spec_path), spec.name, keys, suspects)
+    change = compare(baseline, spec.name, keys, suspects)
     warnings = reviews.warnings()
     gate = spec.gate
     rules = [gate.max_increase, gate.max_new_suspects, gate.max_new_suspect_share]

@@ -7,6 +7,7 @@ import dataclasses
 import enum
 import hashlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -321,17 +322,18 @@ def _flip(data: Dataset, flips: Flips) -> Dataset:
     return dataclasses.replace(data, labels=labels, flipped=chosen.astype(np.int64))
 
 
-def item_keys(data: Dataset) -> dict[str, tuple[str, str]]:
-    """Each item's id mapped to the hash of its content and its given label's name."""
+def item_keys(data: Dataset, rows: Iterable[int] | None = None) -> dict[str, tuple[str, str]]:
+    """Items' ids (all, or those of ``rows``) mapped to their content hash and label name."""
     import numpy as np
 
-    rows = np.ascontiguousarray(data.features.reshape(len(data), -1))
+    flat = data.features.reshape(len(data), -1)
+    chosen = range(len(data)) if rows is None else rows
     return {
-        str(item_id): (
-            hashlib.blake2b(row.tobytes(), digest_size=8).hexdigest(),
-            data.class_names[label],
+        str(data.ids[i]): (
+            hashlib.blake2b(np.ascontiguousarray(flat[i]).tobytes(), digest_size=8).hexdigest(),
+            data.class_names[data.labels[i]],
         )
-        for item_id, row, label in zip(data.ids, rows, data.labels, strict=True)
+        for i in chosen
     }
 
 

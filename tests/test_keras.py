@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import load_spec
@@ -114,3 +115,26 @@ def test_new_images_are_scored_by_saved_fold_models(tmp_path: Path) -> None:
     assert not any("training" in line for line in lines)
     assert result["items"] == 309
     assert 300 in {s["index"] for s in result["flagged"]}  # the new, wrongly labelled bar
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["tensors", "streamed"])
+def test_both_input_pipelines_yield_every_row_once_per_epoch(tmp_path: Path, stream: bool) -> None:
+    from pytest_labelquality.models import _batches
+    from pytest_labelquality.sources import load_dataset
+
+    (spec,) = load_spec(spec_for(tmp_path, "{name: cnn}"))
+    data = load_dataset(spec)
+    index = np.arange(5, 300, 2)
+    pipeline = _batches(data, index, size=32, shuffle_seed=1, one_hot=True, stream=stream)
+    epochs = []
+    for _ in range(2):
+        xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in pipeline], strict=True)
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        assert x.shape == (len(index), 28, 28, 1)
+        assert x.dtype == np.float32
+        assert float(x.max()) <= 1.0
+        expected = np.sort(data.features[index].reshape(len(index), -1) / 255.0, axis=0)
+        np.testing.assert_allclose(np.sort(x.reshape(len(index), -1), axis=0), expected)
+        assert y.sum(axis=0).tolist() == np.bincount(data.labels[index], minlength=2).tolist()
+        epochs.append(x)
+    assert not np.array_equal(epochs[0], epochs[1]), "each epoch has a new order"
