@@ -16,19 +16,14 @@ measured for wall time and peak resident memory:
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from common import drawings_folder, measured
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "numpy_bitmap"
 FULL = {"cat": 123_202, "dog": 152_159}
 SPEC = """\
 datasets:
@@ -53,23 +48,9 @@ def augmented(source: np.ndarray, count: int, rng: np.random.Generator) -> np.nd
     return out
 
 
-def measured(command: list[str], cwd: Path) -> tuple[int, float, float, str]:
-    """Exit status, wall seconds, peak resident MiB of this child alone, and its output."""
-    with tempfile.TemporaryFile("w+") as out:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, out.read()
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    args = parser.parse_args()
-    if not (args.data / "cat.npy").is_file():
-        print(f"Quick, Draw! drawings not found in {args.data}; nothing to measure.")
+    args = drawings_folder(__doc__ or "")
+    if args.data is None:
         return 0
     rng = np.random.default_rng(0)
     rows = []
@@ -89,7 +70,7 @@ def main() -> int:
         ]  # fmt: skip
 
         def step(name: str) -> None:
-            code, wall, peak, output = measured(command, work)
+            code, wall, peak, output = measured(command, cwd=work)
             if code not in (0, 1):
                 sys.exit(f"{name} failed (exit {code}):\n{output[-4000:]}")
             result = json.loads((work / "results.json").read_text())["datasets"][0]

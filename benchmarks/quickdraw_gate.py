@@ -14,18 +14,15 @@ the drawings are absent.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "numpy_bitmap"
+from common import drawings_folder, measured
+
 FLIP_RATE = 0.10
 
 SPEC = """\
@@ -40,18 +37,6 @@ datasets:
     cv: {{folds: 5, seed: 0}}
     gate: {{max_noise_rate: 1.0}}
 """
-
-
-def measured(command: list[str], *, cwd: Path) -> tuple[int, float, float, str]:
-    """Exit status, wall seconds, peak resident MiB (this child alone) and output of a command."""
-    with tempfile.TemporaryFile("w+") as out:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        return child.returncode, wall, usage.ru_maxrss / 1024, out.read()
 
 
 def run_gate(workdir: Path, model: str, data: Path) -> dict[str, float | str]:
@@ -94,12 +79,9 @@ def run_gate(workdir: Path, model: str, data: Path) -> dict[str, float | str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--only", choices=["cnn", "walkthrough_cnn"], help="run a single pipeline")
-    args = parser.parse_args()
-    if not (args.data / "cat.npy").is_file() or not (args.data / "dog.npy").is_file():
-        print(f"Quick, Draw! cat.npy and dog.npy not found in {args.data}; nothing to measure.")
+    only = {"choices": ["cnn", "walkthrough_cnn"], "help": "run a single pipeline"}
+    args = drawings_folder(__doc__ or "", ("--only", only))
+    if args.data is None:
         return 0
     models = [args.only] if args.only else ["walkthrough_cnn", "cnn"]
     rows = []

@@ -15,20 +15,18 @@ Reads ``../shared/data/quickdraw/numpy_bitmap`` (or ``--data DIR``).
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import drawings_folder
 
 from pytest_labelquality.baseline import write_baselines
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import load_spec
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "numpy_bitmap"
 SPEC = """\
 datasets:
   - name: cat-dog
@@ -49,11 +47,8 @@ def write(folder: Path, cats: np.ndarray, dogs: np.ndarray, flips: list[int]) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    args = parser.parse_args()
-    if not (args.data / "cat.npy").is_file():
-        print(f"Quick, Draw! drawings not found in {args.data}; nothing to measure.")
+    args = drawings_folder(__doc__ or "")
+    if args.data is None:
         return 0
     cats, dogs = np.load(args.data / "cat.npy"), np.load(args.data / "dog.npy")
     rng = np.random.default_rng(0)
