@@ -243,7 +243,7 @@ class DatasetItem(pytest.Item):
             ("label_quality_cache", self.result["cache"]["status"]),
         ]
         if not self.result["gate"]["passed"]:
-            raise GateFailure(failure_message(self.result, settings.json_path))
+            raise GateFailure(failure_message(self.result, settings.html_path, settings.json_path))
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None

@@ -23,7 +23,7 @@ def _interval(result: dict[str, Any]) -> str:
     return f", 95% interval {_pct(low)}-{_pct(high)}"
 
 
-def failure_message(result: dict[str, Any], json_path: Path) -> str:
+def failure_message(result: dict[str, Any], report_path: Path, json_path: Path) -> str:
     """One paragraph: what is wrong, the numbers, where the results are, what to do next."""
     noise, gate = result["noise"], result["gate"]
     where = f"{result['spec']['file']}:{result['spec']['line']}"
@@ -53,7 +53,8 @@ def failure_message(result: dict[str, Any], json_path: Path) -> str:
     return (
         f"{'; '.join(parts)} for {result['name']!r} ({where}). "
         f"{'New suspects' if shown is not None else 'Most suspect'}: {top}. "
-        f"Review the suspects in {json_path}: fix their labels, or raise the threshold if"
+        f"Review the suspects in {report_path} (data: {json_path}): fix their labels, record"
+        " reviewed ones with 'python -m pytest_labelquality.reviews add', or raise the threshold if"
         f" this level of noise is accepted."
     )
 
