@@ -8,8 +8,9 @@ module imports only the standard library and pytest at start-up, so a run withou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,7 +259,7 @@ class DatasetItem(pytest.Item):
         return self.path, self.spec.line - 1, f"label quality: {self.spec.name}"
 
 
-def _progress_writer(config: pytest.Config) -> Any:
+def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
     """Print progress lines live, with output capture suspended (as live logging does)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
@@ -266,11 +267,7 @@ def _progress_writer(config: pytest.Config) -> Any:
     def write(line: str) -> None:
         if reporter is None or (line.startswith("  epoch") and config.get_verbosity() < 1):
             return
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.ensure_newline()
-                reporter.write_line(f"[label-quality] {line}")
-        else:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             reporter.ensure_newline()
             reporter.write_line(f"[label-quality] {line}")
 

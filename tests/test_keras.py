@@ -26,14 +26,14 @@ def bars(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def spec_for(tmp_path: Path, model: str) -> Path:
+def spec_for(tmp_path: Path, model: str, *, flip: bool = True) -> Path:
     images, labels = bars(300)
     np.savez(tmp_path / "bars.npz", x=images, y=labels)
     path = tmp_path / "bars.labelquality.yaml"
     path.write_text(
         "datasets:\n  - name: bars\n"
-        "    source: {format: npz, path: bars.npz, classes: [horizontal, vertical],"
-        " flip: {rate: 0.1, seed: 0}}\n"
+        "    source: {format: npz, path: bars.npz, classes: [horizontal, vertical]"
+        f"{', flip: {rate: 0.1, seed: 0}' if flip else ''}}}\n"
         f"    model: {model}\n"
         "    cv: {folds: 3}\n"
         "    gate: {max_noise_rate: 0.2}\n"
@@ -91,15 +91,8 @@ def test_walkthrough_cnn_on_real_drawings(tmp_path: Path, quickdraw_dir: Path) -
 
 def test_new_images_are_scored_by_saved_fold_models(tmp_path: Path) -> None:
     """A small change reloads the Keras fold models from the cache instead of retraining."""
+    (spec,) = load_spec(spec_for(tmp_path, "{name: cnn}", flip=False))
     images, labels = bars(300)
-    np.savez(tmp_path / "bars.npz", x=images, y=labels)
-    path = tmp_path / "bars.labelquality.yaml"
-    path.write_text(
-        "datasets:\n  - name: bars\n"
-        "    source: {format: npz, path: bars.npz, classes: [horizontal, vertical]}\n"
-        "    cv: {folds: 3}\n    gate: {max_noise_rate: 0.2}\n"
-    )
-    (spec,) = load_spec(path)
     check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
     extra_images, extra_labels = bars(9, seed=7)
     extra_labels[0] = 1 - extra_labels[0]  # one new item arrives with a wrong label
