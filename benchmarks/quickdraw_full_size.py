@@ -29,7 +29,6 @@ SPEC = """\
 datasets:
   - name: quickdraw-full
     source: {{format: npz, path: {data}, ids: ids, classes: [cat, dog], shape: [28, 28]}}
-    model: {{name: cnn}}
     gate: {{max_noise_rate: 1.0}}
 """
 

@@ -28,7 +28,6 @@ SPEC = """\
 datasets:
   - name: cat-dog
     source: {format: npz, path: drawings.npz, ids: ids, classes: [cat, dog], shape: [28, 28]}
-    model: {name: cnn}
     gate: {max_noise_rate: 1.0}
 """
 

@@ -1,5 +1,6 @@
-"""Classifiers trained on each fold: built-in Keras CNNs and scikit-learn estimators, or a user's
-factory. TensorFlow and scikit-learn are imported only when a model is built."""
+"""Classifiers trained on each fold: the built-in image models (``hog_boosting``, Keras CNNs),
+scikit-learn estimators, or a user's factory. TensorFlow and scikit-learn are imported only when
+a model is built."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import math
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
 from pytest_labelquality.errors import ModelError
-from pytest_labelquality.spec import KERAS_MODELS, ModelName, ModelSpec
+from pytest_labelquality.spec import KERAS_MODELS, MIRROR_MODELS, ModelName, ModelSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +52,7 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
     factory_digest: str | None = None
     factory_dir: str | None = None
+    mirror: bool = False
 
     @property
     def is_keras(self) -> bool:
@@ -65,8 +68,9 @@ class ModelConfig:
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
             "params": self.params,
+            "mirror": self.mirror,
         }
-        return {k: v for k, v in out.items() if v not in (None, {})}
+        return {k: v for k, v in out.items() if v not in (None, {}, False)}
 
     def versions(self) -> dict[str, str]:
         """Versions of the libraries whose changes change this model's predictions."""
@@ -83,14 +87,22 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-def resolve_model(spec: ModelSpec, *, image: bool, spec_dir: Path, train_items: int) -> ModelConfig:
-    """Fill in the defaults: ``cnn`` for images, ``logistic_regression`` otherwise.
+def resolve_model(
+    spec: ModelSpec, *, image: bool, spec_dir: Path, train_items: int, mirror_default: bool = False
+) -> ModelConfig:
+    """Fill in the defaults: ``hog_boosting`` for images, ``logistic_regression`` otherwise;
+    ``mirror`` as the source's default where the model supports it.
 
     ``cnn``'s epochs default to ``ceil(CNN_PASSES / train_items)``, from 1 to 10. A factory's
     module is looked up on ``sys.path`` and in the spec's folder."""
-    name = spec.name or (ModelName.CNN if image else ModelName.LOGISTIC_REGRESSION)
+    name = spec.name or (ModelName.HOG_BOOSTING if image else ModelName.LOGISTIC_REGRESSION)
+    if (spec.factory or name not in MIRROR_MODELS) and spec.mirror:
+        supported = ", ".join(sorted(m.value for m in MIRROR_MODELS))
+        chosen = "a factory" if spec.factory else name.value
+        raise ModelError(f"model.mirror is supported by {supported}, not by {chosen}")
     if not spec.factory and name not in KERAS_MODELS:
-        return ModelConfig(name.value, None, None, None, None, dict(spec.params))
+        mirror = name in MIRROR_MODELS and (mirror_default if spec.mirror is None else spec.mirror)
+        return ModelConfig(name.value, None, None, None, None, dict(spec.params), mirror=mirror)
     defaults = FACTORY_DEFAULTS if spec.factory else KERAS_DEFAULTS[name]
     return ModelConfig(
         name="factory" if spec.factory else name.value,
@@ -142,6 +154,10 @@ class FoldModel:
         """Class probabilities of the ``index`` rows."""
         if self.keras:
             return _keras_predict(self.model, data, index)
+        from pytest_labelquality.hog_boosting import HogBoosting
+
+        if isinstance(self.model, HogBoosting):
+            return _hog_predict(self.model, data, index)
         return _sklearn_predict(self.model, data, index)
 
     def save(self, stem: Path) -> None:
@@ -200,11 +216,13 @@ def fit_predict(
         keras_model = not hasattr(model, "predict_proba")
     elif config.is_keras:
         model, keras_model = None, True
+    elif config.name == ModelName.HOG_BOOSTING:
+        model, keras_model = _hog_fit(config, data, train, seed=seed, progress=progress), False
     else:
         model, keras_model = _sklearn_model(config, seed), False
     if keras_model:
         model = _keras_fit(config, model, data, train, seed=seed, progress=progress)
-    else:
+    elif config.name != ModelName.HOG_BOOSTING:
         _sklearn_fit(model, data, train)
     fitted = FoldModel(model, keras_model)
     return fitted.predict(data, test), fitted
@@ -281,6 +299,93 @@ def _sklearn_predict(
     import numpy as np
 
     probs = np.asarray(model.predict_proba(_rows(data, index)))
+    out = np.zeros((len(index), len(data.class_names)), dtype=np.float32)
+    out[:, np.asarray(model.classes_, dtype=np.int64)] = probs  # a class absent from training
+    return out
+
+
+# --- hog_boosting ---------------------------------------------------------------------------
+
+#: Each dataset's image features (and its mirror images'), computed once for all its folds.
+_FEATURES: weakref.WeakKeyDictionary[Dataset, dict[bool, npt.NDArray[np.float32]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _images(data: Dataset, index: npt.NDArray[np.int64] | slice) -> npt.NDArray[Any]:
+    if data.image_shape is not None:  # tabular rows that are images, like sklearn's digits
+        return data.features[index].reshape(-1, *data.image_shape)
+    if data.kind != "image":
+        raise ModelError("hog_boosting needs images; this dataset is tabular")
+    return data.features[index]
+
+
+def _hog_inputs(
+    data: Dataset,
+    index: npt.NDArray[np.int64],
+    mirror: bool,
+    progress: Progress | None = None,
+    *,
+    whole: bool = False,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """Features of the ``index`` rows and of their mirror images (when ``mirror``), as the
+    float64 that the trees work in: sliced from the whole dataset's, computed once (``whole``)
+    or already at hand, else computed for just these rows (new items scored by saved models)."""
+    import time
+
+    import numpy as np
+
+    from pytest_labelquality.hog_boosting import image_features
+
+    def rows(features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        out = np.empty((len(index), features.shape[1]), np.float64)
+        for start in range(0, len(index), 16_384):  # no float32 copy of the slice on the way
+            out[start : start + 16_384] = features[index[start : start + 16_384]]
+        return out
+
+    known = _FEATURES.setdefault(data, {})
+    for flipped in (False, True) if mirror else (False,):
+        if flipped not in known and whole:
+            start = time.perf_counter()
+            known[flipped] = image_features(_images(data, slice(None)), mirrored=flipped)
+            if progress is not None:
+                what = "mirror images" if flipped else "images"
+                took = time.perf_counter() - start
+                progress(f"  features of {len(data)} {what} in {took:.1f}s")
+    if False in known and (True in known or not mirror):
+        return rows(known[False]), rows(known[True]) if mirror else None
+    images = _images(data, index)
+    index = np.arange(len(index))
+    mirrored = rows(image_features(images, mirrored=True)) if mirror else None
+    return rows(image_features(images)), mirrored
+
+
+def _hog_fit(
+    config: ModelConfig,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    progress: Progress | None,
+) -> Any:
+    from pytest_labelquality.hog_boosting import MIRROR_TRAIN_MAX, HogBoosting
+
+    features, mirrored = _hog_inputs(data, train, config.mirror, progress, whole=True)
+    try:
+        model = HogBoosting(mirror=config.mirror, seed=seed, params=config.params)
+    except TypeError as exc:
+        raise ModelError(f"model.params for {config.name}: {exc}") from None
+    augment = mirrored if len(train) <= MIRROR_TRAIN_MAX else None
+    return model.fit(features, data.labels[train], augment)
+
+
+def _hog_predict(
+    model: Any, data: Dataset, index: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
+    import numpy as np
+
+    features, mirrored = _hog_inputs(data, index, model.mirror)
+    probs = model.predict_proba(features, mirrored)
     out = np.zeros((len(index), len(data.class_names)), dtype=np.float32)
     out[:, np.asarray(model.classes_, dtype=np.int64)] = probs  # a class absent from training
     return out

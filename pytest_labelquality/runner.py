@@ -29,7 +29,7 @@ from pytest_labelquality.sources import (
     load_dataset,
     review_hash,
 )
-from pytest_labelquality.spec import DatasetSpec
+from pytest_labelquality.spec import DatasetSpec, QuickDrawSource
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,6 +58,8 @@ def check_dataset(
         image=data.kind is DataKind.IMAGE,
         spec_dir=spec.base_dir,
         train_items=len(data) - len(data) // spec.cv.folds,
+        # Quick, Draw!'s classes are objects, whose drawings keep their label when mirrored
+        mirror_default=isinstance(spec.source, QuickDrawSource),
     )
     run_key = fingerprint(
         "run",

@@ -48,6 +48,7 @@ class SklearnDataset(enum.StrEnum):
 class ModelName(enum.StrEnum):
     """Built-in models."""
 
+    HOG_BOOSTING = "hog_boosting"
     CNN = "cnn"
     WALKTHROUGH_CNN = "walkthrough_cnn"
     LOGISTIC_REGRESSION = "logistic_regression"
@@ -56,6 +57,7 @@ class ModelName(enum.StrEnum):
 
 
 KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN})
+MIRROR_MODELS = frozenset({ModelName.HOG_BOOSTING})
 
 
 class RankedBy(enum.StrEnum):
@@ -163,7 +165,7 @@ FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 class ModelSpec:
     """The classifier trained on each fold: a built-in ``name`` or a ``factory``.
 
-    The default is ``cnn`` for images and ``logistic_regression`` otherwise."""
+    The default is ``hog_boosting`` for images and ``logistic_regression`` otherwise."""
 
     name: ModelName | None = field(default=None, metadata=_doc("A built-in model."))
     factory: str | None = field(
@@ -181,6 +183,14 @@ class ModelSpec:
     params: dict[str, Any] = field(
         default_factory=dict,
         metadata=_doc("Keyword arguments for the estimator or the factory."),
+    )
+    mirror: bool | None = field(
+        default=None,
+        metadata=_doc(
+            "Images keep their label when mirrored left to right (drawings or photos of objects;"
+            " not text or digits): train on mirror images too and average each prediction over"
+            " both. Default: true for Quick, Draw! sources, false otherwise."
+        ),
     )
 
 

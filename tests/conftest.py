@@ -1,9 +1,11 @@
-"""Shared fixtures: where the real Quick, Draw! drawings are, and small spec writers."""
+"""Shared fixtures: where the real Quick, Draw! drawings are, and synthetic bar images."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 QUICKDRAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "quickdraw" / "numpy_bitmap"
@@ -15,3 +17,45 @@ def quickdraw_dir() -> Path:
     if not (QUICKDRAW / "cat.npy").is_file() or not (QUICKDRAW / "dog.npy").is_file():
         pytest.skip(f"Quick, Draw! drawings not found at {QUICKDRAW}")
     return QUICKDRAW
+
+
+def bars(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy 28x28 uint8 images of a horizontal (class 0) or a vertical (class 1) bar."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    where = rng.integers(4, 24, n)
+    for i, (label, at) in enumerate(zip(labels, where, strict=True)):
+        if label == 0:
+            images[i, at - 2 : at + 2, 3:25] = 255
+        else:
+            images[i, 3:25, at - 2 : at + 2] = 255
+    return images, labels
+
+
+@pytest.fixture
+def bar_images() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """``bars(n, seed=0)``: images and labels of horizontal and vertical bars."""
+    return bars
+
+
+@pytest.fixture
+def bars_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Writes ``bars.npz`` (300 bar images) and a spec checking it with the given model mapping
+    (and 10% injected flips unless ``flip=False``); returns the spec's path."""
+
+    def write(model: str, *, flip: bool = True) -> Path:
+        images, labels = bars(300)
+        np.savez(tmp_path / "bars.npz", x=images, y=labels)
+        path = tmp_path / "bars.labelquality.yaml"
+        path.write_text(
+            "datasets:\n  - name: bars\n"
+            "    source: {format: npz, path: bars.npz, classes: [horizontal, vertical]"
+            f"{', flip: {rate: 0.1, seed: 0}' if flip else ''}}}\n"
+            f"    model: {model}\n"
+            "    cv: {folds: 3}\n"
+            "    gate: {max_noise_rate: 0.2}\n"
+        )
+        return path
+
+    return write

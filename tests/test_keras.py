@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,37 +14,8 @@ from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import load_spec
 
 
-def bars(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy 28x28 uint8 images of a horizontal (class 0) or a vertical (class 1) bar."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, n)
-    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-    where = rng.integers(4, 24, n)
-    for i, (label, at) in enumerate(zip(labels, where, strict=True)):
-        if label == 0:
-            images[i, at - 2 : at + 2, 3:25] = 255
-        else:
-            images[i, 3:25, at - 2 : at + 2] = 255
-    return images, labels
-
-
-def spec_for(tmp_path: Path, model: str, *, flip: bool = True) -> Path:
-    images, labels = bars(300)
-    np.savez(tmp_path / "bars.npz", x=images, y=labels)
-    path = tmp_path / "bars.labelquality.yaml"
-    path.write_text(
-        "datasets:\n  - name: bars\n"
-        "    source: {format: npz, path: bars.npz, classes: [horizontal, vertical]"
-        f"{', flip: {rate: 0.1, seed: 0}' if flip else ''}}}\n"
-        f"    model: {model}\n"
-        "    cv: {folds: 3}\n"
-        "    gate: {max_noise_rate: 0.2}\n"
-    )
-    return path
-
-
-def test_default_cnn_finds_flipped_images(tmp_path: Path) -> None:
-    (spec,) = load_spec(spec_for(tmp_path, "{name: cnn}"))
+def test_cnn_finds_flipped_images(tmp_path: Path, bars_spec: Callable[..., Path]) -> None:
+    (spec,) = load_spec(bars_spec("{name: cnn}"))
     lines: list[str] = []
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
     assert result["source"]["kind"] == "image"
@@ -56,16 +29,16 @@ def test_default_cnn_finds_flipped_images(tmp_path: Path) -> None:
     assert again["flagged"] == result["flagged"]
 
 
-def test_keras_factory_gets_compiled_and_trained(tmp_path: Path) -> None:
+def test_keras_factory_gets_compiled_and_trained(
+    tmp_path: Path, bars_spec: Callable[..., Path]
+) -> None:
     (tmp_path / "tiny_keras.py").write_text(
         "import keras\n\n"
         "def build(input_shape, num_classes):\n"
         "    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),\n"
         "        keras.layers.Dense(num_classes, activation='softmax')])\n"
     )
-    (spec,) = load_spec(
-        spec_for(tmp_path, "{factory: 'tiny_keras:build', epochs: 20, learning_rate: 0.01}")
-    )
+    (spec,) = load_spec(bars_spec("{factory: 'tiny_keras:build', epochs: 20, learning_rate: 0.01}"))
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
     assert result["model"]["factory"] == "tiny_keras:build"
     assert result["oof_accuracy"] > 0.7
@@ -89,12 +62,14 @@ def test_walkthrough_cnn_on_real_drawings(tmp_path: Path, quickdraw_dir: Path) -
     json.dumps(result)  # the result is plain data
 
 
-def test_new_images_are_scored_by_saved_fold_models(tmp_path: Path) -> None:
+def test_new_images_are_scored_by_saved_fold_models(
+    tmp_path: Path, bars_spec: Callable[..., Path], bar_images: Callable[..., Any]
+) -> None:
     """A small change reloads the Keras fold models from the cache instead of retraining."""
-    (spec,) = load_spec(spec_for(tmp_path, "{name: cnn}", flip=False))
-    images, labels = bars(300)
+    (spec,) = load_spec(bars_spec("{name: cnn}", flip=False))
+    images, labels = bar_images(300)
     check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
-    extra_images, extra_labels = bars(9, seed=7)
+    extra_images, extra_labels = bar_images(9, seed=7)
     extra_labels[0] = 1 - extra_labels[0]  # one new item arrives with a wrong label
     np.savez(
         tmp_path / "bars.npz",
@@ -111,11 +86,13 @@ def test_new_images_are_scored_by_saved_fold_models(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["tensors", "streamed"])
-def test_both_input_pipelines_yield_every_row_once_per_epoch(tmp_path: Path, stream: bool) -> None:
+def test_both_input_pipelines_yield_every_row_once_per_epoch(
+    bars_spec: Callable[..., Path], stream: bool
+) -> None:
     from pytest_labelquality.models import _batches
     from pytest_labelquality.sources import load_dataset
 
-    (spec,) = load_spec(spec_for(tmp_path, "{name: cnn}"))
+    (spec,) = load_spec(bars_spec("{name: cnn}"))
     data = load_dataset(spec)
     index = np.arange(5, 300, 2)
     pipeline = _batches(data, index, size=32, shuffle_seed=1, one_hot=True, stream=stream)

@@ -23,7 +23,7 @@ def test_example_spec_gates_real_cats_and_dogs(
     (result,) = document["datasets"]
     assert result["items"] == 4000
     assert result["classes"] == ["cat", "dog"]
-    assert result["model"]["name"] == "cnn"
+    assert result["model"] == {"name": "hog_boosting", "mirror": True}
     assert result["noise"]["method"]["count"] == "off_diagonal_calibrated"
     assert result["noise"]["count"] == len(result["flagged"])
     assert 0.0 < result["noise"]["rate"] < 0.25
