@@ -28,6 +28,7 @@ SPEC = """\
 datasets:
   - name: cat-dog
     source: {format: npz, path: drawings.npz, ids: ids, classes: [cat, dog], shape: [28, 28]}
+    model: {mirror: true}  # as for a quickdraw source: a mirrored drawing keeps its label
     gate: {max_noise_rate: 1.0}
 """
 
@@ -87,7 +88,7 @@ def main() -> int:
                     len(a & b) / max(len(b), 1),
                 )
             )
-            print(rows[-1], flush=True)
+            print(f"{rows[-1][0]}: measured", flush=True)
             shutil.rmtree(work / "pr")
     print(
         "\nchange       incremental s  full s  estimate incr.  estimate full  difference"
