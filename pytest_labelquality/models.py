@@ -4,6 +4,7 @@ a model is built."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -13,7 +14,7 @@ import os
 import sys
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,9 +157,10 @@ class FoldModel:
             return _keras_predict(self.model, data, index)
         from pytest_labelquality.hog_boosting import HogBoosting
 
-        if isinstance(self.model, HogBoosting):
-            return _hog_predict(self.model, data, index)
-        return _sklearn_predict(self.model, data, index)
+        with _sklearn_threads():
+            if isinstance(self.model, HogBoosting):
+                return _hog_predict(self.model, data, index)
+            return _sklearn_predict(self.model, data, index)
 
     def save(self, stem: Path) -> None:
         """Write the model beside ``stem`` (``.keras`` or ``.joblib``), atomically."""
@@ -217,15 +219,35 @@ def fit_predict(
     elif config.is_keras:
         model, keras_model = None, True
     elif config.name == ModelName.HOG_BOOSTING:
-        model, keras_model = _hog_fit(config, data, train, seed=seed, progress=progress), False
+        with _sklearn_threads():
+            model = _hog_fit(config, data, train, seed=seed, progress=progress)
+        keras_model = False
     else:
         model, keras_model = _sklearn_model(config, seed), False
     if keras_model:
         model = _keras_fit(config, model, data, train, seed=seed, progress=progress)
     elif config.name != ModelName.HOG_BOOSTING:
-        _sklearn_fit(model, data, train)
+        with _sklearn_threads():
+            _sklearn_fit(model, data, train)
     fitted = FoldModel(model, keras_model)
     return fitted.predict(data, test), fitted
+
+
+def cores() -> int:
+    """The cores this process should use: those it may run on, shared among pytest-xdist's
+    workers when it is one of them (each would otherwise size its thread pools to them all)."""
+    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    return max(1, (mine or 1) // max(1, int(workers) if workers.isdigit() else 1))
+
+
+@contextlib.contextmanager
+def _sklearn_threads() -> Iterator[None]:
+    """OpenMP and BLAS pools (boosted trees, linear algebra) sized to :func:`cores`."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=cores()):
+        yield
 
 
 def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
@@ -401,10 +423,9 @@ def _configure_tensorflow() -> None:
 
     if getattr(_configure_tensorflow, "done", False):
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(cores or 1)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, cores or 1))
+        tf.config.threading.set_intra_op_parallelism_threads(cores())
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, cores()))
     except RuntimeError:  # already initialised by the user's code: keep their settings
         pass
     _configure_tensorflow.done = True  # type: ignore[attr-defined]

@@ -134,3 +134,22 @@ def test_sklearn_digits_are_images_to_it(tmp_path: Path) -> None:
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
     assert result["oof_accuracy"] > 0.75
     assert result["injected"]["recall"] >= 0.7
+
+
+def test_xdist_workers_share_the_cores_instead_of_each_taking_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime the trees use)
+    from threadpoolctl import threadpool_info
+
+    from pytest_labelquality.models import _sklearn_threads, cores
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    alone = cores()
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    assert cores() == max(1, alone // 2)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(alone * 4))
+    with _sklearn_threads():
+        openmp = [pool for pool in threadpool_info() if pool["user_api"] == "openmp"]
+        assert openmp
+        assert all(pool["num_threads"] == 1 for pool in openmp)
