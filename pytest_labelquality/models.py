@@ -342,44 +342,46 @@ def _images(data: Dataset, index: npt.NDArray[np.int64] | slice) -> npt.NDArray[
     return data.features[index]
 
 
-def _hog_inputs(
-    data: Dataset,
-    index: npt.NDArray[np.int64],
-    mirror: bool,
-    progress: Progress | None = None,
-    *,
-    whole: bool = False,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
-    """Features of the ``index`` rows and of their mirror images (when ``mirror``), as the
-    float64 that the trees work in: sliced from the whole dataset's, computed once (``whole``)
-    or already at hand, else computed for just these rows (new items scored by saved models)."""
+def _whole_features(data: Dataset, mirror: bool, progress: Progress | None) -> None:
+    """Compute the features of every image (and mirror image) of ``data`` once, for its folds."""
     import time
-
-    import numpy as np
 
     from pytest_labelquality.hog_boosting import image_features
 
-    def rows(features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        out = np.empty((len(index), features.shape[1]), np.float64)
-        for start in range(0, len(index), 16_384):  # no float32 copy of the slice on the way
-            out[start : start + 16_384] = features[index[start : start + 16_384]]
-        return out
-
     known = _FEATURES.setdefault(data, {})
     for flipped in (False, True) if mirror else (False,):
-        if flipped not in known and whole:
+        if flipped not in known:
             start = time.perf_counter()
             known[flipped] = image_features(_images(data, slice(None)), mirrored=flipped)
             if progress is not None:
                 what = "mirror images" if flipped else "images"
                 took = time.perf_counter() - start
                 progress(f"  features of {len(data)} {what} in {took:.1f}s")
+
+
+def _hog_inputs(
+    data: Dataset, index: npt.NDArray[np.int64], mirror: bool
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """Features of the ``index`` rows and of their mirror images (when ``mirror``), as the
+    float64 that the trees work in: sliced from the whole dataset's where computed, else
+    computed for just these rows (new items scored by saved fold models)."""
+    import numpy as np
+
+    from pytest_labelquality.hog_boosting import image_features
+
+    def rows(features: npt.NDArray[np.float32], at: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        out = np.empty((len(at), features.shape[1]), np.float64)
+        for start in range(0, len(at), 16_384):  # no float32 copy of the slice on the way
+            out[start : start + 16_384] = features[at[start : start + 16_384]]
+        return out
+
+    known = _FEATURES.get(data, {})
     if False in known and (True in known or not mirror):
-        return rows(known[False]), rows(known[True]) if mirror else None
+        return rows(known[False], index), rows(known[True], index) if mirror else None
     images = _images(data, index)
-    index = np.arange(len(index))
-    mirrored = rows(image_features(images, mirrored=True)) if mirror else None
-    return rows(image_features(images)), mirrored
+    every = np.arange(len(index))
+    mirrored = rows(image_features(images, mirrored=True), every) if mirror else None
+    return rows(image_features(images), every), mirrored
 
 
 def _hog_fit(
@@ -392,13 +394,14 @@ def _hog_fit(
 ) -> Any:
     from pytest_labelquality.hog_boosting import MIRROR_TRAIN_MAX, HogBoosting
 
-    features, mirrored = _hog_inputs(data, train, config.mirror, progress, whole=True)
+    _whole_features(data, config.mirror, progress)
+    augment = config.mirror and len(train) <= MIRROR_TRAIN_MAX
+    features, mirrored = _hog_inputs(data, train, augment)
     try:
         model = HogBoosting(mirror=config.mirror, seed=seed, params=config.params)
     except TypeError as exc:
         raise ModelError(f"model.params for {config.name}: {exc}") from None
-    augment = mirrored if len(train) <= MIRROR_TRAIN_MAX else None
-    return model.fit(features, data.labels[train], augment)
+    return model.fit(features, data.labels[train], mirrored)
 
 
 def _hog_predict(
