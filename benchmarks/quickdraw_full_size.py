@@ -68,7 +68,9 @@ def main() -> int:
         y = np.repeat([0, 1], list(FULL.values()))
         ids = np.array([f"d{i}" for i in range(len(y))])
         np.savez(data, x=x, y=y, ids=ids)
-        (work / "full.labelquality.yaml").write_text(SPEC.format(data=data, mirror=str(args.mirror).lower()))
+        (work / "full.labelquality.yaml").write_text(
+            SPEC.format(data=data, mirror=str(args.mirror).lower())
+        )
         command = [
             sys.executable, "-m", "pytest", "--label-quality", "-p", "no:cacheprovider",
             f"--label-quality-cache-dir={work / 'cache'}",
