@@ -35,9 +35,12 @@ BOOSTING_DEFAULTS: dict[str, Any] = {
 }
 
 
-def image_features(images: npt.NDArray[Any], *, mirrored: bool = False) -> npt.NDArray[np.float32]:
+def image_features(images: npt.NDArray[Any], *, mirrored: bool = False) -> npt.NDArray[np.float16]:
     """HOG and ink-layout features of ``(n, height, width[, channels])`` images; colour images
-    are averaged to grey. ``mirrored`` featurises the left-right mirror images instead."""
+    are averaged to grey. ``mirrored`` featurises the left-right mirror images instead.
+
+    The features lie in [0, 1] and are stored as float16 (3 significant digits, finer than the
+    trees' 255 bins): at 275,361 drawings the features of both orientations take 265 MB."""
     import numpy as np
 
     if images.ndim == 4:
@@ -45,7 +48,7 @@ def image_features(images: npt.NDArray[Any], *, mirrored: bool = False) -> npt.N
     if images.ndim != 3 or min(images.shape[1:]) < CELLS * 2:
         raise ValueError(f"expected images of at least 8x8 pixels, got shape {images.shape[1:]}")
     scale = 255.0 if images.dtype == np.uint8 else 1.0
-    out = np.empty((len(images), CELLS * CELLS * ORIENTATIONS + LAYOUT * LAYOUT), np.float32)
+    out = np.empty((len(images), CELLS * CELLS * ORIENTATIONS + LAYOUT * LAYOUT), np.float16)
     for start in range(0, len(images), CHUNK):
         chunk = np.asarray(images[start : start + CHUNK], dtype=np.float32) / scale
         if mirrored:

@@ -329,7 +329,7 @@ def _sklearn_predict(
 # --- hog_boosting ---------------------------------------------------------------------------
 
 #: Each dataset's image features (and its mirror images'), computed once for all its folds.
-_FEATURES: weakref.WeakKeyDictionary[Dataset, dict[bool, npt.NDArray[np.float32]]] = (
+_FEATURES: weakref.WeakKeyDictionary[Dataset, dict[bool, npt.NDArray[np.float16]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -369,9 +369,9 @@ def _hog_inputs(
 
     from pytest_labelquality.hog_boosting import image_features
 
-    def rows(features: npt.NDArray[np.float32], at: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    def rows(features: npt.NDArray[np.float16], at: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
         out = np.empty((len(at), features.shape[1]), np.float64)
-        for start in range(0, len(at), 16_384):  # no float32 copy of the slice on the way
+        for start in range(0, len(at), 16_384):  # no whole copy of the slice on the way
             out[start : start + 16_384] = features[at[start : start + 16_384]]
         return out
 

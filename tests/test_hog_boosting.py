@@ -46,7 +46,7 @@ def test_layout_features_are_the_mean_ink_on_a_grid() -> None:
     layout = image_features(images)[:, HOG_SIZE:]
     block = 28 // LAYOUT
     expected = images.reshape(3, LAYOUT, block, LAYOUT, block).mean(axis=(2, 4)) / 255
-    np.testing.assert_allclose(layout, expected.reshape(3, -1), rtol=1e-5)
+    np.testing.assert_allclose(layout, expected.reshape(3, -1), rtol=1e-3)
 
 
 def test_mirrored_features_are_those_of_the_mirror_images() -> None:
@@ -60,7 +60,7 @@ def test_mirrored_features_are_those_of_the_mirror_images() -> None:
 def test_any_size_and_colour_images_give_the_same_feature_length() -> None:
     colour = np.random.default_rng(2).random((4, 30, 33, 3))
     assert image_features(colour).shape == (4, HOG_SIZE + LAYOUT * LAYOUT)
-    np.testing.assert_allclose(image_features(colour), image_features(colour.mean(axis=3)))
+    np.testing.assert_array_equal(image_features(colour), image_features(colour.mean(axis=3)))
     with pytest.raises(ValueError, match="at least 8x8"):
         image_features(np.zeros((2, 6, 6)))
 
