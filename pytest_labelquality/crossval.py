@@ -89,7 +89,14 @@ def out_of_fold(
     if missing:
         splits = _splits(data, folds=folds, seed=seed)
         tasks = [(fold, *splits[fold]) for fold in missing]
-        if jobs > 1 and not config.is_keras and not config.factory:
+        # Keras and hog_boosting use every core in each fold (and the latter computes its
+        # features once for all folds): they run one fold at a time
+        if (
+            jobs > 1
+            and not config.is_keras
+            and not config.factory
+            and config.name != "hog_boosting"
+        ):
             results: Iterable[Any] = _parallel(tasks, data, config, seed, jobs)
         else:
             results = (

@@ -74,11 +74,23 @@ class ModelConfig:
         return {k: v for k, v in out.items() if v not in (None, {}, False)}
 
     def versions(self) -> dict[str, str]:
-        """Versions of the libraries whose changes change this model's predictions."""
+        """Versions of the code whose changes change this model's predictions: the libraries,
+        and this plugin's version with a digest of its model code (an edit misses the cache)."""
         names = ["numpy", "scikit-learn"]
         if self.is_keras or self.factory:
             names += ["tensorflow", "keras"]
-        return {"pytest-labelquality": __version__, **{n: _version(n) for n in names}}
+        plugin = f"{__version__}+{_model_code_digest()}"
+        return {"pytest-labelquality": plugin, **{n: _version(n) for n in names}}
+
+
+def _model_code_digest() -> str:
+    """A short digest of the modules that decide what a model predicts."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=4)
+    for module in ("models.py", "hog_boosting.py"):
+        digest.update(Path(__file__).with_name(module).read_bytes())
+    return digest.hexdigest()
 
 
 def _version(dist: str) -> str:
@@ -243,10 +255,14 @@ def cores() -> int:
 
 @contextlib.contextmanager
 def _sklearn_threads() -> Iterator[None]:
-    """OpenMP and BLAS pools (boosted trees, linear algebra) sized to :func:`cores`."""
-    from threadpoolctl import threadpool_limits
+    """OpenMP and BLAS pools (boosted trees, linear algebra) at most :func:`cores` wide; a lower
+    limit already set (``OMP_NUM_THREADS``, a joblib worker's) stays."""
+    import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime, so that it is limited too)
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    with threadpool_limits(limits=cores()):
+    widest = cores()
+    limits = {pool["user_api"]: min(widest, pool["num_threads"]) for pool in threadpool_info()}
+    with threadpool_limits(limits=limits or widest):
         yield
 
 
@@ -346,13 +362,11 @@ def _whole_features(data: Dataset, mirror: bool, progress: Progress | None) -> N
     """Compute the features of every image (and mirror image) of ``data`` once, for its folds."""
     import time
 
-    from pytest_labelquality.hog_boosting import image_features
-
     known = _FEATURES.setdefault(data, {})
     for flipped in (False, True) if mirror else (False,):
         if flipped not in known:
             start = time.perf_counter()
-            known[flipped] = image_features(_images(data, slice(None)), mirrored=flipped)
+            known[flipped] = _featurised(_images(data, slice(None)), mirrored=flipped)
             if progress is not None:
                 what = "mirror images" if flipped else "images"
                 took = time.perf_counter() - start
@@ -367,8 +381,6 @@ def _hog_inputs(
     computed for just these rows (new items scored by saved fold models)."""
     import numpy as np
 
-    from pytest_labelquality.hog_boosting import image_features
-
     def rows(features: npt.NDArray[np.float16], at: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
         out = np.empty((len(at), features.shape[1]), np.float64)
         for start in range(0, len(at), 16_384):  # no whole copy of the slice on the way
@@ -380,8 +392,17 @@ def _hog_inputs(
         return rows(known[False], index), rows(known[True], index) if mirror else None
     images = _images(data, index)
     every = np.arange(len(index))
-    mirrored = rows(image_features(images, mirrored=True), every) if mirror else None
-    return rows(image_features(images), every), mirrored
+    mirrored = rows(_featurised(images, mirrored=True), every) if mirror else None
+    return rows(_featurised(images, mirrored=False), every), mirrored
+
+
+def _featurised(images: npt.NDArray[Any], *, mirrored: bool) -> npt.NDArray[np.float16]:
+    from pytest_labelquality.hog_boosting import image_features
+
+    try:
+        return image_features(images, mirrored=mirrored)
+    except ValueError as exc:
+        raise ModelError(f"hog_boosting: {exc}") from None
 
 
 def _hog_fit(
@@ -397,11 +418,13 @@ def _hog_fit(
     _whole_features(data, config.mirror, progress)
     augment = config.mirror and len(train) <= MIRROR_TRAIN_MAX
     features, mirrored = _hog_inputs(data, train, augment)
+    # leaves of at least 20 items, fewer on small folds so that the trees can still split
+    params = {"min_samples_leaf": max(2, min(20, len(train) // 50)), **config.params}
     try:
-        model = HogBoosting(mirror=config.mirror, seed=seed, params=config.params)
-    except TypeError as exc:
+        model = HogBoosting(mirror=config.mirror, seed=seed, params=params)
+        return model.fit(features, data.labels[train], mirrored)
+    except (TypeError, ValueError) as exc:
         raise ModelError(f"model.params for {config.name}: {exc}") from None
-    return model.fit(features, data.labels[train], mirrored)
 
 
 def _hog_predict(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,12 +58,45 @@ def test_mirrored_features_are_those_of_the_mirror_images() -> None:
     assert not np.allclose(image_features(images, mirrored=True), image_features(images))
 
 
-def test_any_size_and_colour_images_give_the_same_feature_length() -> None:
-    colour = np.random.default_rng(2).random((4, 30, 33, 3))
-    assert image_features(colour).shape == (4, HOG_SIZE + LAYOUT * LAYOUT)
-    np.testing.assert_array_equal(image_features(colour), image_features(colour.mean(axis=3)))
+def test_colour_images_of_any_size_are_scaled_and_averaged_to_grey() -> None:
+    colour = np.random.default_rng(2).integers(0, 256, (4, 30, 33, 3)).astype(np.uint8)
+    features = image_features(colour)
+    assert features.shape == (4, HOG_SIZE + LAYOUT * LAYOUT)
+    grey = colour.astype(np.float32).mean(axis=3) / 255
+    np.testing.assert_allclose(features, image_features(grey), rtol=2e-3, atol=1e-3)
+    assert features.max() <= 1.0  # uint8 scaled by 255, not taken as 0..255
     with pytest.raises(ValueError, match="at least 8x8"):
         image_features(np.zeros((2, 6, 6)))
+
+
+def test_too_small_images_fail_the_item_with_a_model_error(tmp_path: Path) -> None:
+    np.savez(tmp_path / "tiny.npz", x=np.zeros((30, 16), np.uint8), y=np.arange(30) % 2)
+    path = tmp_path / "tiny.labelquality.yaml"
+    path.write_text(
+        "datasets:\n  - name: tiny\n"
+        "    source: {format: npz, path: tiny.npz, classes: [a, b], shape: [4, 4]}\n"
+        "    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 1.0}\n"
+    )
+    (spec,) = load_spec(path)
+    with pytest.raises(ModelError, match="hog_boosting: expected images of at least 8x8"):
+        check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+
+
+def test_small_folds_still_grow_trees(tmp_path: Path, bar_images: Callable[..., Any]) -> None:
+    """40 training images per fold: the trees' leaves shrink so that they can split at all."""
+    images, labels = bar_images(60)
+    np.savez(tmp_path / "few.npz", x=images, y=labels)
+    path = tmp_path / "few.labelquality.yaml"
+    path.write_text(
+        "datasets:\n  - name: few\n"
+        "    source: {format: npz, path: few.npz, classes: [horizontal, vertical]}\n"
+        "    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 1.0}\n"
+    )
+    (spec,) = load_spec(path)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    assert result["oof_accuracy"] > 0.9
 
 
 def test_default_image_model_finds_flips_without_tensorflow(
@@ -153,3 +187,41 @@ def test_xdist_workers_share_the_cores_instead_of_each_taking_all(
         openmp = [pool for pool in threadpool_info() if pool["user_api"] == "openmp"]
         assert openmp
         assert all(pool["num_threads"] == 1 for pool in openmp)
+
+
+def test_new_drawings_are_scored_by_reloaded_fold_models(
+    tmp_path: Path, bars_spec: Callable[..., Path], bar_images: Callable[..., Any]
+) -> None:
+    """A small change is re-checked from the saved fold models, featurising only what is new."""
+    (spec,) = load_spec(bars_spec("{mirror: true}", flip=False))
+    images, labels = bar_images(300)
+    check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    extra_images, extra_labels = bar_images(9, seed=7)
+    extra_labels[:3] = 1 - extra_labels[:3]  # three new items arrive with wrong labels
+    np.savez(
+        tmp_path / "bars.npz",
+        x=np.concatenate([images, extra_images]),
+        y=np.concatenate([labels, extra_labels]),
+    )
+    lines: list[str] = []
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    assert result["cache"]["status"] == "incremental"
+    assert result["cache"]["incremental"]["scored"] == 9
+    assert not any("training" in line or "features of" in line for line in lines)
+    # the clean bars are predicted near-perfectly; cleanlab's calibrated count names 2 of the 3
+    named = {s["index"] for s in result["flagged"]}
+    assert named and named <= {300, 301, 302}
+
+
+def test_parallel_jobs_setting_gives_the_same_result(
+    tmp_path: Path, bars_spec: Callable[..., Path]
+) -> None:
+    """hog_boosting runs its folds one at a time whatever ``cv.jobs`` says (each fold already
+    uses every core, and the features are computed once), so the results are identical."""
+    (spec,) = load_spec(bars_spec("{}"))
+    alone = check_dataset(spec, cache_dir=tmp_path / "one", progress=lambda _: None)
+    spec = dataclasses.replace(spec, cv=dataclasses.replace(spec.cv, jobs=2))
+    lines: list[str] = []
+    parallel = check_dataset(spec, cache_dir=tmp_path / "two", progress=lines.append)
+    assert parallel["flagged"] == alone["flagged"]
+    assert sum("features of 300 images" in line for line in lines) == 1
