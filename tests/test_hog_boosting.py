@@ -210,7 +210,8 @@ def test_new_drawings_are_scored_by_reloaded_fold_models(
     assert not any("training" in line or "features of" in line for line in lines)
     # the clean bars are predicted near-perfectly; cleanlab's calibrated count names 2 of the 3
     named = {s["index"] for s in result["flagged"]}
-    assert named and named <= {300, 301, 302}
+    assert named
+    assert named <= {300, 301, 302}
 
 
 def test_parallel_jobs_setting_gives_the_same_result(
