@@ -64,8 +64,8 @@ def out_of_fold(
 
     Trains only the folds missing from the cache (an interrupted run resumes), unless the data
     differs little from its lineage's last full run, which is then reused. scikit-learn folds
-    run ``jobs`` at a time through joblib (whose backend can be a Dask or Ray cluster); Keras
-    folds run one after another, each using every core.
+    run ``jobs`` at a time through joblib (whose backend can be a Dask or Ray cluster); Keras and
+    ``hog_boosting`` folds run one after another, each using every core.
     """
     import numpy as np
 
@@ -89,14 +89,7 @@ def out_of_fold(
     if missing:
         splits = _splits(data, folds=folds, seed=seed)
         tasks = [(fold, *splits[fold]) for fold in missing]
-        # Keras and hog_boosting use every core in each fold (and the latter computes its
-        # features once for all folds): they run one fold at a time
-        if (
-            jobs > 1
-            and not config.is_keras
-            and not config.factory
-            and config.name != "hog_boosting"
-        ):
+        if jobs > 1 and config.parallel_folds:
             results: Iterable[Any] = _parallel(tasks, data, config, seed, jobs)
         else:
             results = (

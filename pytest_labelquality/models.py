@@ -60,6 +60,13 @@ class ModelConfig:
         """Whether this is one of the built-in Keras models."""
         return self.name in {m.value for m in KERAS_MODELS}
 
+    @property
+    def parallel_folds(self) -> bool:
+        """Whether folds may train at once (``cv.jobs``): built-in scikit-learn estimators only;
+        Keras and ``hog_boosting`` use every core in each fold, and ``hog_boosting`` computes
+        its features once for all folds."""
+        return not (self.is_keras or self.factory or self.name == ModelName.HOG_BOOSTING)
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form, for the cache key and the results."""
         out = {
@@ -230,17 +237,17 @@ def fit_predict(
         keras_model = not hasattr(model, "predict_proba")
     elif config.is_keras:
         model, keras_model = None, True
-    elif config.name == ModelName.HOG_BOOSTING:
-        with _sklearn_threads():
-            model = _hog_fit(config, data, train, seed=seed, progress=progress)
-        keras_model = False
     else:
-        model, keras_model = _sklearn_model(config, seed), False
+        model, keras_model = None, False
     if keras_model:
         model = _keras_fit(config, model, data, train, seed=seed, progress=progress)
-    elif config.name != ModelName.HOG_BOOSTING:
+    else:
         with _sklearn_threads():
-            _sklearn_fit(model, data, train)
+            if config.name == ModelName.HOG_BOOSTING:
+                model = _hog_fit(config, data, train, seed=seed, progress=progress)
+            else:
+                model = model or _sklearn_model(config, seed)
+                _sklearn_fit(model, data, train)
     fitted = FoldModel(model, keras_model)
     return fitted.predict(data, test), fitted
 

@@ -34,18 +34,12 @@ def bars(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture
-def bar_images() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-    """``bars(n, seed=0)``: images and labels of horizontal and vertical bars."""
-    return bars
-
-
-@pytest.fixture
 def bars_spec(tmp_path: Path) -> Callable[..., Path]:
-    """Writes ``bars.npz`` (300 bar images) and a spec checking it with the given model mapping
-    (and 10% injected flips unless ``flip=False``); returns the spec's path."""
+    """Writes ``bars.npz`` (``count`` bar images, 300 by default) and a spec checking it with the
+    given model mapping (and 10% injected flips unless ``flip=False``); returns the spec's path."""
 
-    def write(model: str, *, flip: bool = True) -> Path:
-        images, labels = bars(300)
+    def write(model: str, *, flip: bool = True, count: int = 300) -> Path:
+        images, labels = bars(count)
         np.savez(tmp_path / "bars.npz", x=images, y=labels)
         path = tmp_path / "bars.labelquality.yaml"
         path.write_text(
@@ -59,3 +53,22 @@ def bars_spec(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def add_bars(tmp_path: Path) -> Callable[[int], None]:
+    """Appends 9 new bar images to ``bars.npz`` (as written by ``bars_spec``), the first
+    ``wrong`` of them with the other class's label."""
+
+    def add(wrong: int) -> None:
+        with np.load(tmp_path / "bars.npz") as old:
+            images, labels = old["x"], old["y"]
+        extra_images, extra_labels = bars(9, seed=7)
+        extra_labels[:wrong] = 1 - extra_labels[:wrong]
+        np.savez(
+            tmp_path / "bars.npz",
+            x=np.concatenate([images, extra_images]),
+            y=np.concatenate([labels, extra_labels]),
+        )
+
+    return add

@@ -322,37 +322,46 @@ KEYS_CONTEXT = {
 }
 
 
-def test_cache_keys_start_a_pull_request_from_its_base_branch(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("head", "base", "key", "restore_keys"),
+    [
+        pytest.param(
+            "feature/new,labels",
+            "main",
+            "label-quality-Linux-feature/new_labels-abc123-42-1",
+            [
+                "label-quality-Linux-feature/new_labels-abc123-",
+                "label-quality-Linux-feature/new_labels-",
+                "label-quality-Linux-main-",
+                "label-quality-Linux-",
+            ],
+            id="pull request: starts from its base branch",
+        ),
+        pytest.param(
+            "main",
+            "main",
+            "label-quality-Linux-main-abc123-42-1",
+            [
+                "label-quality-Linux-main-abc123-",
+                "label-quality-Linux-main-",
+                "label-quality-Linux-",
+            ],
+            id="push to the default branch",
+        ),
+    ],
+)
+def test_cache_keys(
+    tmp_path: Path, head: str, base: str, key: str, restore_keys: list[str]
+) -> None:
     context = {
         **KEYS_CONTEXT,
-        "github.head_ref || github.ref_name": "feature/new,labels",
-        "github.base_ref || github.event.repository.default_branch": "main",
+        "github.head_ref || github.ref_name": head,
+        "github.base_ref || github.event.repository.default_branch": base,
     }
     run = run_step("keys", tmp_path, context=context)
     assert run.returncode == 0, run.log
-    assert run.outputs["key"] == "label-quality-Linux-feature/new_labels-abc123-42-1"
-    assert run.outputs["restore-keys"].splitlines() == [
-        "label-quality-Linux-feature/new_labels-abc123-",
-        "label-quality-Linux-feature/new_labels-",
-        "label-quality-Linux-main-",
-        "label-quality-Linux-",
-    ]
-
-
-def test_cache_keys_on_a_push_to_the_default_branch(tmp_path: Path) -> None:
-    context = {
-        **KEYS_CONTEXT,
-        "github.head_ref || github.ref_name": "main",
-        "github.base_ref || github.event.repository.default_branch": "main",
-    }
-    run = run_step("keys", tmp_path, context=context)
-    assert run.returncode == 0, run.log
-    assert run.outputs["key"] == "label-quality-Linux-main-abc123-42-1"
-    assert run.outputs["restore-keys"].splitlines() == [
-        "label-quality-Linux-main-abc123-",
-        "label-quality-Linux-main-",
-        "label-quality-Linux-",
-    ]
+    assert run.outputs["key"] == key
+    assert run.outputs["restore-keys"].splitlines() == restore_keys
 
 
 @pytest.mark.parametrize(

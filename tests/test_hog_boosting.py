@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -83,18 +82,9 @@ def test_too_small_images_fail_the_item_with_a_model_error(tmp_path: Path) -> No
         check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
 
 
-def test_small_folds_still_grow_trees(tmp_path: Path, bar_images: Callable[..., Any]) -> None:
+def test_small_folds_still_grow_trees(tmp_path: Path, bars_spec: Callable[..., Path]) -> None:
     """40 training images per fold: the trees' leaves shrink so that they can split at all."""
-    images, labels = bar_images(60)
-    np.savez(tmp_path / "few.npz", x=images, y=labels)
-    path = tmp_path / "few.labelquality.yaml"
-    path.write_text(
-        "datasets:\n  - name: few\n"
-        "    source: {format: npz, path: few.npz, classes: [horizontal, vertical]}\n"
-        "    cv: {folds: 3}\n"
-        "    gate: {max_noise_rate: 1.0}\n"
-    )
-    (spec,) = load_spec(path)
+    (spec,) = load_spec(bars_spec("{}", flip=False, count=60))
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
     assert result["oof_accuracy"] > 0.9
 
@@ -190,19 +180,12 @@ def test_xdist_workers_share_the_cores_instead_of_each_taking_all(
 
 
 def test_new_drawings_are_scored_by_reloaded_fold_models(
-    tmp_path: Path, bars_spec: Callable[..., Path], bar_images: Callable[..., Any]
+    tmp_path: Path, bars_spec: Callable[..., Path], add_bars: Callable[[int], None]
 ) -> None:
     """A small change is re-checked from the saved fold models, featurising only what is new."""
     (spec,) = load_spec(bars_spec("{mirror: true}", flip=False))
-    images, labels = bar_images(300)
     check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
-    extra_images, extra_labels = bar_images(9, seed=7)
-    extra_labels[:3] = 1 - extra_labels[:3]  # three new items arrive with wrong labels
-    np.savez(
-        tmp_path / "bars.npz",
-        x=np.concatenate([images, extra_images]),
-        y=np.concatenate([labels, extra_labels]),
-    )
+    add_bars(3)  # three new items arrive with wrong labels
     lines: list[str] = []
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
     assert result["cache"]["status"] == "incremental"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -63,19 +62,12 @@ def test_walkthrough_cnn_on_real_drawings(tmp_path: Path, quickdraw_dir: Path) -
 
 
 def test_new_images_are_scored_by_saved_fold_models(
-    tmp_path: Path, bars_spec: Callable[..., Path], bar_images: Callable[..., Any]
+    tmp_path: Path, bars_spec: Callable[..., Path], add_bars: Callable[[int], None]
 ) -> None:
     """A small change reloads the Keras fold models from the cache instead of retraining."""
     (spec,) = load_spec(bars_spec("{name: cnn}", flip=False))
-    images, labels = bar_images(300)
     check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
-    extra_images, extra_labels = bar_images(9, seed=7)
-    extra_labels[0] = 1 - extra_labels[0]  # one new item arrives with a wrong label
-    np.savez(
-        tmp_path / "bars.npz",
-        x=np.concatenate([images, extra_images]),
-        y=np.concatenate([labels, extra_labels]),
-    )
+    add_bars(1)  # one new item arrives with a wrong label
     lines: list[str] = []
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
     assert result["cache"]["status"] == "incremental"
