@@ -14,13 +14,24 @@ a new cache) removes.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+from pytest_labelquality.cache import (
+    CACHE_HINT,
+    ArrayCache,
+    Expect,
+    as_array,
+    fingerprint,
+    from_array,
+)
+from pytest_labelquality.errors import CacheError, os_error_message
+from pytest_labelquality.guards import blame_factory
 from pytest_labelquality.models import FoldModel, ModelConfig, fit_predict
+from pytest_labelquality.resources import exit_with_parent
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,6 +41,16 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 INCREMENTAL_MAX_SHARE = 0.05
+#: A fold's cache entry: its held-out items' indices, ids, content hashes and labels, their
+#: probabilities (one column per class) and the fold's training time.
+FOLD_ARRAYS: Expect = {
+    "test": ("iu", ("held out",)),
+    "ids": ("U", ("held out",)),
+    "content": ("U", ("held out",)),
+    "labels": ("iu", ("held out",)),
+    "probs": ("f", ("held out", None)),
+    "seconds": ("f", ()),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,18 +93,31 @@ def out_of_fold(
     probs = np.zeros((len(data), len(data.class_names)), dtype=np.float32)
     seconds = [0.0] * folds
     missing: list[int] = []
+    covered = np.zeros(len(data), dtype=bool)
     for fold in range(folds):
-        entry = cache.load(fold_key(run_key, fold))
-        if entry is not None and entry["probs"].shape[1] == probs.shape[1]:
-            probs[entry["test"]] = entry["probs"]
-            seconds[fold] = float(entry["seconds"])
-        else:
+        key = fold_key(run_key, fold)
+        entry = _fold_entry(cache, key, len(data.class_names))
+        if entry is not None:
+            test = entry["test"]
+            problem = _inconsistent(entry, data, covered)
+            if problem:
+                cache.discard(key, problem)
+                entry = None
+        if entry is None:
             missing.append(fold)
+            continue
+        covered[test] = True
+        probs[test] = entry["probs"]
+        seconds[fold] = float(entry["seconds"])
+    if not missing and not covered.all():  # folds of some other split: none can be trusted
+        for fold in range(folds):
+            cache.discard(fold_key(run_key, fold), "one of folds that do not cover every item")
+        missing = list(range(folds))
     cached = folds - len(missing)
     if cached:
         progress(f"{cached} of {folds} folds from the cache")
     if missing and cached == 0:
-        reused = _incremental(data, content, cache, lineage_key, folds, progress)
+        reused = _incremental(data, config, content, cache, lineage_key, folds, progress)
         if reused is not None:
             return reused
     if missing:
@@ -100,7 +134,11 @@ def out_of_fold(
             probs[test] = fold_probs
             seconds[fold] = took
             key = fold_key(run_key, fold)
-            model.save(cache.path(key).with_suffix(""))
+            try:
+                model.save(cache.path(key).with_suffix(""))
+            except OSError as exc:
+                message = os_error_message(exc, "cannot save a fold model", CACHE_HINT)
+                raise CacheError(message) from None
             cache.save(
                 key,
                 {
@@ -123,6 +161,7 @@ def out_of_fold(
 
 def _incremental(
     data: Dataset,
+    config: ModelConfig,
     content: npt.NDArray[np.str_],
     cache: ArrayCache,
     lineage_key: str,
@@ -132,12 +171,18 @@ def _incremental(
     """Reuse the lineage's last full run when few items are new or edited; else None."""
     import numpy as np
 
-    pointer = cache.load(lineage_key)
+    pointer = cache.load(lineage_key, {"meta": ("U", ())})
     if pointer is None:
         return None
-    base_key = from_array(pointer["meta"])["run_key"]
-    entries = [cache.load(fold_key(base_key, fold)) for fold in range(folds)]
-    if any(e is None or "labels" not in e for e in entries):
+    try:
+        base_key = str(from_array(pointer["meta"])["run_key"])
+    except (ValueError, KeyError, TypeError):
+        cache.discard(lineage_key, "holding unreadable metadata")
+        return None
+    entries = [
+        _fold_entry(cache, fold_key(base_key, fold), len(data.class_names)) for fold in range(folds)
+    ]
+    if any(e is None for e in entries):
         return None
     fold_of_id: dict[str, int] = {}  # an edited item is scored by the model of its old fold
     by_content: dict[str, tuple[int, int, int]] = {}  # content -> (fold, row, label)
@@ -161,8 +206,6 @@ def _incremental(
         if seen is not None:
             entry = entries[seen[0]]
             assert entry is not None
-            if entry["probs"].shape[1] != probs.shape[1]:
-                return None
             probs[i] = entry["probs"][seen[1]]
             relabelled += seen[2] != label
         else:
@@ -180,7 +223,8 @@ def _incremental(
         model = FoldModel.load(cache.path(fold_key(base_key, fold)).with_suffix(""))
         if model is None:
             return None
-        probs[members] = model.predict(data, np.array(members, dtype=np.int64))
+        with blame_factory(config.factory):
+            probs[members] = model.predict(data, np.array(members, dtype=np.int64))
     progress(
         f"reused the out-of-fold predictions of {len(data) - scored} items ({relabelled}"
         f" relabelled) and scored {scored} new or edited items with the fold models that never"
@@ -197,6 +241,33 @@ def _incremental(
             "scored": scored,
         },
     )
+
+
+def _fold_entry(cache: ArrayCache, key: str, classes: int) -> dict[str, Any] | None:
+    """A fold's cache entry, when it holds its arrays in the shapes this run needs."""
+    import numpy as np
+
+    entry = cache.load(key, {**FOLD_ARRAYS, "probs": ("f", ("held out", classes))})
+    if entry is not None and not np.isfinite(entry["probs"]).all():
+        cache.discard(key, "holding probabilities that are not finite")
+        return None
+    return entry
+
+
+def _inconsistent(entry: dict[str, Any], data: Dataset, covered: npt.NDArray[np.bool_]) -> str:
+    """Why a fold's entry does not fit the data of this run (whose key it has), or ``""``."""
+    import numpy as np
+
+    test = entry["test"]
+    if len(test) and (test.min() < 0 or test.max() >= len(data)):
+        return f"holding item indices outside the dataset's {len(data)} items"
+    if covered[test].any() or len(np.unique(test)) != len(test):
+        return "holding items that another fold also holds"
+    if not np.array_equal(entry["labels"], data.labels[test]) or not np.array_equal(
+        entry["ids"], data.ids[test]
+    ):
+        return "holding other items or labels than this dataset's"
+    return ""
 
 
 def _fold_of(item: str, folds: int) -> int:
@@ -227,8 +298,17 @@ def _train_fold(
     if progress is not None:
         progress(f"fold {fold + 1}/{folds}: training {config.name} on {len(train)} items")
     start = time.perf_counter()
-    fold_probs, model = fit_predict(config, data, train, test, seed=seed + fold, progress=progress)
+    with blame_factory(config.factory):
+        fold_probs, model = fit_predict(
+            config, data, train, test, seed=seed + fold, progress=progress
+        )
     return fold, test, fold_probs, model, time.perf_counter() - start
+
+
+def _train_fold_in_worker(parent: int, *args: Any) -> Any:
+    """:func:`_train_fold` in a joblib worker, which exits if the run that started it dies."""
+    exit_with_parent(parent)
+    return _train_fold(*args)
 
 
 def _parallel(
@@ -237,7 +317,8 @@ def _parallel(
     from joblib import Parallel, delayed
 
     run = Parallel(n_jobs=jobs, return_as="generator_unordered")
+    parent = os.getpid()
     return run(
-        delayed(_train_fold)(fold, train, test, data, config, seed, None, 0)
+        delayed(_train_fold_in_worker)(parent, fold, train, test, data, config, seed, None, 0)
         for fold, train, test in tasks
     )

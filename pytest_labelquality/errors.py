@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class LabelQualityError(Exception):
@@ -31,3 +32,29 @@ class ModelError(LabelQualityError):
 
 class GateFailure(LabelQualityError):
     """The estimated label noise exceeds a threshold of the spec."""
+
+
+class CacheError(LabelQualityError):
+    """The cache folder cannot be used: names the folder and how to point the cache elsewhere."""
+
+
+class OutputError(LabelQualityError):
+    """A result file (JSON, HTML, Markdown) could not be written: names the file."""
+
+
+class UserCodeError(ModelError):
+    """A user's model factory, or the model it returned, raised: keeps the user's own frames."""
+
+    def __init__(self, message: str, frames: str = "") -> None:
+        super().__init__(message)
+        self.frames = frames
+
+    def __reduce__(self) -> tuple[Any, ...]:  # joblib workers send it back whole
+        return (type(self), (str(self), self.frames))
+
+
+def os_error_message(exc: OSError, doing: str, hint: str) -> str:
+    """One line for a filesystem error: what was done, to which file, why, and what to do."""
+    name = exc.filename if exc.filename is not None else ""
+    why = exc.strerror or str(exc)
+    return f"{doing} {name}: {why}; {hint}".replace(" :", ":")

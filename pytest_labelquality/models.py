@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
 from pytest_labelquality.errors import ModelError
+from pytest_labelquality.guards import class_probabilities, user_error
+from pytest_labelquality.resources import cores
 from pytest_labelquality.spec import KERAS_MODELS, MIRROR_MODELS, ModelName, ModelSpec
 
 if TYPE_CHECKING:
@@ -252,14 +254,6 @@ def fit_predict(
     return fitted.predict(data, test), fitted
 
 
-def cores() -> int:
-    """The cores this process should use: those it may run on, shared among pytest-xdist's
-    workers when it is one of them (each would otherwise size its thread pools to them all)."""
-    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
-    return max(1, (mine or 1) // max(1, int(workers) if workers.isdigit() else 1))
-
-
 @contextlib.contextmanager
 def _sklearn_threads() -> Iterator[None]:
     """OpenMP and BLAS pools (boosted trees, linear algebra) at most :func:`cores` wide; a lower
@@ -279,9 +273,15 @@ def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
     if config.factory_dir:
         _importable_from(config.factory_dir)
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ModelError(f"model.factory {config.factory!r}: {exc}") from None
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a syntax error, or any error its code raises on import
+        raise user_error(config.factory, exc, f"importing {module_name!r}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelError(
+            f"model.factory {config.factory!r}: module {module_name!r} ({module.__file__}) has no"
+            f" callable {attr!r}"
+        )
     offered = {
         "input_shape": keras_input_shape(data),
         "num_classes": len(data.class_names),
@@ -294,7 +294,7 @@ def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
         kwargs = {k: v for k, v in offered.items() if takes_all or k in accepted}
         model = factory(**kwargs)
     except Exception as exc:
-        raise ModelError(f"model.factory {config.factory!r} raised {exc!r}") from exc
+        raise user_error(config.factory, exc, "building the model") from None
     if not (hasattr(model, "predict_proba") or hasattr(model, "compile")):
         raise ModelError(
             f"model.factory {config.factory!r} returned {type(model).__name__}; expected a Keras"
@@ -341,12 +341,15 @@ def _sklearn_fit(model: Any, data: Dataset, train: npt.NDArray[np.int64]) -> Non
 def _sklearn_predict(
     model: Any, data: Dataset, index: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float32]:
-    import numpy as np
-
-    probs = np.asarray(model.predict_proba(_rows(data, index)))
-    out = np.zeros((len(index), len(data.class_names)), dtype=np.float32)
-    out[:, np.asarray(model.classes_, dtype=np.int64)] = probs  # a class absent from training
-    return out
+    probs = model.predict_proba(_rows(data, index))
+    if not hasattr(model, "classes_"):
+        raise ModelError(
+            f"{type(model).__name__} has no classes_ after fit; expected a fitted"
+            " scikit-learn classifier"
+        )
+    # columns moved to the dataset's classes: a class absent from training gets 0
+    rows, classes = len(index), len(data.class_names)
+    return class_probabilities(probs, model.classes_, rows=rows, num_classes=classes)
 
 
 # --- hog_boosting ---------------------------------------------------------------------------
@@ -630,18 +633,10 @@ def _keras_fit(
 def _keras_predict(
     model: Any, data: Dataset, index: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float32]:
-    import numpy as np
-
     _configure_tensorflow()
     batches = _batches(data, index, size=512).map(lambda x, _: x)
-    probs = np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
-    expected = (len(index), len(data.class_names))
-    if probs.shape != expected:
-        raise ModelError(
-            f"the Keras model returned predictions of shape {list(probs.shape)}; expected"
-            f" {list(expected)} (one softmax output per class)"
-        )
-    return probs
+    probs = model.predict(batches, verbose=0)  # one softmax output per class
+    return class_probabilities(probs, None, rows=len(index), num_classes=len(data.class_names))
 
 
 def _EpochProgress(progress: Progress, epochs: int) -> Any:

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_labelquality.errors import GateFailure, LabelQualityError, SpecError
+from pytest_labelquality.errors import (
+    GateFailure,
+    LabelQualityError,
+    OutputError,
+    SpecError,
+    UserCodeError,
+    os_error_message,
+)
 
 if TYPE_CHECKING:
     from pytest_labelquality.spec import DatasetSpec
@@ -30,6 +37,10 @@ DEFAULT_MAX_SUSPECTS = 100
 
 class LabelQualityWarning(pytest.PytestWarning):
     """Something in a label-quality run deserves a look but does not fail it."""
+
+
+class CacheRepairWarning(LabelQualityWarning):
+    """A cache entry was unusable (corrupt, incomplete, not of this run) and was recomputed."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _resolve_settings(config: pytest.Config) -> Settings:
     option = config.getoption("label_quality")
-    enabled = bool(option if option is not None else config.getini("label_quality"))
+    try:
+        enabled = bool(option if option is not None else config.getini("label_quality"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini label_quality: {exc}; use true or false") from None
     here, root = config.invocation_params.dir, config.rootpath
 
     def pick(cli: str | None, env: str | None, ini: str, default: Path) -> Path:
@@ -208,6 +222,8 @@ class SpecFile(pytest.File):
             datasets = load_spec(self.path)
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
+        except LabelQualityError as exc:
+            raise self.CollectError(f"{self.path}: {exc}") from None
         for spec in datasets:
             yield DatasetItem.from_parent(self, name=spec.name, spec=spec)
 
@@ -234,6 +250,8 @@ class DatasetItem(pytest.Item):
         )
         for text in self.result["warnings"]:
             self.warn(LabelQualityWarning(f"{self.spec.name}: {text}"))
+        for text in self.result["cache"]["repaired"]:
+            self.warn(CacheRepairWarning(f"{self.spec.name}: {text}"))
         noise = self.result["noise"]
         self.user_properties += [
             ("label_quality_noise_rate", round(noise["rate"], 6)),
@@ -249,10 +267,16 @@ class DatasetItem(pytest.Item):
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str | Any:
-        if isinstance(excinfo.value, GateFailure):
-            return str(excinfo.value)
-        if isinstance(excinfo.value, LabelQualityError):
-            return f"{self.spec.location}: dataset {self.spec.name!r}: {excinfo.value}"
+        error, where = excinfo.value, f"{self.spec.location}: dataset {self.spec.name!r}"
+        if isinstance(error, GateFailure):
+            return str(error)
+        if isinstance(error, UserCodeError) and error.frames:
+            return f"{where}: {error}\n{error.frames}"
+        if isinstance(error, LabelQualityError):
+            return f"{where}: {error}"
+        if isinstance(error, OSError):  # the data, a folder or a disk the user can fix
+            hint = "check that the path exists, is readable, and the disk has space"
+            return f"{where}: {os_error_message(error, 'cannot use', hint)}"
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -294,36 +318,61 @@ class Controller:
         self.settings = settings
         self.results: list[dict[str, Any]] = []
         self.baselines: dict[Path, dict[str, dict[str, Any]]] = {}
+        self.errors: list[dict[str, str]] = []
+        self.output_error: str | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Remove the last run's result files: a run that fails or errors before writing its own
+        must not leave an old report saying PASS."""
+        if hasattr(self.config, "workerinput"):
+            return
+        from pytest_labelquality.outputs import remove_stale
+
+        settings = self.settings
+        remove_stale([settings.json_path, settings.html_path, settings.markdown_path])
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if hasattr(self.config, "workerinput"):  # the controller gathers; a worker only sends
+            return
         result = getattr(report, "label_quality", None)
+        if report.failed and result is None and "label_quality" in report.keywords:
+            self.errors.append({"test": report.nodeid, "error": _first_line(report)})
         if result is not None:
+            result = dict(result)  # the report keeps its own
             entry = result.pop("baseline_entry", None)
             if entry is not None:
                 spec = Path(result["spec"]["file"])
                 self.baselines.setdefault(spec, {})[result["name"]] = entry
             self.results.append(result)
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        from pytest_labelquality.spec import is_spec_file
+
+        if report.failed and is_spec_file(Path(report.fspath)):
+            self.errors.append({"test": report.nodeid, "error": _first_line(report)})
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_labelquality.results import write_outputs
+        from pytest_labelquality.outputs import write_all
 
         if hasattr(self.config, "workerinput") or not self.results:
             return
-        if self.baselines:
-            from pytest_labelquality.baseline import write_baselines
-            from pytest_labelquality.report import git_commit
-
-            write_baselines(self.baselines, git_commit(self.config.rootpath))
-        write_outputs(
-            self.results,
-            json_path=self.settings.json_path,
-            html_path=self.settings.html_path,
-            markdown_path=self.settings.markdown_path,
-            step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
-            max_suspects=self.settings.max_suspects,
-            repository=self.config.rootpath,
-        )
+        try:
+            write_all(
+                self.results,
+                self.baselines,
+                errors=self.errors,
+                json_path=self.settings.json_path,
+                html_path=self.settings.html_path,
+                markdown_path=self.settings.markdown_path,
+                step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
+                max_suspects=self.settings.max_suspects,
+                repository=self.config.rootpath,
+            )
+        except OutputError as exc:
+            self.output_error = str(exc)
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from pytest_labelquality.results import format_table, summary_row
@@ -341,5 +390,14 @@ class Controller:
             from pytest_labelquality.baseline import baseline_path
 
             terminalreporter.write_line(f"label-quality baseline written: {baseline_path(spec)}")
+        if self.output_error:
+            terminalreporter.write_line(f"label-quality: {self.output_error}", red=True, bold=True)
+            return
         terminalreporter.write_line(f"label-quality results: {self.settings.json_path}")
         terminalreporter.write_line(f"label-quality report: {self.settings.html_path.as_uri()}")
+
+
+def _first_line(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """A failed report's message, first line."""
+    text = str(report.longrepr).strip() if report.longrepr else ""
+    return text.splitlines()[0] if text else "error"

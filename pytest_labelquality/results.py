@@ -85,14 +85,19 @@ def format_table(rows: list[dict[str, str]]) -> list[str]:
     return [line, *("  ".join(r[h].ljust(widths[h]) for h in headers).rstrip() for r in rows)]
 
 
-def results_document(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON file's content."""
+def results_document(
+    results: Iterable[dict[str, Any]], errors: Iterable[dict[str, str]] = ()
+) -> dict[str, Any]:
+    """The JSON file's content; ``errors`` are the spec files and datasets that could not be
+    checked (then the run did not pass)."""
     ordered = sorted(results, key=lambda r: (r["spec"]["file"], r["spec"]["line"]))
+    errors = list(errors)
     return {
         "plugin": "pytest-labelquality",
         "version": __version__,
-        "passed": all(r["gate"]["passed"] for r in ordered),
+        "passed": all(r["gate"]["passed"] for r in ordered) and not errors,
         "datasets": ordered,
+        "errors": errors,
     }
 
 
@@ -112,6 +117,7 @@ def write_outputs(
     step_summary: str | None,
     max_suspects: int,
     repository: Path,
+    errors: Iterable[dict[str, str]] = (),
 ) -> None:
     """Write the JSON, the HTML report and the Markdown summary (to a file, and appended to
     GitHub's ``$GITHUB_STEP_SUMMARY`` when set)."""
@@ -122,7 +128,7 @@ def write_outputs(
         write_text_atomic,
     )
 
-    document = results_document(results)
+    document = results_document(results, errors)
     write_json(json_path, document)
     html = render_html(document, max_suspects=max_suspects, git_commit=git_commit(repository))
     write_text_atomic(html_path, html)

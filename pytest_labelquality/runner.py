@@ -20,6 +20,7 @@ from pytest_labelquality.detection import Detection, cleanlab_version, detect
 from pytest_labelquality.gate import Verdict, decide
 from pytest_labelquality.models import resolve_model
 from pytest_labelquality.previews import previews
+from pytest_labelquality.resources import passive_openmp
 from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews
 from pytest_labelquality.sources import (
     DataKind,
@@ -49,6 +50,7 @@ def check_dataset(
     """
     import numpy as np
 
+    passive_openmp()
     start = time.perf_counter()
     data = load_dataset(spec)
     check_folds(data, spec.cv.folds)
@@ -88,14 +90,16 @@ def check_dataset(
         spec.cv.seed,
     )
     keys: dict[str, tuple[str, str]] | None = None  # hashed when needed: a warm run skips it
-    cache = ArrayCache(cache_dir)
+    repaired: list[str] = []
+    cache = ArrayCache(cache_dir, on_repair=repaired.append)
+    cache.check_usable()
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
     fold_seconds: tuple[float, ...] = ()
     incremental: dict[str, Any] = {}
-    entry = cache.load(detection_key)
+    entry = _cached_detection(cache, detection_key, data)
     if entry is not None:
-        found = Detection.from_arrays(entry)
+        found = entry
         progress(f"{spec.name}: cache hit, nothing to train")
     else:
         progress(f"{spec.name}: {len(data)} items, {len(data.class_names)} classes, {config.name}")
@@ -139,6 +143,7 @@ def check_dataset(
             "folds_cached": folds_cached,
             "dir": str(cache_dir),
             "incremental": incremental or None,
+            "repaired": repaired,
         },
         timings={
             "load": round(loaded - start, 3),
@@ -148,6 +153,32 @@ def check_dataset(
             "fold_seconds": [round(s, 3) for s in fold_seconds],
         },
     )
+
+
+def _cached_detection(cache: ArrayCache, key: str, data: Dataset) -> Detection | None:
+    """The cached detection of this run, if its entry fits the dataset."""
+    import numpy as np
+
+    n, k = len(data), len(data.class_names)
+    arrays = {"scores": ("f", (n,)), "suggested": ("iu", (n,)), "suggested_prob": ("f", (n,))}
+    entry = cache.load(key, {**arrays, "flagged": ("iu", (None,)), "meta": ("U", ())})
+    if entry is None:
+        return None
+    try:
+        found = Detection.from_arrays(entry)
+    except (ValueError, KeyError, TypeError, IndexError):
+        cache.discard(key, "holding unreadable metadata")
+        return None
+    flagged, suggested = found.flagged, found.suggested
+    if (
+        (len(flagged) and (flagged.min() < 0 or flagged.max() >= n))
+        or len(np.unique(flagged)) != len(flagged)
+        or (n and (suggested.min() < 0 or suggested.max() >= k))
+        or not np.isfinite(found.scores).all()
+    ):
+        cache.discard(key, "holding items or classes outside this dataset")
+        return None
+    return found
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +31,10 @@ SCHEMA_FILE = Path(__file__).with_name("labelquality.schema.json")
 def is_spec_file(path: Path) -> bool:
     """Whether a file name follows the namespaced spec pattern."""
     return path.name.endswith(SPEC_SUFFIXES)
+
+
+#: numpy's seeds are unsigned 32-bit integers.
+SEED_RANGE = {"minimum": 0, "maximum": 2**32 - 1}
 
 
 def _doc(text: str, **extra: Any) -> dict[str, Any]:
@@ -94,7 +99,7 @@ class Flips:
     uniformly at random. The flipped items are recorded in the results."""
 
     rate: float = field(metadata=_doc("Share of items to flip.", minimum=0, exclusiveMaximum=1))
-    seed: int = field(default=0, metadata=_doc("Seed of the flips."))
+    seed: int = field(default=0, metadata=_doc("Seed of the flips.", **SEED_RANGE))
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,9 @@ class CvSpec:
     """Stratified K-fold cross-validation."""
 
     folds: int = field(default=5, metadata=_doc("Number of folds.", minimum=2))
-    seed: int = field(default=0, metadata=_doc("Seed of the fold split and of training."))
+    seed: int = field(
+        default=0, metadata=_doc("Seed of the fold split and of training.", **SEED_RANGE)
+    )
     jobs: int = field(
         default=1,
         metadata=_doc("Folds trained at once (scikit-learn models; joblib).", minimum=1),
@@ -314,15 +321,20 @@ class _Walker:
     def fail(self, node: yaml.Node, key: str, problem: str) -> SpecError:
         return SpecError(self.path, node.start_mark.line + 1, key, problem)
 
-    def scalar(self, node: yaml.Node) -> Any:
-        return self._loader.construct_object(node, deep=True)
+    def scalar(self, node: yaml.Node, key: str = "") -> Any:
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            # an unknown tag, or an implicit type YAML cannot build (a date like 2020-13-45)
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self.fail(node, key, f"cannot read this value: {problem}") from None
 
     def mapping(self, node: yaml.Node, key: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, key, f"expected a mapping, got {self.describe(node)}")
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for knode, vnode in node.value:
-            name = self.scalar(knode)
+            name = self.scalar(knode, key)
             if not isinstance(name, str):
                 raise self.fail(knode, key, f"keys must be strings, got {name!r}")
             if name in out:
@@ -360,7 +372,7 @@ class _Walker:
             value_tp = typing.get_args(tp)[1]
             entries = self.mapping(node, key)
             if value_tp is Any:
-                return {k: self.scalar(v) for k, (_, v) in entries.items()}
+                return {k: self.scalar(v, _join(key, k)) for k, (_, v) in entries.items()}
             return {
                 k: self.convert(v, value_tp, _join(key, k), meta) for k, (_, v) in entries.items()
             }
@@ -369,7 +381,7 @@ class _Walker:
     def leaf(self, node: yaml.Node, tp: Any, key: str, meta: dict[str, Any]) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, key, f"expected {_type_name(tp)}, got {self.describe(node)}")
-        value = self.scalar(node)
+        value = self.scalar(node, key)
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             choices = [m.value for m in tp]
             if value not in choices:
@@ -387,7 +399,10 @@ class _Walker:
             hint = f" (quote it: '{node.value}')" if tp is str and value is not None else ""
             raise self.fail(node, key, f"expected {_type_name(tp)}, got {value!r}{hint}")
         if tp is float:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise self.fail(node, key, f"{value!r} is too large for a number") from None
         bound = _check_bounds(value, meta)
         if bound:
             raise self.fail(node, key, f"{value!r} is out of range: must be {bound}")
@@ -426,8 +441,8 @@ class _Walker:
                 node, _join(key, "format"), f"missing required key; one of: {', '.join(formats)}"
             )
         fnode = entries["format"][1]
-        fmt = self.scalar(fnode)
-        if fmt not in formats:
+        fmt = self.scalar(fnode, _join(key, "format"))
+        if not isinstance(fmt, str) or fmt not in formats:
             raise self.fail(
                 fnode, _join(key, "format"), f"{fmt!r} is not one of: {', '.join(formats)}"
             )
@@ -495,6 +510,7 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
     model = spec.model
     if model.name is not None and model.factory is not None:
         raise walker.fail(line_of("model"), f"{key}.model", "set name or factory, not both")
+    _check_model_keys(model, walker, line_of, f"{key}.model")
     classes = getattr(src, "classes", None)
     for cls_name in spec.gate.max_class_noise_rate:
         if classes is not None and cls_name not in classes:
@@ -505,15 +521,49 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
             )
 
 
+KERAS_KEYS = ("epochs", "batch_size", "learning_rate")
+
+
+def _check_model_keys(
+    model: ModelSpec, walker: _Walker, line_of: Callable[..., yaml.Node], key: str
+) -> None:
+    """Refuse settings that the chosen model would ignore."""
+    keras = model.factory is not None or model.name in KERAS_MODELS
+    chosen = (
+        model.name.value
+        if model.name
+        else "the default model (hog_boosting for images, logistic_regression otherwise)"
+    )
+    for name in KERAS_KEYS:
+        if getattr(model, name) is not None and not keras:
+            raise walker.fail(
+                line_of("model", name),
+                f"{key}.{name}",
+                f"applies to Keras models (cnn, walkthrough_cnn, or a factory), not to {chosen};"
+                " remove it, or set params for a scikit-learn model",
+            )
+    if model.params and model.name in KERAS_MODELS:
+        raise walker.fail(
+            line_of("model", "params"),
+            f"{key}.params",
+            f"{chosen} takes no params; its settings are {', '.join(KERAS_KEYS)}",
+        )
+
+
 def _compose(path: Path) -> yaml.Node | None:
     try:
         text = path.read_text(encoding="utf-8")
         node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
     except OSError as exc:
         raise SpecError(path, 1, "", f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(path, 1, "", f"not UTF-8 text (byte {exc.start})") from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise SpecError(path, line, "", f"invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:  # a control character in the text: a ReaderError
+        line = text[: getattr(exc, "position", 0)].count("\n") + 1
+        raise SpecError(path, line, "", f"invalid YAML: {exc}".splitlines()[0]) from None
     return node
 
 

@@ -1,0 +1,87 @@
+"""Threads and helper processes sized to the machine as it is: the cores this process may
+actually use (CPU affinity, a cgroup's CPU quota), shared among pytest-xdist's workers, and
+fewer when other work already keeps the cores busy (a shared CI runner); helper processes that
+exit with the run."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+CGROUP = Path("/sys/fs/cgroup")
+#: Set by the user, it fixes the threads per process and turns off the sizing by load.
+THREADS_ENV = "LABEL_QUALITY_THREADS"
+
+
+def cpu_quota(root: Path = CGROUP) -> float | None:
+    """Cores allowed by the cgroup's CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), or
+    None when there is no quota."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def available_cores() -> int:
+    """The cores this process may run on, capped by a cgroup quota."""
+    affinity = getattr(os, "sched_getaffinity", None)  # absent on macOS and Windows
+    mine = len(affinity(0)) if affinity else os.cpu_count() or 1
+    quota = cpu_quota()
+    return max(1, min(mine, math.ceil(quota)) if quota else mine)
+
+
+def cores(load: float | None = None) -> int:
+    """The threads one process should run: :func:`available_cores` shared among xdist's
+    workers, and fewer when the machine is busy.
+
+    With more runnable work than cores (the 1-minute load average at least one above them),
+    threads waiting for each other at every parallel step wait for whichever was descheduled
+    (boosted trees synchronise thousands of times per fold), so a run takes many times longer
+    than with fewer threads. Then each process takes its fair share of the cores, at least one.
+    ``$LABEL_QUALITY_THREADS`` overrides all of this."""
+    fixed = os.environ.get(THREADS_ENV, "")
+    if fixed.isdigit() and int(fixed) > 0:
+        return int(fixed)
+    available = available_cores()
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    share = max(1, available // max(1, int(workers) if workers.isdigit() else 1))
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load < available + 1:
+        return share
+    return max(1, min(share, math.floor(share * available / load)))
+
+
+def passive_openmp() -> None:
+    """Let OpenMP threads sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE``),
+    unless the user chose otherwise: spinning threads steal the cores of the threads they wait
+    for on a busy machine. Takes effect where the OpenMP runtime is not loaded yet."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+_watching: set[int] = set()
+
+
+def exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """In a helper process (a joblib worker): exit as soon as ``parent`` is gone, so a run
+    killed with ``kill -9`` leaves no worker behind. Does nothing in ``parent`` itself."""
+    if os.getpid() == parent or parent in _watching:
+        return
+    _watching.add(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="label-quality-exit-with-parent", daemon=True).start()
