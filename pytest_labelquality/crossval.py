@@ -305,20 +305,18 @@ def _train_fold(
     return fold, test, fold_probs, model, time.perf_counter() - start
 
 
-def _train_fold_in_worker(parent: int, *args: Any) -> Any:
-    """:func:`_train_fold` in a joblib worker, which exits if the run that started it dies."""
-    exit_with_parent(parent)
-    return _train_fold(*args)
-
-
 def _parallel(
     tasks: list[tuple[int, Any, Any]], data: Dataset, config: ModelConfig, seed: int, jobs: int
 ) -> Any:
     from joblib import Parallel, delayed
+    from joblib.parallel import LokyBackend, get_active_backend
 
-    run = Parallel(n_jobs=jobs, return_as="generator_unordered")
-    parent = os.getpid()
+    backend: Any = None
+    if isinstance(get_active_backend()[0], LokyBackend):  # joblib's own processes, not a cluster's
+        # each worker exits as soon as this process is gone (a kill -9 leaves no orphan)
+        backend = LokyBackend(initializer=exit_with_parent, initargs=(os.getpid(),))
+    run = Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")
     return run(
-        delayed(_train_fold_in_worker)(parent, fold, train, test, data, config, seed, None, 0)
+        delayed(_train_fold)(fold, train, test, data, config, seed, None, 0)
         for fold, train, test in tasks
     )

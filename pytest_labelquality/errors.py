@@ -55,6 +55,7 @@ class UserCodeError(ModelError):
 
 def os_error_message(exc: OSError, doing: str, hint: str) -> str:
     """One line for a filesystem error: what was done, to which file, why, and what to do."""
-    name = exc.filename if exc.filename is not None else ""
+    target = exc.filename2 if exc.filename2 is not None else exc.filename  # os.replace's dest
+    name = target if target is not None else ""
     why = exc.strerror or str(exc)
     return f"{doing} {name}: {why}; {hint}".replace(" :", ":")

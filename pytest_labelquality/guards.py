@@ -64,6 +64,9 @@ def blame_factory(factory: str | None) -> Iterator[None]:
     except UserCodeError:
         raise
     except ModelError as exc:
+        cause = exc.__cause__
+        if cause is not None and not isinstance(cause, LabelQualityError):
+            raise user_error(factory, cause, "training") from None
         raise ModelError(f"model.factory {factory!r}: {exc}") from None
     except LabelQualityError:
         raise

@@ -334,8 +334,8 @@ def _rows(data: Dataset, index: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
 def _sklearn_fit(model: Any, data: Dataset, train: npt.NDArray[np.int64]) -> None:
     try:
         model.fit(_rows(data, train), data.labels[train])
-    except ValueError as exc:
-        raise ModelError(f"training {type(model).__name__} failed: {exc}") from None
+    except ValueError as exc:  # a factory's model keeps the cause: its frames are the user's
+        raise ModelError(f"training {type(model).__name__} failed: {exc}") from exc
 
 
 def _sklearn_predict(

@@ -149,7 +149,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
     option = config.getoption("label_quality")
     try:
         enabled = bool(option if option is not None else config.getini("label_quality"))
-    except ValueError as exc:
+    except (ValueError, pytest.UsageError) as exc:  # pytest >= 8.4 raises UsageError itself
         raise pytest.UsageError(f"ini label_quality: {exc}; use true or false") from None
     here, root = config.invocation_params.dir, config.rootpath
 

@@ -70,6 +70,9 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
             data = _load_sklearn(src)
     except OSError as exc:
         raise DataError(f"cannot read {exc.filename or spec.location}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        where = spec.resolve(src.path) if isinstance(src, CsvSource) else spec.location
+        raise DataError(f"{where}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     _check(data)
     return _flip(data, src.flip) if src.flip is not None else data
 
@@ -220,9 +223,14 @@ def _load_npz(spec: DatasetSpec, src: NpzSource) -> Dataset:
                 f"{path}: features of shape {list(features.shape)} cannot be reshaped to"
                 f" items of shape {list(src.shape)}"
             ) from None
+    if len(features) == 0 or features.ndim == 0:
+        raise DataError(f"{path}: the feature array {src.features!r} holds no items")
     image = src.shape is not None or features.ndim >= 3
     if not image:
-        features = features.reshape(len(features), -1).astype(np.float64)
+        try:
+            features = features.reshape(len(features), -1).astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{path}: the features are not numbers ({exc})") from None
     labels, names = _encode_labels(raw_labels, src.classes, str(path))
     return Dataset(
         features=features,

@@ -332,6 +332,8 @@ class _Walker:
     def mapping(self, node: yaml.Node, key: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, key, f"expected a mapping, got {self.describe(node)}")
+        if node.tag != "tag:yaml.org,2002:map":
+            raise self.fail(node, key, f"cannot read this value: unsupported YAML tag {node.tag}")
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for knode, vnode in node.value:
             name = self.scalar(knode, key)
@@ -361,6 +363,8 @@ class _Walker:
         if origin is tuple:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.fail(node, key, f"expected a list, got {self.describe(node)}")
+            if node.tag != "tag:yaml.org,2002:seq":
+                raise self.fail(node, key, f"cannot read this value: unsupported tag {node.tag}")
             item_tp = typing.get_args(tp)[0]
             items = tuple(
                 self.convert(n, item_tp, f"{key}[{i}]", {}) for i, n in enumerate(node.value)

@@ -1,0 +1,887 @@
+"""Bad inputs and faults, each with the kind of outcome a user can act on.
+
+A corpus of bad specs, data files, cache states, model code and environments. Each case asserts
+its outcome: a one-line error naming the file (and line and key, or row and path), a cache entry
+recomputed with a warning and the same answer as a clean run, or a reported failure; never a
+traceback of the plugin, and nothing on disk lost. Most cases run in-process against the domain
+functions; a handful run pytest in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_iris
+
+from pytest_labelquality.cache import ArrayCache, from_array
+from pytest_labelquality.errors import (
+    CacheError,
+    DataError,
+    LabelQualityError,
+    ModelError,
+    SpecError,
+    UserCodeError,
+)
+from pytest_labelquality.resources import cores, cpu_quota
+from pytest_labelquality.runner import check_dataset
+from pytest_labelquality.spec import DatasetSpec, load_spec
+
+PLUGIN_FRAME = "pytest_labelquality" + os.sep  # a traceback line inside the plugin's own code
+IRIS_X, IRIS_Y = load_iris(return_X_y=True)
+
+
+def write_spec(folder: Path, body: str, name: str = "s") -> Path:
+    path = folder / f"{name}.labelquality.yaml"
+    path.write_text(body)
+    return path
+
+
+def iris_spec(folder: Path, *, model: str = "{name: logistic_regression}", extra: str = "") -> Path:
+    np.savez(folder / "iris.npz", x=IRIS_X, y=IRIS_Y)
+    return write_spec(
+        folder,
+        "datasets:\n  - name: iris\n    source: {format: npz, path: iris.npz}\n"
+        f"    model: {model}\n    cv: {{folds: 3}}\n    gate: {{max_noise_rate: 0.1}}\n{extra}",
+    )
+
+
+def run(spec: DatasetSpec, cache: Path) -> dict[str, Any]:
+    return check_dataset(spec, cache_dir=cache, progress=lambda _: None)
+
+
+def answer(result: dict[str, Any]) -> tuple[Any, ...]:
+    """What a run concluded: the flagged items, the estimate, the suggested classes."""
+    return (
+        [(f["index"], f["suggested"]) for f in result["flagged"]],
+        result["noise"]["rate"],
+        result["gate"]["passed"],
+        result["oof_accuracy"],
+    )
+
+
+# --- specs -----------------------------------------------------------------------------------
+
+GOOD_DATASET = """\
+datasets:
+  - name: iris
+    source: {format: npz, path: iris.npz}
+    gate: {max_noise_rate: 0.1}
+"""
+
+#: (what, the spec's text, the line of the error, text the message must hold)
+BAD_SPECS = [
+    ("negative cv seed", "    cv: {seed: -1}\n", 5, "datasets[0].cv.seed: -1 is out of range"),
+    ("cv seed past numpy's", "    cv: {seed: 4294967296}\n", 5, "must be >= 0 and <= 4294967295"),
+    ("negative flip seed", None, 3, "datasets[0].source.flip.seed: -3 is out of range"),
+    (
+        "epochs on a linear model",
+        "    model: {name: logistic_regression, epochs: 3}\n",
+        5,
+        "datasets[0].model.epochs: applies to Keras models",
+    ),
+    (
+        "batch size on the default model",
+        "    model: {batch_size: 32}\n",
+        5,
+        "not to the default model",
+    ),
+    (
+        "learning rate on a forest",
+        "    model:\n      name: random_forest\n      learning_rate: 0.1\n",
+        7,
+        "model.learning_rate: applies to Keras models",
+    ),
+    (
+        "params on a Keras CNN",
+        "    model: {name: cnn, params: {C: 1}}\n",
+        5,
+        "model.params: cnn takes no params",
+    ),
+    ("a date YAML cannot build", "    cv: {seed: 2020-13-45}\n", 5, "cannot read this value"),
+    ("an infinite threshold", None, 4, "gate.max_noise_rate: inf is out of range"),
+    (
+        "an unknown YAML tag",
+        "    model: !!python/object:os.system {}\n",
+        5,
+        "cannot read this value",
+    ),
+    ("a list as the format", None, 3, "source.format: ['npz'] is not one of"),
+    ("zero jobs", "    cv: {jobs: 0}\n", 5, "cv.jobs: 0 is out of range"),
+    ("a mapping as a key", "    ? {a: 1}\n    : 2\n", 5, "keys must be strings"),
+    (
+        "a factory that is not module:callable",
+        "    model: {factory: 'no colon'}\n",
+        5,
+        "model.factory: 'no colon' does not match",
+    ),
+    (
+        "name and factory both",
+        "    model: {name: cnn, factory: 'm:f'}\n",
+        5,
+        "set name or factory, not both",
+    ),
+    ("a huge number for a rate", None, 4, "too large for a number"),
+]
+
+
+def _bad_spec_text(what: str, extra: str | None) -> str:
+    if extra is not None:
+        return GOOD_DATASET + extra
+    lines = GOOD_DATASET.splitlines(keepends=True)
+    if what == "negative flip seed":
+        lines[2] = "    source: {format: npz, path: iris.npz, flip: {rate: 0.1, seed: -3}}\n"
+    elif what == "an infinite threshold":
+        lines[3] = "    gate: {max_noise_rate: .inf}\n"
+    elif what == "a list as the format":
+        lines[2] = "    source: {format: [npz], path: iris.npz}\n"
+    elif what == "a huge number for a rate":
+        lines[3] = f"    gate: {{max_noise_rate: {10**400}}}\n"
+    return "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("what", "extra", "line", "message"), BAD_SPECS, ids=[c[0] for c in BAD_SPECS]
+)
+def test_bad_spec_is_one_located_error(
+    tmp_path: Path, what: str, extra: str | None, line: int, message: str
+) -> None:
+    np.savez(tmp_path / "iris.npz", x=IRIS_X, y=IRIS_Y)
+    path = write_spec(tmp_path, _bad_spec_text(what, extra))
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}:{line}: ")
+    assert message in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("what", "content", "message"),
+    [
+        ("bytes that are not UTF-8", b"datasets:\n  - name: \xff\xfe\n", "not UTF-8 text"),
+        ("a control character", b"datasets:\n  - name: a\x07b\n", "invalid YAML"),
+        ("a recursive alias", b"datasets: &a [*a]\n", "expected a mapping, got a list"),
+        ("a tab for indentation", b"datasets:\n\t- name: a\n", "invalid YAML"),
+    ],
+)
+def test_unreadable_spec_text_is_one_error_naming_the_file(
+    tmp_path: Path, what: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / "x.labelquality.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError, match=message) as caught:
+        load_spec(path)
+    assert str(caught.value).startswith(f"{path}:")
+
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["npz", "csv", "quickdraw", "sklearn", "iris", "cnn", "x:y", "iris.npz"])
+)
+KEYS = st.sampled_from(
+    [
+        "datasets",
+        "name",
+        "source",
+        "format",
+        "path",
+        "gate",
+        "max_noise_rate",
+        "model",
+        "cv",
+        "seed",
+        "folds",
+        "flip",
+        "rate",
+        "epochs",
+        "params",
+        "classes",
+        "detection",
+        "max_class_noise_rate",
+        "factory",
+        "dir",
+        "limit",
+        "shape",
+        "jobs",
+        "count",
+    ]
+) | st.text(max_size=8)
+YAML_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=st.dictionaries(KEYS, YAML_VALUES, max_size=4) | YAML_VALUES)
+def test_random_yaml_never_raises_anything_but_a_spec_error(document: Any) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        np.savez(Path(folder) / "iris.npz", x=IRIS_X[:10], y=IRIS_Y[:10])
+        path = write_spec(Path(folder), yaml.safe_dump(document, allow_unicode=False))
+        try:
+            load_spec(path)
+        except SpecError as exc:
+            assert str(exc).startswith(f"{path}:")
+
+
+@settings(max_examples=60, deadline=None)
+@given(position=st.integers(0, 10_000), junk=st.binary(min_size=1, max_size=6))
+def test_a_valid_spec_with_random_bytes_inside_is_read_or_refused_cleanly(
+    position: int, junk: bytes
+) -> None:
+    text = (
+        GOOD_DATASET + "    cv: {folds: 3, seed: 7}\n    model: {name: random_forest}\n"
+    ).encode()
+    at = position % len(text)
+    with tempfile.TemporaryDirectory() as folder:
+        np.savez(Path(folder) / "iris.npz", x=IRIS_X[:10], y=IRIS_Y[:10])
+        path = Path(folder) / "s.labelquality.yaml"
+        path.write_bytes(text[:at] + junk + text[at:])
+        try:
+            load_spec(path)
+        except SpecError:
+            pass
+
+
+# --- data files ------------------------------------------------------------------------------
+
+
+def _npz(**arrays: Any) -> Callable[[Path], str]:
+    def write(folder: Path) -> str:
+        np.savez(folder / "d.npz", **arrays)
+        return "{format: npz, path: d.npz}"
+
+    return write
+
+
+def _csv(text: str | bytes) -> Callable[[Path], str]:
+    def write(folder: Path) -> str:
+        path = folder / "d.csv"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return "{format: csv, path: d.csv, label: label}"
+
+    return write
+
+
+def _quickdraw(cat: Any, dog: Any | bytes) -> Callable[[Path], str]:
+    def write(folder: Path) -> str:
+        (folder / "qd").mkdir()
+        np.save(folder / "qd" / "cat.npy", cat)
+        if isinstance(dog, bytes):
+            (folder / "qd" / "dog.npy").write_bytes(dog)
+        else:
+            np.save(folder / "qd" / "dog.npy", dog)
+        return "{format: quickdraw, dir: qd, classes: [cat, dog]}"
+
+    return write
+
+
+DRAWINGS = np.zeros((12, 784), np.uint8)
+BAD_DATA = [
+    ("npz without labels", _npz(x=IRIS_X), "d.npz: no array 'y'"),
+    ("npz with pickled labels", _npz(x=IRIS_X, y=np.array([{}] * 150, dtype=object)), "d.npz"),
+    (
+        "npz with no items",
+        _npz(x=IRIS_X[:0], y=IRIS_Y[:0]),
+        "d.npz: the feature array 'x' holds no items",
+    ),
+    (
+        "npz with text features",
+        _npz(x=np.full((150, 2), "abc"), y=IRIS_Y),
+        "d.npz: the features are not numbers",
+    ),
+    (
+        "npz with infinite features",
+        _npz(x=np.where(IRIS_X > 7, np.inf, IRIS_X), y=IRIS_Y),
+        "NaN or infinite",
+    ),
+    ("npz with 2-D labels", _npz(x=IRIS_X, y=np.stack([IRIS_Y, IRIS_Y], 1)), "labels must be 1-D"),
+    ("npz with fewer labels", _npz(x=IRIS_X, y=IRIS_Y[:100]), "mismatched lengths"),
+    ("npz with one class", _npz(x=IRIS_X, y=np.zeros(150)), "at least 2"),
+    ("csv that is not UTF-8", _csv(b"a,b,label\n1,\xff,x\n"), "d.csv: not UTF-8 text"),
+    ("csv with a short row", _csv("a,b,label\n1,2,x\n3,4\n"), "d.csv:3: 2 fields"),
+    (
+        "csv with a word for a number",
+        _csv("a,label\n1,x\nabc,y\n"),
+        "d.csv:3: column 'a' is not a number",
+    ),
+    ("csv with only a header", _csv("a,b,label\n"), "d.csv"),
+    ("csv with an overflowing number", _csv("a,label\n" + "1e999,x\n2,y\n" * 4), "NaN or infinite"),
+    (
+        "drawings as floats",
+        _quickdraw(DRAWINGS.astype(float), DRAWINGS),
+        "cat.npy: expected a 2-D uint8",
+    ),
+    (
+        "a truncated drawing file",
+        _quickdraw(DRAWINGS, b"\x93NUMPY\x01\x00v\x00{'descr'"),
+        "dog.npy",
+    ),
+    ("a class without drawings", _quickdraw(DRAWINGS, DRAWINGS[:0]), "class 'dog' has 0"),
+]
+
+
+@pytest.mark.parametrize(("what", "write", "message"), BAD_DATA, ids=[c[0] for c in BAD_DATA])
+def test_unusable_data_is_one_error_naming_the_file(
+    tmp_path: Path, what: str, write: Callable[[Path], str], message: str
+) -> None:
+    source = write(tmp_path)
+    path = write_spec(
+        tmp_path,
+        f"datasets:\n  - name: d\n    source: {source}\n    gate: {{max_noise_rate: 0.1}}\n",
+    )
+    (spec,) = load_spec(path)
+    with pytest.raises(DataError) as caught:
+        run(spec, tmp_path / "cache")
+    assert message in str(caught.value)
+    assert str(tmp_path) in str(caught.value)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npz"))
+
+
+# --- cache states ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A spec over iris with 10% flips, its warm cache and its clean answer, made once."""
+    folder = tmp_path_factory.mktemp("pristine")
+    path = iris_spec(folder, extra="")
+    text = path.read_text().replace("path: iris.npz}", "path: iris.npz, flip: {rate: 0.1}}")
+    path.write_text(text)
+    (spec,) = load_spec(path)
+    return folder, run(spec, folder / "cache")
+
+
+@pytest.fixture
+def warm(
+    pristine: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> Iterator[tuple[DatasetSpec, Path, dict[str, Any]]]:
+    """A copy of the pristine project: its spec, its cache folder and the clean answer."""
+    folder, clean = pristine
+    shutil.copytree(folder, tmp_path / "p")
+    (spec,) = load_spec(tmp_path / "p" / "s.labelquality.yaml")
+    yield spec, tmp_path / "p" / "cache", clean
+
+
+def _entries(cache: Path, kind: str) -> list[Path]:
+    """The cache's fold entries (``fold``) or detection entries (``detection``)."""
+    marker = {"fold": "test", "detection": "scores"}[kind]
+    out = []
+    for path in sorted(cache.rglob("*.npz")):
+        with np.load(path) as archive:
+            if marker in archive.files:
+                out.append(path)
+    return out
+
+
+def _rewrite(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite an entry through the cache itself (its checksum valid), changed by ``change``."""
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files if k != "__digest__"}
+    change(arrays)
+    ArrayCache(path.parent.parent).save(path.stem, arrays)
+
+
+def _drop(name: str) -> Callable[[dict[str, Any]], None]:
+    return lambda arrays: arrays.pop(name)
+
+
+def _set(name: str, value: Callable[[Any], Any]) -> Callable[[dict[str, Any]], None]:
+    def change(arrays: dict[str, Any]) -> None:
+        arrays[name] = value(arrays[name])
+
+    return change
+
+
+FOLD_FAULTS: list[tuple[str, Callable[[Path], None]]] = [
+    ("a fold entry without its probabilities", lambda p: _rewrite(p, _drop("probs"))),
+    (
+        "a fold entry with fewer rows than its fold",
+        lambda p: _rewrite(p, _set("probs", lambda a: a[:-3])),
+    ),
+    ("a fold entry with a class too few", lambda p: _rewrite(p, _set("probs", lambda a: a[:, :2]))),
+    (
+        "fold probabilities as integers",
+        lambda p: _rewrite(p, _set("probs", lambda a: a.astype(np.int64))),
+    ),
+    ("fold probabilities that are NaN", lambda p: _rewrite(p, _set("probs", lambda a: a * np.nan))),
+    ("fold indices past the dataset", lambda p: _rewrite(p, _set("test", lambda a: a + 1000))),
+    ("a fold holding other labels", lambda p: _rewrite(p, _set("labels", lambda a: (a + 1) % 3))),
+    (
+        "a fold holding another fold's items",
+        lambda p: _rewrite(p, _set("test", lambda a: np.sort(a)[::-1] * 0 + a[0])),
+    ),
+    ("a truncated fold entry", lambda p: p.write_bytes(p.read_bytes()[:200])),
+    (
+        "a fold entry with one byte changed",
+        lambda p: p.write_bytes(_flip_byte(p.read_bytes(), len(p.read_bytes()) // 2)),
+    ),
+    (
+        "a folder where a fold entry belongs",
+        lambda p: (p.unlink(), p.mkdir(), (p / "x").write_text("x")),
+    ),
+    ("an empty fold entry", lambda p: p.write_bytes(b"")),
+]
+DETECTION_FAULTS: list[tuple[str, Callable[[Path], None]]] = [
+    ("a detection entry without its metadata", lambda p: _rewrite(p, _drop("meta"))),
+    (
+        "a detection entry with garbage metadata",
+        lambda p: _rewrite(p, _set("meta", lambda a: np.array("{not json"))),
+    ),
+    (
+        "a detection flagging items past the dataset",
+        lambda p: _rewrite(p, _set("flagged", lambda a: np.append(a, 10_000))),
+    ),
+    (
+        "a detection suggesting a class that does not exist",
+        lambda p: _rewrite(p, _set("suggested", lambda a: a + 5)),
+    ),
+    ("a detection for fewer items", lambda p: _rewrite(p, _set("scores", lambda a: a[:10]))),
+    ("a detection entry made of text", lambda p: p.write_text("hello")),
+]
+
+
+def _flip_byte(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("what", "fault"),
+    FOLD_FAULTS + DETECTION_FAULTS,
+    ids=[c[0] for c in FOLD_FAULTS + DETECTION_FAULTS],
+)
+def test_a_bad_cache_entry_is_recomputed_with_a_warning_and_the_same_answer(
+    warm: tuple[DatasetSpec, Path, dict[str, Any]], what: str, fault: Callable[[Path], None]
+) -> None:
+    spec, cache, clean = warm
+    kind = "detection" if (what, fault) in DETECTION_FAULTS else "fold"
+    target = _entries(cache, kind)[0]
+    if kind == "fold":  # the detection must miss for the folds to be read
+        for entry in _entries(cache, "detection"):
+            entry.unlink()
+    folds = [p for p in _entries(cache, "fold") if p != target]
+    others = {p: p.read_bytes() for f in folds for p in f.parent.glob(f"{f.stem}.*")}
+    fault(target)
+    result = run(spec, cache)
+    assert answer(result) == answer(clean)
+    (warning,) = result["cache"]["repaired"]
+    assert str(target) in warning
+    assert "recomputed" in warning
+    for path, content in others.items():  # the other folds' entries and models are untouched
+        assert path.read_bytes() == content, path
+    assert run(spec, cache)["cache"]["status"] == "hit"
+
+
+def test_a_file_where_a_cache_shard_belongs_is_replaced(
+    warm: tuple[DatasetSpec, Path, dict[str, Any]],
+) -> None:
+    spec, cache, clean = warm
+    shard = _entries(cache, "detection")[0].parent
+    shutil.rmtree(shard)
+    shard.write_text("not a folder")
+    assert answer(run(spec, cache)) == answer(clean)
+    assert shard.is_dir()
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    which=st.integers(0, 20),
+    cut=st.floats(0, 1),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=4),
+)
+def test_random_corruption_of_cache_entries_never_gives_a_wrong_answer(
+    pristine: tuple[Path, dict[str, Any]], which: int, cut: float, flips: list[tuple[float, int]]
+) -> None:
+    folder, clean = pristine
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "p"
+        shutil.copytree(folder, copy)
+        entries = sorted((copy / "cache").rglob("*.npz"))
+        target = entries[which % len(entries)]
+        data = bytearray(target.read_bytes())
+        for where, mask in flips:
+            data[int(where * (len(data) - 1))] ^= mask
+        target.write_bytes(bytes(data[: max(1, int(cut * len(data)))] if cut < 0.5 else data))
+        (spec,) = load_spec(copy / "s.labelquality.yaml")
+        assert answer(run(spec, copy / "cache")) == answer(clean)
+
+
+def _file_as_cache(folder: Path) -> Path:
+    (folder / "cache").write_text("a file")
+    return folder / "cache"
+
+
+def _cache_under_a_file(folder: Path) -> Path:
+    (folder / "f").write_text("a file")
+    return folder / "f" / "cache"
+
+
+def _read_only_cache(folder: Path) -> Path:
+    (folder / "cache").mkdir(mode=0o500)
+    return folder / "cache"
+
+
+@pytest.mark.parametrize("make", [_file_as_cache, _cache_under_a_file, _read_only_cache])
+def test_an_unusable_cache_folder_is_one_clear_error(
+    tmp_path: Path, make: Callable[[Path], Path]
+) -> None:
+    if make is _read_only_cache and hasattr(os, "geteuid") and os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    (spec,) = load_spec(iris_spec(tmp_path))
+    cache = make(tmp_path)
+    try:
+        with pytest.raises(CacheError) as caught:
+            run(spec, cache)
+    finally:
+        if cache.is_dir():
+            cache.chmod(0o700)
+    text = str(caught.value)
+    assert text.startswith("cannot use the cache folder ")
+    assert str(tmp_path) in text
+    assert "--label-quality-cache-dir" in text
+    assert "\n" not in text
+
+
+# --- user model code -------------------------------------------------------------------------
+
+FACTORY_HEAD = """\
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+
+class Wrapped(LogisticRegression):
+    def predict_proba(self, x):
+        return self.change(super().predict_proba(x))
+"""
+
+#: (what, the factory module's body, the error, text the message must hold, a user frame shown)
+BAD_FACTORIES = [
+    ("a syntax error", "def make(:\n    pass\n", UserCodeError, "SyntaxError", True),
+    (
+        "an error on import",
+        "raise RuntimeError('no GPU here')\n",
+        UserCodeError,
+        "RuntimeError: no GPU here",
+        True,
+    ),
+    (
+        "an error in the factory",
+        "def make():\n    return 1 / 0\n",
+        UserCodeError,
+        "ZeroDivisionError",
+        True,
+    ),
+    ("no such callable", "def other():\n    pass\n", ModelError, "has no callable 'make'", False),
+    (
+        "a factory returning None",
+        "def make():\n    return None\n",
+        ModelError,
+        "returned NoneType",
+        False,
+    ),
+    (
+        "fit raises",
+        "class M:\n    def predict_proba(self, x): ...\n    def fit(self, x, y):\n"
+        "        raise ValueError('bad fit')\ndef make():\n    return M()\n",
+        UserCodeError,
+        "ValueError: bad fit",
+        True,
+    ),
+    (
+        "no classes_ after fit",
+        "class M:\n    def fit(self, x, y): return self\n"
+        "    def predict_proba(self, x): return np.full((len(x), 3), 1 / 3)\ndef make():\n    return M()\n",
+        ModelError,
+        "has no classes_ after fit",
+        False,
+    ),
+    (
+        "a column too few",
+        "def make():\n    m = Wrapped()\n    m.change = lambda p: p[:, :2]\n    return m\n",
+        ModelError,
+        "expected [50, 3]",
+        False,
+    ),
+    (
+        "a column too many",
+        "def make():\n    m = Wrapped()\n    m.change = lambda p: np.hstack([p, p[:, :1]]) / 1\n    return m\n",
+        ModelError,
+        "predict_proba returned an array of shape [50, 4]",
+        False,
+    ),
+    (
+        "NaN probabilities",
+        "def make():\n    m = Wrapped()\n    m.change = lambda p: p * np.nan\n    return m\n",
+        ModelError,
+        "expected probabilities between 0 and 1",
+        False,
+    ),
+    (
+        "rows that do not sum to 1",
+        "def make():\n    m = Wrapped()\n    m.change = lambda p: p * 0.5\n    return m\n",
+        ModelError,
+        "rows must sum to 1",
+        False,
+    ),
+    (
+        "classes_ that are not label indices",
+        "def make():\n    m = Wrapped()\n    m.change = lambda p: p\n"
+        "    m.fit = lambda x, y: (LogisticRegression.fit(m, x, np.array(['a', 'b', 'c'])[y]), m)[1]\n    return m\n",
+        ModelError,
+        "expected distinct label indices",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "body", "error", "message", "frames"), BAD_FACTORIES, ids=[c[0] for c in BAD_FACTORIES]
+)
+def test_a_bad_factory_is_named_with_the_users_own_frames(
+    tmp_path: Path, what: str, body: str, error: type[Exception], message: str, frames: bool
+) -> None:
+    module = f"factory_{abs(hash(what))}"
+    (tmp_path / f"{module}.py").write_text(FACTORY_HEAD + body)
+    (spec,) = load_spec(iris_spec(tmp_path, model=f"{{factory: '{module}:make'}}"))
+    with pytest.raises(error) as caught:
+        run(spec, tmp_path / "cache")
+    text = str(caught.value)
+    assert f"model.factory '{module}:make'" in text
+    assert message in text
+    assert "\n" not in text
+    if frames:
+        assert isinstance(caught.value, UserCodeError)
+        assert f"{module}.py" in caught.value.frames
+        assert PLUGIN_FRAME not in caught.value.frames
+
+
+# --- settings and environments ----------------------------------------------------------------
+
+
+def test_cgroup_quota_and_load_bound_the_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cpu_quota(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(tmp_path) is None
+    assert cpu_quota(tmp_path / "absent") is None
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    monkeypatch.delenv("LABEL_QUALITY_THREADS", raising=False)
+    idle = cores(load=0.0)
+    assert idle >= 1
+    assert cores(load=idle + 0.5) == idle  # a run's own threads do not make it shrink
+    assert 1 <= cores(load=idle + 4.0) < max(2, idle)  # four busy processes beside the run
+    assert cores(load=idle * 50.0) == 1
+    monkeypatch.setenv("LABEL_QUALITY_THREADS", "3")
+    assert cores(load=100.0) == 3
+
+
+RUN_PROBE = """
+import json, pytest
+
+def pytest_sessionfinish(session, exitstatus):
+    if not hasattr(session.config, "workerinput"):
+        with open("exit.json", "w") as handle:
+            json.dump(int(exitstatus), handle)
+"""
+
+
+def _iris_project(pytester: pytest.Pytester, names: tuple[str, ...] = ("iris",)) -> None:
+    np.savez(pytester.path / "iris.npz", x=IRIS_X, y=IRIS_Y)
+    body = "".join(
+        f"  - name: {name}\n    source: {{format: npz, path: iris.npz}}\n"
+        f"    model: {{name: logistic_regression}}\n    cv: {{folds: 3}}\n"
+        f"    gate: {{max_noise_rate: 0.1}}\n"
+        for name in names
+    )
+    pytester.makefile(".labelquality.yaml", iris="datasets:\n" + body)
+
+
+def _no_plugin_traceback(output: str) -> None:
+    assert PLUGIN_FRAME not in output.replace("pytest_labelquality" + os.sep + "labelquality", "")
+    assert "Traceback" not in output
+
+
+def test_every_error_of_one_run_is_one_line_and_the_json_says_not_passed(
+    pytester: pytest.Pytester,
+) -> None:
+    """A bad spec, bad data, a raising factory and a good dataset in one run."""
+    _iris_project(pytester)
+    np.savez(pytester.path / "short.npz", x=IRIS_X, y=IRIS_Y[::30])
+    pytester.makefile(
+        ".labelquality.yaml",
+        bad="datasets:\n  - name: b\n    source: {format: npz, path: iris.npz}\n"
+        "    cv: {seed: -1}\n    gate: {max_noise_rate: 0.1}\n",
+        data="datasets:\n  - name: short\n    source: {format: npz, path: short.npz}\n"
+        "    gate: {max_noise_rate: 0.1}\n"
+        "  - name: raising\n    source: {format: npz, path: iris.npz}\n"
+        "    model: {factory: 'user_models:make'}\n    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 0.1}\n",
+    )
+    pytester.makepyfile(
+        user_models="def make():\n    return helper()\n\ndef helper():\n    raise KeyError('weights')\n"
+    )
+    stale = pytester.path / "label-quality-report"
+    stale.mkdir()
+    (stale / "label-quality.json").write_text(json.dumps({"passed": True, "datasets": []}))
+    result = pytester.runpytest_subprocess("--label-quality", "--continue-on-collection-errors")
+    result.assert_outcomes(passed=1, failed=2, errors=1)
+    output = result.stdout.str()
+    assert f"bad.labelquality.yaml:4: datasets[0].cv.seed: -1 is out of range" in output
+    assert "data.labelquality.yaml:2: dataset 'short': " in output
+    assert "short.npz: mismatched lengths" in output
+    assert (
+        "model.factory 'user_models:make': building the model raised KeyError: 'weights'" in output
+    )
+    assert 'user_models.py", line 5, in helper' in output
+    _no_plugin_traceback(output)
+    document = json.loads((stale / "label-quality.json").read_text())
+    assert document["passed"] is False
+    assert {e["test"].split("::")[-1] for e in document["errors"]} >= {"short", "raising"}
+    assert [d["name"] for d in document["datasets"]] == ["iris"]
+
+
+def test_outputs_that_cannot_be_written_fail_the_run_but_the_verdict_is_printed(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    _iris_project(pytester)
+    (pytester.path / "report.html").mkdir()
+    (pytester.path / "summary").mkdir()
+    baseline = pytester.path / "iris.labelquality.baseline.json"
+    result = pytester.runpytest_subprocess(
+        "--label-quality",
+        "--label-quality-html=report.html",
+        "--label-quality-markdown=summary/x/y.md",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str()
+    assert [x for x in output.splitlines() if x.startswith("iris ") and "PASS" in x]
+    (line,) = [x for x in output.splitlines() if x.startswith("label-quality: cannot write")]
+    assert "report.html" in line
+    assert "choose another path" in line
+    assert not baseline.exists()
+    _no_plugin_traceback(output)
+
+
+def test_a_run_that_only_errors_leaves_no_old_report_saying_pass(pytester: pytest.Pytester) -> None:
+    np.savez(pytester.path / "short.npz", x=IRIS_X, y=IRIS_Y[::30])
+    pytester.makefile(
+        ".labelquality.yaml",
+        data="datasets:\n  - name: short\n    source: {format: npz, path: short.npz}\n"
+        "    gate: {max_noise_rate: 0.1}\n",
+    )
+    pytester.makeini("[pytest]\nlabel_quality = maybe\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "ini label_quality: invalid truth value 'maybe'; use true or false" in result.stderr.str()
+    )
+    pytester.makeini("[pytest]\nlabel_quality = true\n")
+    report = pytester.path / "label-quality-report"
+    report.mkdir()
+    for name in ("label-quality.json", "index.html"):
+        (report / name).write_text('{"passed": true}')
+    result = pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(failed=1)
+    assert "short.npz: mismatched lengths" in result.stdout.str()
+    assert not list(report.iterdir())
+
+
+def test_xdist_baseline_holds_every_dataset_and_errors_keep_file_names(
+    pytester: pytest.Pytester,
+) -> None:
+    _iris_project(pytester, ("first", "second", "third"))
+    review = pytester.path / "iris.labelquality.reviews.yaml"
+    review.write_text("[]\n")
+    result = pytester.runpytest_subprocess(
+        "--label-quality", "-n", "2", "--label-quality-update-baseline"
+    )
+    result.assert_outcomes(passed=3)
+    baseline = json.loads((pytester.path / "iris.labelquality.baseline.json").read_text())
+    assert sorted(baseline["datasets"]) == ["first", "second", "third"]
+    assert review.read_text() == "[]\n"
+
+
+def _descendants(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with open(task / "children") as handle:
+            children |= {int(c) for c in handle.read().split()}
+    return children | {d for c in children for d in _descendants(c)}
+
+
+def _command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_no_joblib_worker_outlives_a_killed_run(pytester: pytest.Pytester) -> None:
+    x = np.random.default_rng(0).normal(size=(3000, 40))
+    np.savez(pytester.path / "big.npz", x=x, y=(x[:, 0] > 0).astype(int))
+    pytester.makefile(
+        ".labelquality.yaml",
+        big="datasets:\n  - name: big\n    source: {format: npz, path: big.npz}\n"
+        "    model: {name: random_forest, params: {n_estimators: 4000}}\n"
+        "    cv: {folds: 4, jobs: 2}\n    gate: {max_noise_rate: 0.5}\n",
+    )
+    run_ = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--label-quality", "-p", "no:cacheprovider"],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        helpers: set[int] = set()  # joblib's workers and resource trackers
+        while time.monotonic() < deadline and run_.poll() is None:
+            time.sleep(0.3)
+            helpers = _descendants(run_.pid)
+            if sum(b"LokyProcess" in _command(p) for p in helpers) >= 2:
+                break
+        workers = helpers
+        assert len(workers) >= 2, "the joblib workers never started"
+        os.kill(run_.pid, signal.SIGKILL)
+        run_.wait()
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in workers if _alive(p)]
+    finally:
+        if run_.poll() is None:
+            run_.kill()
+        for pid in [p for p in workers if _alive(p)] if "workers" in locals() else []:
+            os.kill(pid, signal.SIGKILL)  # a failed check leaves nothing running either
