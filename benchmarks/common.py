@@ -28,11 +28,13 @@ def drawings_folder(description: str, *extra: tuple[str, dict[str, object]]) -> 
     return args
 
 
-def measured(command: list[str], *, cwd: Path) -> tuple[int, float, float, str]:
+def measured(
+    command: list[str], *, cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, float, float, str]:
     """Exit status, wall seconds, peak resident MiB (this child alone) and output of a command."""
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
-        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
         out.seek(0)

@@ -9,6 +9,7 @@ functions; a handful run pytest in a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
 
-from pytest_labelquality.cache import ArrayCache, from_array
+from pytest_labelquality.cache import ArrayCache
 from pytest_labelquality.errors import (
     CacheError,
     DataError,
-    LabelQualityError,
     ModelError,
+    OutputError,
     SpecError,
     UserCodeError,
 )
+from pytest_labelquality.outputs import remove_stale, write_all
 from pytest_labelquality.resources import cores, cpu_quota
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import DatasetSpec, load_spec
@@ -238,10 +240,12 @@ def test_random_yaml_never_raises_anything_but_a_spec_error(document: Any) -> No
     with tempfile.TemporaryDirectory() as folder:
         np.savez(Path(folder) / "iris.npz", x=IRIS_X[:10], y=IRIS_Y[:10])
         path = write_spec(Path(folder), yaml.safe_dump(document, allow_unicode=False))
+        error = None
         try:
             load_spec(path)
         except SpecError as exc:
-            assert str(exc).startswith(f"{path}:")
+            error = str(exc)
+        assert error is None or error.startswith(f"{path}:")
 
 
 @settings(max_examples=60, deadline=None)
@@ -257,10 +261,8 @@ def test_a_valid_spec_with_random_bytes_inside_is_read_or_refused_cleanly(
         np.savez(Path(folder) / "iris.npz", x=IRIS_X[:10], y=IRIS_Y[:10])
         path = Path(folder) / "s.labelquality.yaml"
         path.write_bytes(text[:at] + junk + text[at:])
-        try:
+        with contextlib.suppress(SpecError):
             load_spec(path)
-        except SpecError:
-            pass
 
 
 # --- data files ------------------------------------------------------------------------------
@@ -375,12 +377,12 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 @pytest.fixture
 def warm(
     pristine: tuple[Path, dict[str, Any]], tmp_path: Path
-) -> Iterator[tuple[DatasetSpec, Path, dict[str, Any]]]:
+) -> tuple[DatasetSpec, Path, dict[str, Any]]:
     """A copy of the pristine project: its spec, its cache folder and the clean answer."""
     folder, clean = pristine
     shutil.copytree(folder, tmp_path / "p")
     (spec,) = load_spec(tmp_path / "p" / "s.labelquality.yaml")
-    yield spec, tmp_path / "p" / "cache", clean
+    return spec, tmp_path / "p" / "cache", clean
 
 
 def _entries(cache: Path, kind: str) -> list[Path]:
@@ -564,6 +566,66 @@ def test_an_unusable_cache_folder_is_one_clear_error(
     assert "\n" not in text
 
 
+# --- result files ----------------------------------------------------------------------------
+
+
+def _folder_at(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def _file_at(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("a file")
+    return path
+
+
+OUTPUT_FAULTS = {
+    "the HTML path is a folder": ("html", lambda t: _folder_at(t / "index.html"), "index.html"),
+    "the JSON lies under a file": ("json", lambda t: _file_at(t / "f") / "r.json", "f"),
+    "the step summary is a folder": ("summary", lambda t: _folder_at(t / "summary"), "summary"),
+    "the Markdown lies under a file": ("markdown", lambda t: _file_at(t / "m") / "x.md", "m"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(OUTPUT_FAULTS))
+def test_a_result_file_that_cannot_be_written_is_one_error_naming_it(
+    pristine: tuple[Path, dict[str, Any]], tmp_path: Path, what: str
+) -> None:
+    kind, make, name = OUTPUT_FAULTS[what]
+    paths: dict[str, Any] = {
+        "json": tmp_path / "out" / "r.json",
+        "html": tmp_path / "out" / "r.html",
+        "markdown": None,
+        "summary": None,
+    }
+    paths[kind] = make(tmp_path)
+    with pytest.raises(OutputError) as caught:
+        write_all(
+            [pristine[1]],
+            {},
+            errors=[],
+            json_path=paths["json"],
+            html_path=paths["html"],
+            markdown_path=paths["markdown"],
+            step_summary=str(paths["summary"]) if paths["summary"] else None,
+            max_suspects=5,
+            repository=tmp_path,
+        )
+    text = str(caught.value)
+    assert text.startswith(f"cannot write {tmp_path / name}")
+    assert "choose another path" in text
+    assert "\n" not in text
+
+
+def test_stale_result_files_go_but_folders_stay(tmp_path: Path) -> None:
+    old = _file_at(tmp_path / "r" / "label-quality.json")
+    folder = _folder_at(tmp_path / "index.html")
+    remove_stale([old, folder, None, tmp_path / "absent.md"])
+    assert not old.exists()
+    assert folder.is_dir()
+
+
 # --- user model code -------------------------------------------------------------------------
 
 FACTORY_HEAD = """\
@@ -612,7 +674,8 @@ BAD_FACTORIES = [
     (
         "no classes_ after fit",
         "class M:\n    def fit(self, x, y): return self\n"
-        "    def predict_proba(self, x): return np.full((len(x), 3), 1 / 3)\ndef make():\n    return M()\n",
+        "    def predict_proba(self, x): return np.full((len(x), 3), 1 / 3)\n"
+        "def make():\n    return M()\n",
         ModelError,
         "has no classes_ after fit",
         False,
@@ -626,7 +689,8 @@ BAD_FACTORIES = [
     ),
     (
         "a column too many",
-        "def make():\n    m = Wrapped()\n    m.change = lambda p: np.hstack([p, p[:, :1]]) / 1\n    return m\n",
+        "def make():\n    m = Wrapped()\n"
+        "    m.change = lambda p: np.hstack([p, p[:, :1]])\n    return m\n",
         ModelError,
         "predict_proba returned an array of shape [50, 4]",
         False,
@@ -648,7 +712,8 @@ BAD_FACTORIES = [
     (
         "classes_ that are not label indices",
         "def make():\n    m = Wrapped()\n    m.change = lambda p: p\n"
-        "    m.fit = lambda x, y: (LogisticRegression.fit(m, x, np.array(['a', 'b', 'c'])[y]), m)[1]\n    return m\n",
+        "    names = np.array(['a', 'b', 'c'])\n"
+        "    m.fit = lambda x, y: (LogisticRegression.fit(m, x, names[y]), m)[1]\n    return m\n",
         ModelError,
         "expected distinct label indices",
         False,
@@ -742,7 +807,8 @@ def test_every_error_of_one_run_is_one_line_and_the_json_says_not_passed(
         "    gate: {max_noise_rate: 0.1}\n",
     )
     pytester.makepyfile(
-        user_models="def make():\n    return helper()\n\ndef helper():\n    raise KeyError('weights')\n"
+        user_models="def make():\n    return helper()\n\n"
+        "def helper():\n    raise KeyError('weights')\n"
     )
     stale = pytester.path / "label-quality-report"
     stale.mkdir()
@@ -750,7 +816,7 @@ def test_every_error_of_one_run_is_one_line_and_the_json_says_not_passed(
     result = pytester.runpytest_subprocess("--label-quality", "--continue-on-collection-errors")
     result.assert_outcomes(passed=1, failed=2, errors=1)
     output = result.stdout.str()
-    assert f"bad.labelquality.yaml:4: datasets[0].cv.seed: -1 is out of range" in output
+    assert "bad.labelquality.yaml:4: datasets[0].cv.seed: -1 is out of range" in output
     assert "data.labelquality.yaml:2: dataset 'short': " in output
     assert "short.npz: mismatched lengths" in output
     assert (
@@ -858,6 +924,7 @@ def test_no_joblib_worker_outlives_a_killed_run(pytester: pytest.Pytester) -> No
         "    model: {name: random_forest, params: {n_estimators: 4000}}\n"
         "    cv: {folds: 4, jobs: 2}\n    gate: {max_noise_rate: 0.5}\n",
     )
+    workers: set[int] = set()
     run_ = subprocess.Popen(
         [sys.executable, "-m", "pytest", "--label-quality", "-p", "no:cacheprovider"],
         cwd=pytester.path,
@@ -883,5 +950,5 @@ def test_no_joblib_worker_outlives_a_killed_run(pytester: pytest.Pytester) -> No
     finally:
         if run_.poll() is None:
             run_.kill()
-        for pid in [p for p in workers if _alive(p)] if "workers" in locals() else []:
+        for pid in [p for p in workers if _alive(p)]:
             os.kill(pid, signal.SIGKILL)  # a failed check leaves nothing running either
