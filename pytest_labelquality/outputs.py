@@ -1,12 +1,11 @@
-"""The run's files as a whole: stale ones removed at the start, and every one written at the
-end, with a failure to write told as one :class:`OutputError` naming the file."""
+"""The run's result files as a whole: stale ones removed at the start, and a failure to write
+one told as one :class:`OutputError` naming the file."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from pytest_labelquality.errors import OutputError, os_error_message
 
@@ -25,36 +24,10 @@ def remove_stale(paths: Iterable[Path | None]) -> None:
                 path.unlink()
 
 
-def write_all(
-    results: list[dict[str, Any]],
-    baselines: dict[Path, dict[str, dict[str, Any]]],
-    *,
-    errors: list[dict[str, str]],
-    json_path: Path,
-    html_path: Path,
-    markdown_path: Path | None,
-    step_summary: str | None,
-    max_suspects: int,
-    repository: Path,
-) -> None:
-    """Write the baselines (when asked), the JSON, the HTML and the Markdown summary."""
-    from pytest_labelquality.report import git_commit
-    from pytest_labelquality.results import write_outputs
-
+@contextlib.contextmanager
+def written() -> Iterator[None]:
+    """Turn a failure to write a result file into one :class:`OutputError` naming it."""
     try:
-        if baselines:
-            from pytest_labelquality.baseline import write_baselines
-
-            write_baselines(baselines, git_commit(repository))
-        write_outputs(
-            results,
-            errors=errors,
-            json_path=json_path,
-            html_path=html_path,
-            markdown_path=markdown_path,
-            step_summary=step_summary,
-            max_suspects=max_suspects,
-            repository=repository,
-        )
+        yield
     except OSError as exc:
         raise OutputError(os_error_message(exc, "cannot write", OUTPUT_HINT)) from None

@@ -353,22 +353,28 @@ class Controller:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_labelquality.outputs import write_all
+        from pytest_labelquality.outputs import written
+        from pytest_labelquality.results import write_outputs
 
         if hasattr(self.config, "workerinput") or not self.results:
             return
         try:
-            write_all(
-                self.results,
-                self.baselines,
-                errors=self.errors,
-                json_path=self.settings.json_path,
-                html_path=self.settings.html_path,
-                markdown_path=self.settings.markdown_path,
-                step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
-                max_suspects=self.settings.max_suspects,
-                repository=self.config.rootpath,
-            )
+            with written():
+                if self.baselines:
+                    from pytest_labelquality.baseline import write_baselines
+                    from pytest_labelquality.report import git_commit
+
+                    write_baselines(self.baselines, git_commit(self.config.rootpath))
+                write_outputs(
+                    self.results,
+                    errors=self.errors,
+                    json_path=self.settings.json_path,
+                    html_path=self.settings.html_path,
+                    markdown_path=self.settings.markdown_path,
+                    step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
+                    max_suspects=self.settings.max_suspects,
+                    repository=self.config.rootpath,
+                )
         except OutputError as exc:
             self.output_error = str(exc)
             if session.exitstatus == pytest.ExitCode.OK:

@@ -38,8 +38,9 @@ from pytest_labelquality.errors import (
     SpecError,
     UserCodeError,
 )
-from pytest_labelquality.outputs import remove_stale, write_all
+from pytest_labelquality.outputs import remove_stale, written
 from pytest_labelquality.resources import cores, cpu_quota
+from pytest_labelquality.results import write_outputs
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import DatasetSpec, load_spec
 
@@ -600,11 +601,9 @@ def test_a_result_file_that_cannot_be_written_is_one_error_naming_it(
         "summary": None,
     }
     paths[kind] = make(tmp_path)
-    with pytest.raises(OutputError) as caught:
-        write_all(
+    with pytest.raises(OutputError) as caught, written():
+        write_outputs(
             [pristine[1]],
-            {},
-            errors=[],
             json_path=paths["json"],
             html_path=paths["html"],
             markdown_path=paths["markdown"],
