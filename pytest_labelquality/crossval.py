@@ -222,6 +222,7 @@ def _incremental(
     for fold, members in sorted(to_score.items()):
         model = FoldModel.load(cache.path(fold_key(base_key, fold)).with_suffix(""))
         if model is None:
+            cache.discard(fold_key(base_key, fold), "without a readable model beside it")
             return None
         with blame_factory(config.factory):
             probs[members] = model.predict(data, np.array(members, dtype=np.int64))

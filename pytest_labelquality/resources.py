@@ -56,10 +56,21 @@ def cores(load: float | None = None) -> int:
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
     share = max(1, available // max(1, int(workers) if workers.isdigit() else 1))
     if load is None:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        load = current_load()
     if load < available + 1:
         return share
     return max(1, min(share, math.floor(share * available / load)))
+
+
+def current_load(proc: Path = Path("/proc/loadavg")) -> float:
+    """How many tasks compete for the cores: the 1-minute load average, or the tasks runnable
+    right now besides this one when more (the average lags a minute behind a job that starts)."""
+    average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    try:
+        running = int(proc.read_text().split()[3].split("/")[0]) - 1
+    except (OSError, ValueError, IndexError):
+        running = 0
+    return max(average, float(running))
 
 
 def passive_openmp() -> None:

@@ -128,6 +128,12 @@ def _encode_labels(
                 f" {len(classes)} declared classes (valid: 0..{len(classes) - 1})"
             )
         return ints, classes
+    if raw.dtype.kind == "f" and np.isnan(raw).any():
+        rows = np.flatnonzero(np.isnan(raw))
+        raise DataError(
+            f"{origin}: {len(rows)} item(s) have no label (NaN), e.g. row"
+            f" {', '.join(map(str, rows[:5].tolist()))}"
+        )
     as_text = raw.astype(str)
     names = classes if classes is not None else tuple(_sorted_names(np.unique(as_text)))
     index = {name: i for i, name in enumerate(names)}

@@ -39,7 +39,7 @@ from pytest_labelquality.errors import (
     UserCodeError,
 )
 from pytest_labelquality.outputs import remove_stale, written
-from pytest_labelquality.resources import cores, cpu_quota
+from pytest_labelquality.resources import cores, cpu_quota, current_load
 from pytest_labelquality.results import write_outputs
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import DatasetSpec, load_spec
@@ -321,6 +321,11 @@ BAD_DATA = [
     ("npz with 2-D labels", _npz(x=IRIS_X, y=np.stack([IRIS_Y, IRIS_Y], 1)), "labels must be 1-D"),
     ("npz with fewer labels", _npz(x=IRIS_X, y=IRIS_Y[:100]), "mismatched lengths"),
     ("npz with one class", _npz(x=IRIS_X, y=np.zeros(150)), "at least 2"),
+    (
+        "npz with a missing label",
+        _npz(x=IRIS_X, y=np.where(np.arange(150) == 7, np.nan, IRIS_Y)),
+        "d.npz: 1 item(s) have no label (NaN), e.g. row 7",
+    ),
     ("csv that is not UTF-8", _csv(b"a,b,label\n1,\xff,x\n"), "d.csv: not UTF-8 text"),
     ("csv with a short row", _csv("a,b,label\n1,2,x\n3,4\n"), "d.csv:3: 2 fields"),
     (
@@ -493,6 +498,19 @@ def test_a_bad_cache_entry_is_recomputed_with_a_warning_and_the_same_answer(
     for path, content in others.items():  # the other folds' entries and models are untouched
         assert path.read_bytes() == content, path
     assert run(spec, cache)["cache"]["status"] == "hit"
+
+
+def test_unreadable_fold_models_mean_a_full_run_not_a_guess(tmp_path: Path) -> None:
+    (spec,) = load_spec(iris_spec(tmp_path))
+    run(spec, tmp_path / "cache")
+    for model in (tmp_path / "cache").rglob("*.joblib"):
+        model.write_bytes(b"not a model")
+    grown = np.vstack([IRIS_X, IRIS_X[:1] + 0.01])  # one new item, for the fold models to score
+    np.savez(tmp_path / "iris.npz", x=grown, y=np.append(IRIS_Y, IRIS_Y[0]))
+    result = run(spec, tmp_path / "cache")
+    assert result["cache"]["status"] == "miss"
+    assert any("without a readable model" in w for w in result["cache"]["repaired"])
+    assert answer(result) == answer(run(spec, tmp_path / "fresh"))
 
 
 def test_a_file_where_a_cache_shard_belongs_is_replaced(
@@ -761,6 +779,10 @@ def test_cgroup_quota_and_load_bound_the_threads(
     assert cores(load=idle * 50.0) == 1
     monkeypatch.setenv("LABEL_QUALITY_THREADS", "3")
     assert cores(load=100.0) == 3
+    (tmp_path / "loadavg").write_text("0.00 0.00 0.00 7/300 4242\n")  # six others runnable now
+    assert current_load(tmp_path / "loadavg") >= 6.0
+    (tmp_path / "loadavg").write_text("garbage")
+    assert current_load(tmp_path / "loadavg") == pytest.approx(os.getloadavg()[0], abs=1.0)
 
 
 RUN_PROBE = """
