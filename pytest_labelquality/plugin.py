@@ -348,8 +348,9 @@ class Controller:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         from pytest_labelquality.spec import is_spec_file
 
-        if report.failed and is_spec_file(Path(report.fspath)):
-            self.errors.append({"test": report.nodeid, "error": _first_line(report)})
+        error = {"test": report.nodeid, "error": _first_line(report)}
+        if report.failed and is_spec_file(Path(report.fspath)) and error not in self.errors:
+            self.errors.append(error)  # under xdist every worker reports it
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -10,6 +10,7 @@ functions; a handful run pytest in a subprocess.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -235,7 +236,7 @@ YAML_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=st.dictionaries(KEYS, YAML_VALUES, max_size=4) | YAML_VALUES)
 def test_random_yaml_never_raises_anything_but_a_spec_error(document: Any) -> None:
     with tempfile.TemporaryDirectory() as folder:
@@ -247,6 +248,49 @@ def test_random_yaml_never_raises_anything_but_a_spec_error(document: Any) -> No
         except SpecError as exc:
             error = str(exc)
         assert error is None or error.startswith(f"{path}:")
+
+
+VALID_SPEC: dict[str, Any] = {
+    "datasets": [
+        {
+            "name": "iris",
+            "source": {"format": "npz", "path": "iris.npz", "flip": {"rate": 0.1, "seed": 1}},
+            "model": {"name": "random_forest", "params": {"n_estimators": 5}},
+            "cv": {"folds": 3, "seed": 0, "jobs": 1},
+            "detection": {"ranked_by": "self_confidence", "count": "auto"},
+            "gate": {"max_noise_rate": 0.1, "max_class_noise_rate": {"0": 0.2}},
+        }
+    ]
+}
+
+
+def _slots(node: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key or index) below ``node``: the places a value can be replaced."""
+    pairs = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+    out = []
+    for key, value in pairs:
+        out.append((node, key))
+        if isinstance(value, dict | list):
+            out += _slots(value)
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(where=st.integers(0, 10**6), value=YAML_VALUES, new_key=st.none() | KEYS)
+def test_a_valid_spec_with_one_value_replaced_loads_or_is_one_spec_error(
+    where: int, value: Any, new_key: str | None
+) -> None:
+    document = copy.deepcopy(VALID_SPEC)
+    slots = _slots(document)
+    container, key = slots[where % len(slots)]
+    if new_key is not None and isinstance(container, dict):
+        key = new_key
+    container[key] = value
+    with tempfile.TemporaryDirectory() as folder:
+        np.savez(Path(folder) / "iris.npz", x=IRIS_X[:10], y=IRIS_Y[:10])
+        path = write_spec(Path(folder), yaml.safe_dump(document))
+        with contextlib.suppress(SpecError):
+            load_spec(path)
 
 
 @settings(max_examples=60, deadline=None)
