@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_labelquality import __version__
 from pytest_labelquality.errors import ModelError
 from pytest_labelquality.guards import class_probabilities, user_error
-from pytest_labelquality.resources import cores
+from pytest_labelquality.resources import cores, passive_openmp
 from pytest_labelquality.spec import KERAS_MODELS, MIRROR_MODELS, ModelName, ModelSpec
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ def _sklearn_threads() -> Iterator[None]:
     import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime, so that it is limited too)
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    widest = cores()
+    widest = cores(spinning=not passive_openmp())
     limits = {pool["user_api"]: min(widest, pool["num_threads"]) for pool in threadpool_info()}
     with threadpool_limits(limits=limits or widest):
         yield

@@ -5,10 +5,12 @@ exit with the run."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -40,15 +42,17 @@ def available_cores() -> int:
     return max(1, min(mine, math.ceil(quota)) if quota else mine)
 
 
-def cores(load: float | None = None) -> int:
+def cores(load: float | None = None, *, spinning: bool = True) -> int:
     """The threads one process should run: :func:`available_cores` shared among xdist's
-    workers, and fewer when the machine is busy.
+    workers, and fewer when the machine is busy and the threads spin while they wait.
 
-    With more runnable work than cores (the 1-minute load average at least one above them),
-    threads waiting for each other at every parallel step wait for whichever was descheduled
-    (boosted trees synchronise thousands of times per fold), so a run takes many times longer
-    than with fewer threads. Then each process takes its fair share of the cores, at least one.
-    ``$LABEL_QUALITY_THREADS`` overrides all of this."""
+    Threads that spin at every parallel step (boosted trees synchronise thousands of times per
+    fold) burn the time slices of the very thread they wait for when other work keeps the cores
+    busy (:func:`current_load` at least one above them): a run takes many times longer. Then
+    each process takes its fair share of the cores, at least one. Threads that sleep while they
+    wait (``spinning=False``) keep their share: on a busy machine each thread gets its own time
+    slices, so two of them still finish sooner than one. ``$LABEL_QUALITY_THREADS`` overrides
+    all of this."""
     fixed = os.environ.get(THREADS_ENV, "")
     if fixed.isdigit() and int(fixed) > 0:
         return int(fixed)
@@ -57,7 +61,7 @@ def cores(load: float | None = None) -> int:
     share = max(1, available // max(1, int(workers) if workers.isdigit() else 1))
     if load is None:
         load = current_load()
-    if load < available + 1:
+    if not spinning or load < available + 1:
         return share
     return max(1, min(share, math.floor(share * available / load)))
 
@@ -73,11 +77,25 @@ def current_load(proc: Path = Path("/proc/loadavg")) -> float:
     return max(average, float(running))
 
 
-def passive_openmp() -> None:
+@functools.cache
+def passive_openmp() -> bool:
     """Let OpenMP threads sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE``),
-    unless the user chose otherwise: spinning threads steal the cores of the threads they wait
-    for on a busy machine. Takes effect where the OpenMP runtime is not loaded yet."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    unless the user chose otherwise; returns whether they do in this process (decided once).
+    Joblib's workers inherit the setting."""
+    return set_passive_openmp(os.environ, Path("/proc/self/maps"))
+
+
+def set_passive_openmp(environ: MutableMapping[str, str], maps: Path) -> bool:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` in ``environ`` unless set; whether it is in effect. The
+    OpenMP runtime reads it when it loads: where it is loaded already (listed in ``maps``: the
+    user's code imported scikit-learn first), only a setting made before counts."""
+    before = environ.get("OMP_WAIT_POLICY", "")
+    try:
+        loaded = any(name in maps.read_text() for name in ("libgomp", "libiomp", "libomp"))
+    except OSError:  # no /proc: assume it is loaded, so that only the user's setting counts
+        loaded = True
+    policy = before if loaded else environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return policy.upper() == "PASSIVE"
 
 
 _watching: set[int] = set()

@@ -40,7 +40,7 @@ from pytest_labelquality.errors import (
     UserCodeError,
 )
 from pytest_labelquality.outputs import remove_stale, written
-from pytest_labelquality.resources import cores, cpu_quota, current_load
+from pytest_labelquality.resources import cores, cpu_quota, current_load, set_passive_openmp
 from pytest_labelquality.results import write_outputs
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import DatasetSpec, load_spec
@@ -823,10 +823,27 @@ def test_cgroup_quota_and_load_bound_the_threads(
     assert cores(load=idle * 50.0) == 1
     monkeypatch.setenv("LABEL_QUALITY_THREADS", "3")
     assert cores(load=100.0) == 3
+    assert cores(load=idle * 50.0, spinning=False) == idle  # sleeping threads keep their share
     (tmp_path / "loadavg").write_text("0.00 0.00 0.00 7/300 4242\n")  # six others runnable now
     assert current_load(tmp_path / "loadavg") >= 6.0
     (tmp_path / "loadavg").write_text("garbage")
     assert current_load(tmp_path / "loadavg") == pytest.approx(os.getloadavg()[0], abs=1.0)
+
+
+def test_openmp_threads_sleep_unless_the_runtime_loaded_first(tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    maps.write_text("7f00-7f01 r-xp 0 0:0 0 /usr/lib/libc.so.6\n")
+    environ: dict[str, str] = {}
+    assert set_passive_openmp(environ, maps)
+    assert environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    environ = {"OMP_WAIT_POLICY": "active"}  # the user's choice stays
+    assert not set_passive_openmp(environ, maps)
+    assert environ == {"OMP_WAIT_POLICY": "active"}
+    maps.write_text("7f00-7f01 r-xp 0 0:0 0 /site-packages/scikit_learn.libs/libgomp-a34b3233.so\n")
+    environ = {}
+    assert not set_passive_openmp(environ, maps)  # too late: the runtime read its settings
+    assert not environ
+    assert not set_passive_openmp({}, tmp_path / "absent")
 
 
 RUN_PROBE = """
