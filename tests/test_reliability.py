@@ -821,9 +821,9 @@ def test_cgroup_quota_and_load_bound_the_threads(
     assert cores(load=idle + 0.5) == idle  # a run's own threads do not make it shrink
     assert 1 <= cores(load=idle + 4.0) < max(2, idle)  # four busy processes beside the run
     assert cores(load=idle * 50.0) == 1
+    assert cores(load=idle * 50.0, spinning=False) == idle  # sleeping threads keep their share
     monkeypatch.setenv("LABEL_QUALITY_THREADS", "3")
     assert cores(load=100.0) == 3
-    assert cores(load=idle * 50.0, spinning=False) == idle  # sleeping threads keep their share
     (tmp_path / "loadavg").write_text("0.00 0.00 0.00 7/300 4242\n")  # six others runnable now
     assert current_load(tmp_path / "loadavg") >= 6.0
     (tmp_path / "loadavg").write_text("garbage")
