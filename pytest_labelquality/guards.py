@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
 ROW_SUM_TOLERANCE = 1e-3
 _PLUGIN = Path(__file__).resolve().parent
-_LIBRARIES = {
-    Path(p).resolve() for p in {*sysconfig.get_paths().values(), sys.prefix, sys.base_prefix} if p
+_LIBRARIES = {  # the standard library and installed packages, of this environment and its base
+    Path(paths[name]).resolve()
+    for paths in (sysconfig.get_paths(), sysconfig.get_paths(vars={"base": sys.base_prefix}))
+    for name in ("stdlib", "platstdlib", "purelib", "platlib")
 }
 
 
