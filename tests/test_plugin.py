@@ -360,7 +360,9 @@ def test_report_markdown_and_job_summary(project: pytest.Pytester, tmp_path: Pat
     run.stdout.fnmatch_lines([f"label-quality report: {report.as_uri()}"])
     assert run.stdout.lines[-1].startswith("=")  # the pytest footer; the report path precedes it
     html = report.read_text()
-    assert html.count('class="suspect"') <= 6  # at most 3 per dataset
+    noisy = results(project)["iris-noisy"]
+    assert html.count('<figure class="suspect"') == len(noisy["flagged"])  # every one reachable
+    assert 'data-page-size="3"' in html  # in pages of 3
     comment = (project.path / "out" / "comment.md").read_text()
     assert "iris-noisy" in comment
     assert "FAIL" in comment
