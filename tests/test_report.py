@@ -579,3 +579,81 @@ def test_baseline_change_and_reviewed_items_are_shown_apart() -> None:
     assert "reviewed: ambiguous" in main
     assert main.count('">new</span>') == 1
     assert result["flagged"][0]["id"] in reviewed
+
+
+def wcag_contrast(first: str, second: str) -> float:
+    """WCAG 2's contrast ratio of two #rrggbb colours, written here apart from the report's."""
+
+    def luminance(color: str) -> float:
+        r, g, b = (int(color[k : k + 2], 16) / 255 for k in (1, 3, 5))
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(first), luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_heatmap_numbers_read_at_a_contrast_of_at_least_4_5() -> None:
+    pairs = [("cat", "dog")] * 40 + [("dog", "cat")] * 23 + [("fox", "cat")] * 11
+    pairs += [("fox", "dog")] * 5 + [("dog", "fox")] * 2 + [("cat", "fox")]
+    html = render_html(make_document(make_result(pairs=pairs, items=3000)))
+    table = html[html.index('<table class="matrix">') :]
+    table = table[: table.index("</table>")]
+    styles = re.findall(r'style="background:(#[0-9a-f]{6});color:(#[0-9a-f]{6})"', table)
+    assert len(styles) == 9  # every cell states both colours
+    assert len(set(styles)) >= 5  # the heat varies with the count
+    ratios = [wcag_contrast(background, color) for background, color in styles]
+    assert min(ratios) >= 4.5, sorted(zip(ratios, styles, strict=True))[:3]
+
+
+def test_histogram_shows_a_small_flagged_tail() -> None:
+    result = make_result(pairs=[("cat", "dog")] * 2, items=30_000)
+    html = render_html(make_document(result))
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    heights = [
+        float(h) for h in re.findall(r'<rect class="bar flagged"[^>]* height="([\d.]+)"', svg)
+    ]
+    assert heights
+    assert min(heights) >= 5  # 2 items beside 29,998 are still visible bars
+    assert "log scale" in html
+
+
+def test_markdown_names_the_new_suspects_the_gate_counted_and_links_the_artifact() -> None:
+    result = make_result("with-baseline", pairs=[("cat", "dog")] * 6, max_noise_rate=0.5)
+    new = [s["id"] for s in result["flagged"][3:]]
+    result["baseline"] = {
+        "baseline_commit": None,
+        "baseline_noise_rate": 0.01,
+        "noise_rate_change": 0.01,
+        "changed_items": 4,
+        "new_suspects": new,
+        "changed_suspects": new,
+        "resolved_suspects": [],
+        "still_suspect": 3,
+    }
+    result["gate"]["passed"] = False
+    result["gate"]["failed_rules"] = [
+        {"rule": "max_new_suspects", "value": 3, "limit": 1, "class": None,
+         "message": "3 new suspects (of the 4 items this change added or relabelled), more than"
+                    " max_new_suspects 1"},
+    ]  # fmt: skip
+    link = "the `label-quality-report` artifact of [this workflow run](https://x/runs/1#artifacts)"
+    text = render_markdown(make_document(result), report_link=link)
+    lines = text.splitlines()
+    assert f"Report: {link}" in lines
+    assert "| with-baseline | FAIL | 2.0% (6) | 1.6% to 2.4% | 50.0% | 87.5% | 300 | 3" in text
+    assert "New suspects the gate counted (3):" in lines
+    named = [
+        line.split(" | ")[1] for line in lines if line.startswith("| 4 ") or "| item-0" in line
+    ]
+    assert named == new
+
+
+def test_markdown_is_cut_to_fit_githubs_limit_with_a_note() -> None:
+    result = make_result(pairs=[("cat", "dog")] * 3000, items=6000)
+    text = render_markdown(make_document(result), top=3000)
+    assert len(text) <= 65_536
+    assert text.splitlines()[-1].startswith("_Truncated to fit GitHub's size limit:")
+    assert "| 1 | item-001 |" in text
+    short = render_markdown(make_document(result), top=3000, limit=2_000)
+    assert len(short) <= 2_000
