@@ -46,7 +46,7 @@
         var source = examples.querySelector('div[data-class="' + card.getAttribute(pair[1]) + '"]');
         if (!source || !source.children.length) { return; }
         var row = document.createElement("div");
-        row.textContent = pair[0] + " " + source.getAttribute("data-name") + ", surely: ";
+        row.textContent = pair[0] + " " + source.getAttribute("data-name") + " looks like: ";
         Array.prototype.forEach.call(source.children, function (img) { row.appendChild(img.cloneNode(false)); });
         box.appendChild(row);
       });
