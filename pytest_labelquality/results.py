@@ -135,7 +135,7 @@ def report_link(env: Mapping[str, str]) -> str | None:
     if not all(env.get(k) for k in keys):
         return None
     url = "{}/{}/actions/runs/{}".format(*(env[k] for k in keys))
-    name = env.get("LABEL_QUALITY_ARTIFACT", "label-quality-report")
+    name = env.get("LABEL_QUALITY_ARTIFACT", "label-quality-report").replace("`", "")
     return f"the `{name}` artifact of [this workflow run]({url}#artifacts) (open index.html)"
 
 
