@@ -23,18 +23,23 @@ def baseline_path(spec_path: Path) -> Path:
     return spec_path.with_name(f"{name}.baseline.json")
 
 
-def load_baseline(spec_path: Path) -> dict[str, Any] | None:
-    """The spec's baseline document, or None when there is none."""
+def load_baseline(spec_path: Path, ref: str | None = None) -> dict[str, Any] | None:
+    """The spec's baseline document (as at commit ``ref`` when given), or None when there is
+    none."""
+    from pytest_labelquality.trust import read_trusted
+
     path = baseline_path(spec_path)
-    try:
-        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    text, _ = read_trusted(path, ref)
+    if text is None:
         return None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable baseline ({exc}); regenerate it") from None
+    where = f"{ref}:{path}" if ref else str(path)
+    try:
+        document: dict[str, Any] = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"{where}: not a readable baseline ({exc}); regenerate it") from None
     if document.get("version") != BASELINE_VERSION:
         raise DataError(
-            f"{path}: baseline version {document.get('version')!r}, expected"
+            f"{where}: baseline version {document.get('version')!r}, expected"
             f" {BASELINE_VERSION}; regenerate it with --label-quality-update-baseline"
         )
     return document
@@ -65,30 +70,35 @@ def write_baselines(entries: dict[Path, dict[str, dict[str, Any]]], commit: str 
 
 @dataclass(frozen=True)
 class Change:
-    """What this version of a dataset changed against its baseline, by stable id."""
+    """What this version of a dataset changed against its baseline, by stable id.
+
+    One meaning per word: a *new suspect* is a counted suspect among the items this change
+    added or relabelled (what ``max_new_suspects`` counts); *resolved* items were suspect in the
+    baseline and are not flagged now; items accepted by a review are a list of their own.
+    """
 
     baseline_rate: float
     baseline_commit: str | None
     changed: frozenset[str]
     new_suspects: tuple[str, ...]
+    unchanged_new_suspects: tuple[str, ...]
     resolved_suspects: tuple[str, ...]
+    accepted_by_review: tuple[str, ...]
     still_suspect: tuple[str, ...]
 
-    @property
-    def changed_suspects(self) -> tuple[str, ...]:
-        """Suspects among the items this change added or relabelled."""
-        return tuple(i for i in self.new_suspects if i in self.changed)
-
     def as_dict(self, noise_rate: float) -> dict[str, Any]:
-        """JSON form, with the change of the estimate."""
+        """JSON form, with the change of the estimate (``changed_suspects`` is the older name
+        of ``new_suspects``, kept for readers of earlier results)."""
         return {
             "baseline_commit": self.baseline_commit,
             "baseline_noise_rate": self.baseline_rate,
             "noise_rate_change": noise_rate - self.baseline_rate,
             "changed_items": len(self.changed),
             "new_suspects": list(self.new_suspects),
-            "changed_suspects": list(self.changed_suspects),
+            "changed_suspects": list(self.new_suspects),
+            "unchanged_new_suspects": list(self.unchanged_new_suspects),
             "resolved_suspects": list(self.resolved_suspects),
+            "accepted_by_review": list(self.accepted_by_review),
             "still_suspect": len(self.still_suspect),
         }
 
@@ -97,12 +107,13 @@ def compare(
     document: dict[str, Any] | None,
     dataset: str,
     items: dict[str, tuple[str, str]],
-    suspects: list[str],
+    flagged: list[str],
+    accepted: frozenset[str] = frozenset(),
 ) -> Change | None:
     """Match items across versions by id; None when the baseline has no entry for the dataset.
 
-    An item is *changed* when its id is new or its content hash or label differs. A suspect is
-    *new* unless it was already suspect with the same content and label.
+    ``flagged`` are the flagged ids, most suspect first; ``accepted`` those a review accepts.
+    An item is *changed* when its id is new or its content hash or label differs.
     """
     if document is None or dataset not in document["datasets"]:
         return None
@@ -110,13 +121,16 @@ def compare(
     before: dict[str, list[str]] = base["items"]
     changed = frozenset(i for i, v in items.items() if before.get(i) != list(v))
     was_suspect = set(base["suspects"])
-    now = set(suspects)
-    ranked_new = tuple(i for i in suspects if i not in was_suspect or i in changed)
+    counted = [i for i in flagged if i not in accepted]
     return Change(
         baseline_rate=float(base["noise_rate"]),
         baseline_commit=document.get("commit"),
         changed=changed,
-        new_suspects=ranked_new,
-        resolved_suspects=tuple(sorted(was_suspect - now)),
-        still_suspect=tuple(i for i in suspects if i in was_suspect and i not in changed),
+        new_suspects=tuple(i for i in counted if i in changed),
+        unchanged_new_suspects=tuple(
+            i for i in counted if i not in changed and i not in was_suspect
+        ),
+        resolved_suspects=tuple(sorted(was_suspect - set(flagged))),
+        accepted_by_review=tuple(i for i in flagged if i in accepted),
+        still_suspect=tuple(i for i in counted if i in was_suspect and i not in changed),
     )

@@ -29,6 +29,7 @@ class Detection:
     scores: npt.NDArray[np.float64]
     suggested: npt.NDArray[np.int64]
     suggested_prob: npt.NDArray[np.float32]
+    given_prob: npt.NDArray[np.float32]
     flagged: npt.NDArray[np.int64]
     method: dict[str, str]
     noise_rate_interval: tuple[float, float]
@@ -44,6 +45,7 @@ class Detection:
             "scores": self.scores,
             "suggested": self.suggested,
             "suggested_prob": self.suggested_prob,
+            "given_prob": self.given_prob,
             "flagged": self.flagged,
             "meta": as_array({"method": self.method, "interval": self.noise_rate_interval}),
         }
@@ -56,6 +58,7 @@ class Detection:
             scores=arrays["scores"],
             suggested=arrays["suggested"],
             suggested_prob=arrays["suggested_prob"],
+            given_prob=arrays["given_prob"],
             flagged=arrays["flagged"],
             method=meta["method"],
             noise_rate_interval=(float(meta["interval"][0]), float(meta["interval"][1])),
@@ -101,6 +104,7 @@ def detect(
         scores=scores,
         suggested=probs.argmax(axis=1).astype(np.int64),
         suggested_prob=probs.max(axis=1).astype(np.float32),
+        given_prob=probs[np.arange(len(labels)), labels].astype(np.float32),
         flagged=flagged,
         method=method,
         noise_rate_interval=_bootstrap(labels, probs, spec, estimator, seed=seed),

@@ -1,9 +1,14 @@
-"""The gate decision: the flagged items against the spec's thresholds."""
+"""The gate decision: the flagged items against the spec's thresholds, as a list of failed rules.
+
+Every output (failure message, terminal, JSON, JUnit, HTML, Markdown) renders the same
+:class:`FailedRule` list computed here, so they can never disagree about why a dataset failed.
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.baseline import Change
 from pytest_labelquality.errors import DataError
@@ -12,6 +17,42 @@ from pytest_labelquality.spec import GateSpec
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+
+class Rule(enum.StrEnum):
+    """The gate's rules, named as their spec keys."""
+
+    MAX_NOISE_RATE = "max_noise_rate"
+    MAX_CLASS_NOISE_RATE = "max_class_noise_rate"
+    MAX_INCREASE = "max_increase"
+    MAX_NEW_SUSPECTS = "max_new_suspects"
+    MAX_NEW_SUSPECT_SHARE = "max_new_suspect_share"
+
+    @property
+    def about_change(self) -> bool:
+        """Whether the rule judges what a change did against the baseline."""
+        return self in (Rule.MAX_INCREASE, Rule.MAX_NEW_SUSPECTS, Rule.MAX_NEW_SUSPECT_SHARE)
+
+
+@dataclass(frozen=True)
+class FailedRule:
+    """One rule the dataset broke: the observed value above its limit, and why in words."""
+
+    rule: Rule
+    value: float
+    limit: float
+    message: str
+    class_name: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"rule", "value", "limit", "class", "message"}``."""
+        return {
+            "rule": self.rule.value,
+            "value": self.value,
+            "limit": self.limit,
+            "class": self.class_name,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -36,13 +77,13 @@ class ClassNoise:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a dataset passes, and every number the decision used."""
+    """Whether a dataset passes, every number the decision used, and every rule it broke."""
 
     items: int
     noise_count: int
     max_noise_rate: float
     classes: tuple[ClassNoise, ...]
-    change_failures: tuple[str, ...] = ()
+    failed_rules: tuple[FailedRule, ...] = ()
 
     @property
     def noise_rate(self) -> float:
@@ -55,13 +96,14 @@ class Verdict:
         return tuple(c for c in self.classes if not c.passed)
 
     @property
+    def change_failures(self) -> tuple[str, ...]:
+        """The messages of the failed rules about the change (the JSON's older field)."""
+        return tuple(f.message for f in self.failed_rules if f.rule.about_change)
+
+    @property
     def passed(self) -> bool:
         """At or under every threshold."""
-        return (
-            self.noise_rate <= self.max_noise_rate
-            and not self.failing_classes
-            and not self.change_failures
-        )
+        return not self.failed_rules
 
 
 def decide(
@@ -97,36 +139,75 @@ def decide(
         )
         for i, name in enumerate(class_names)
     )
+    rate = len(flagged) / len(labels)
+    failed = []
+    if rate > gate.max_noise_rate:
+        failed.append(
+            FailedRule(
+                Rule.MAX_NOISE_RATE,
+                rate,
+                gate.max_noise_rate,
+                f"estimated label noise {rate:.1%} ({len(flagged)} of {len(labels)}) exceeds"
+                f" max_noise_rate {gate.max_noise_rate:.1%}",
+            )
+        )
+    for c in classes:
+        if c.max_rate is not None and not c.passed:
+            failed.append(
+                FailedRule(
+                    Rule.MAX_CLASS_NOISE_RATE,
+                    c.rate,
+                    c.max_rate,
+                    f"class {c.name!r}: {c.rate:.1%} ({c.flagged} of {c.items}) exceeds its"
+                    f" max_class_noise_rate {c.max_rate:.1%}",
+                    class_name=c.name,
+                )
+            )
     return Verdict(
         items=len(labels),
         noise_count=len(flagged),
         max_noise_rate=gate.max_noise_rate,
         classes=classes,
-        change_failures=_change_failures(gate, change, len(flagged) / len(labels)),
+        failed_rules=(*failed, *_change_failures(gate, change, rate)),
     )
 
 
-def _change_failures(gate: GateSpec, change: Change | None, noise_rate: float) -> tuple[str, ...]:
+def _change_failures(gate: GateSpec, change: Change | None, noise_rate: float) -> list[FailedRule]:
     if change is None:
-        return ()
+        return []
     failures = []
     rise = noise_rate - change.baseline_rate
     if gate.max_increase is not None and rise > gate.max_increase:
         failures.append(
-            f"the estimate rose {rise:+.1%} over the baseline's {change.baseline_rate:.1%},"
-            f" more than max_increase {gate.max_increase:.1%}"
+            FailedRule(
+                Rule.MAX_INCREASE,
+                rise,
+                gate.max_increase,
+                f"the estimate rose {rise:+.1%} over the baseline's {change.baseline_rate:.1%},"
+                f" more than max_increase {gate.max_increase:.1%}",
+            )
         )
-    suspects = change.changed_suspects
-    if gate.max_new_suspects is not None and len(suspects) > gate.max_new_suspects:
+    new, changed = len(change.new_suspects), len(change.changed)
+    if gate.max_new_suspects is not None and new > gate.max_new_suspects:
         failures.append(
-            f"{len(suspects)} of the {len(change.changed)} items this change added or relabelled"
-            f" are suspect, more than max_new_suspects {gate.max_new_suspects}"
+            FailedRule(
+                Rule.MAX_NEW_SUSPECTS,
+                new,
+                gate.max_new_suspects,
+                f"{new} new suspects (of the {changed} items this change added or relabelled),"
+                f" more than max_new_suspects {gate.max_new_suspects}",
+            )
         )
-    share = len(suspects) / len(change.changed) if change.changed else 0.0
+    share = new / changed if changed else 0.0
     if gate.max_new_suspect_share is not None and share > gate.max_new_suspect_share:
         failures.append(
-            f"{share:.1%} ({len(suspects)} of {len(change.changed)}) of the items this change"
-            f" added or relabelled are suspect, more than max_new_suspect_share"
-            f" {gate.max_new_suspect_share:.1%}"
+            FailedRule(
+                Rule.MAX_NEW_SUSPECT_SHARE,
+                share,
+                gate.max_new_suspect_share,
+                f"{share:.1%} ({new} of {changed}) of the items this change added or relabelled"
+                f" are new suspects, more than max_new_suspect_share"
+                f" {gate.max_new_suspect_share:.1%}",
+            )
         )
-    return tuple(failures)
+    return failures

@@ -125,6 +125,8 @@ def resolve_model(
     if not spec.factory and name not in KERAS_MODELS:
         mirror = name in MIRROR_MODELS and (mirror_default if spec.mirror is None else spec.mirror)
         return ModelConfig(name.value, None, None, None, None, dict(spec.params), mirror=mirror)
+    if not spec.factory and not _tensorflow_installed():
+        raise ModelError(keras_missing(name.value))
     defaults = FACTORY_DEFAULTS if spec.factory else KERAS_DEFAULTS[name]
     return ModelConfig(
         name="factory" if spec.factory else name.value,
@@ -138,6 +140,22 @@ def resolve_model(
         factory_digest=_module_digest(spec.factory, spec_dir) if spec.factory else None,
         factory_dir=str(spec_dir) if spec.factory else None,
     )
+
+
+def keras_missing(what: str) -> str:
+    """The one-line error for a Keras model without TensorFlow, naming the extra to install."""
+    return (
+        f"model {what!r} needs TensorFlow, which is not installed: install the keras extra,"
+        " pip install 'pytest-labelquality[keras]'"
+    )
+
+
+def _tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported, found without importing it."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _importable_from(folder: str | Path) -> None:
@@ -274,6 +292,10 @@ def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
         _importable_from(config.factory_dir)
     try:
         module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name in ("tensorflow", "keras"):
+            raise ModelError(keras_missing(str(config.factory))) from None
+        raise user_error(config.factory, exc, f"importing {module_name!r}") from None
     except Exception as exc:  # a syntax error, or any error its code raises on import
         raise user_error(config.factory, exc, f"importing {module_name!r}") from None
     factory = getattr(module, attr, None)
@@ -455,7 +477,12 @@ def _hog_predict(
 def _configure_tensorflow() -> None:
     """Quiet logs and size TensorFlow's thread pools to the machine, once, before first use."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        if exc.name not in ("tensorflow", "keras"):
+            raise
+        raise ModelError(keras_missing("Keras")) from None
 
     if getattr(_configure_tensorflow, "done", False):
         return

@@ -54,6 +54,8 @@ class Settings:
     markdown_path: Path | None
     max_suspects: int
     update_baseline: bool
+    only: bool = False
+    trusted_ref: str | None = None
 
 
 settings_key = pytest.StashKey[Settings]()
@@ -124,7 +126,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write each spec's baseline (x.labelquality.baseline.json) from this run's"
         " results, once, at the end (default: off).",
     )
+    group.addoption(
+        "--label-quality-only",
+        action="store_true",
+        default=None,
+        help="collect *.labelquality.yaml specs and nothing else, so the repository's own tests"
+        " neither run nor abort the gate; implies --label-quality (default: off; ini"
+        " label_quality_only).",
+    )
+    group.addoption(
+        "--label-quality-trusted-ref",
+        type=_path_option,
+        metavar="REF",
+        help="read baselines and reviews as they are at this git commit (a pull request's base),"
+        " not from the working tree, whose edits to them then take effect after merge (default:"
+        " the working tree; ini label_quality_trusted_ref).",
+    )
     parser.addini("label_quality", "run label-quality checks (default: false)", type="bool")
+    parser.addini(
+        "label_quality_only", "collect only label-quality specs (default: false)", type="bool"
+    )
+    parser.addini(
+        "label_quality_trusted_ref", "commit to read baselines and reviews from", default=""
+    )
     parser.addini("label_quality_cache_dir", "cache of out-of-fold predictions", default="")
     parser.addini("label_quality_json", f"results file (default: {DEFAULT_JSON})", default="")
     parser.addini("label_quality_html", f"HTML report (default: {DEFAULT_HTML})", default="")
@@ -147,10 +171,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _resolve_settings(config: pytest.Config) -> Settings:
     option = config.getoption("label_quality")
+    only_option = config.getoption("label_quality_only")
     try:
-        enabled = bool(option if option is not None else config.getini("label_quality"))
+        only = bool(only_option if only_option is not None else config.getini("label_quality_only"))
+    except (ValueError, pytest.UsageError) as exc:  # pytest >= 8.4 raises UsageError itself
+        raise pytest.UsageError(f"ini label_quality_only: {exc}; use true or false") from None
+    try:
+        enabled = only or bool(option if option is not None else config.getini("label_quality"))
     except (ValueError, pytest.UsageError) as exc:  # pytest >= 8.4 raises UsageError itself
         raise pytest.UsageError(f"ini label_quality: {exc}; use true or false") from None
+    trusted_ref = config.getoption("label_quality_trusted_ref") or config.getini(
+        "label_quality_trusted_ref"
+    )
     here, root = config.invocation_params.dir, config.rootpath
 
     def pick(cli: str | None, env: str | None, ini: str, default: Path) -> Path:
@@ -191,6 +223,8 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         else None,
         max_suspects=_max_suspects(config),
         update_baseline=bool(config.getoption("label_quality_update_baseline")),
+        only=only,
+        trusted_ref=str(trusted_ref) if trusted_ref else None,
     )
 
 
@@ -202,6 +236,15 @@ def _max_suspects(config: pytest.Config) -> int:
         return _count_option(str(config.getini("label_quality_max_suspects")))
     except argparse.ArgumentTypeError as exc:
         raise pytest.UsageError(f"ini label_quality_max_suspects {exc}") from None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    settings = config.stash.get(settings_key, None)
+    if settings is None or not settings.only or collection_path.is_dir():
+        return None
+    from pytest_labelquality.spec import is_spec_file
+
+    return None if is_spec_file(collection_path) else True
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -238,7 +281,7 @@ class DatasetItem(pytest.Item):
         self.add_marker("label_quality")
 
     def runtest(self) -> None:
-        from pytest_labelquality.results import failure_message
+        from pytest_labelquality.results import failed_rules, failure_message, rule_text
         from pytest_labelquality.runner import check_dataset
 
         settings = self.config.stash[settings_key]
@@ -247,6 +290,7 @@ class DatasetItem(pytest.Item):
             cache_dir=settings.cache_dir,
             progress=_progress_writer(self.config),
             keep_items=settings.update_baseline,
+            trusted_ref=settings.trusted_ref,
         )
         for text in self.result["warnings"]:
             self.warn(LabelQualityWarning(f"{self.spec.name}: {text}"))
@@ -260,6 +304,7 @@ class DatasetItem(pytest.Item):
             ("label_quality_oof_accuracy", round(self.result["oof_accuracy"], 6)),
             ("label_quality_items", self.result["items"]),
             ("label_quality_cache", self.result["cache"]["status"]),
+            ("label_quality_failed_rules", "; ".join(map(rule_text, failed_rules(self.result)))),
         ]
         if not self.result["gate"]["passed"]:
             raise GateFailure(failure_message(self.result, settings.html_path, settings.json_path))
@@ -382,7 +427,7 @@ class Controller:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from pytest_labelquality.results import format_table, summary_row
+        from pytest_labelquality.results import format_table, summary_notes, summary_row
 
         if not self.results:
             return
@@ -393,6 +438,9 @@ class Controller:
         for row, line in zip(rows, lines[1:], strict=True):
             passed = row["verdict"] == "PASS"
             terminalreporter.write_line(line, green=passed, red=not passed)
+        for result in sorted(self.results, key=lambda r: r["name"]):
+            for note in summary_notes(result):
+                terminalreporter.write_line(note, red=True, bold=True)
         for spec in sorted(self.baselines):
             from pytest_labelquality.baseline import baseline_path
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from pytest_labelquality.sources import Dataset
 
-PREVIEW_LIMIT = 200
+PREVIEW_LIMIT = 5000
 
 
 def png_data_uri(image: npt.NDArray[Any]) -> str:

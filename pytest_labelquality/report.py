@@ -27,8 +27,15 @@ if TYPE_CHECKING:
 INLINE_FEATURES = 6
 TEXT_SNIPPET = 280
 MATRIX_CLASSES = 40
+CHANGE_LIST_LIMIT = 200
+TEXT_DARK = "#1f2328"
+TEXT_LIGHT = "#ffffff"
+HEAT_RGB = (207, 34, 46)
+MIN_CONTRAST = 4.5
 HISTOGRAM_WIDTH = 400
 HISTOGRAM_HEIGHT = 110
+#: GitHub's limit on a pull-request comment (65,536 characters); a job summary may hold 1 MiB.
+MARKDOWN_LIMIT = 65_536
 WEAK_MODEL_PREFIX = "the model is too weak"
 WEAK_MODEL_EXPLANATION = (
     "Confident learning trusts the model's out-of-fold probabilities: a model that barely beats"
@@ -38,9 +45,16 @@ WEAK_MODEL_EXPLANATION = (
 
 
 def render_html(
-    document: dict[str, Any], *, max_suspects: int = 100, git_commit: str | None = None
+    document: dict[str, Any],
+    *,
+    max_suspects: int = 100,
+    git_commit: str | None = None,
+    results_path: Path | None = None,
+    root: Path | None = None,
 ) -> str:
-    """One self-contained HTML page for every dataset of a run, at most ``max_suspects`` each."""
+    """One self-contained HTML page for every dataset of a run, ``max_suspects`` suspects per
+    page of each gallery (0: one page). The review commands it builds name the spec and
+    ``results_path`` relative to ``root`` (where a reviewer runs them)."""
     if max_suspects < 0:
         raise ValueError(f"max_suspects must be >= 0, got {max_suspects}")
     from markupsafe import Markup
@@ -51,7 +65,7 @@ def render_html(
     datasets = document.get("datasets", [])
     anchors = _anchors([d["name"] for d in datasets])
     views = [
-        _dataset_view(d, anchor, max_suspects=max_suspects)
+        _dataset_view(d, anchor, max_suspects=max_suspects, root=root, results_path=results_path)
         for d, anchor in zip(datasets, anchors, strict=True)
     ]
     failed = sum(not v["passed"] for v in views)
@@ -67,52 +81,109 @@ def render_html(
     )
 
 
-def render_markdown(document: dict[str, Any], *, top: int = 5) -> str:
-    """A GitHub job summary: one row per dataset, then the top suspects of each failing one."""
+def render_markdown(
+    document: dict[str, Any],
+    *,
+    top: int = 5,
+    report_link: str | None = None,
+    limit: int = MARKDOWN_LIMIT,
+) -> str:
+    """A GitHub job summary or pull-request comment: one row per dataset with its failed rules,
+    edits that take effect after merge, then for each failing dataset why, and the suspects its
+    failing rules counted (the new suspects when a rule on the change failed). Cut to ``limit``
+    characters at a line, with a note, to fit GitHub's limits."""
+    from pytest_labelquality.results import failed_rules, rule_text
+
     datasets = document.get("datasets", [])
     failed = [d for d in datasets if not d["gate"]["passed"]]
     verdict = "PASS" if not failed else "FAIL"
     lines = [f"## Label quality: {verdict}", ""]
+    if report_link:
+        lines += [f"Report: {report_link}", ""]
     if not datasets:
         return "\n".join([*lines, "No datasets were checked.", ""])
     lines.append(f"{len(datasets) - len(failed)} of {_plural(len(datasets), 'dataset')} passed.")
     lines += [
         "",
-        "| Dataset | Verdict | Noise | 95% interval | Max | OOF accuracy | Items |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| Dataset | Verdict | Noise | 95% interval | Max | OOF accuracy | Items | New suspects"
+        " | Failed rules |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for d in datasets:
-        noise = d["noise"]
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    _md(d["name"]),
-                    "PASS" if d["gate"]["passed"] else "FAIL",
-                    f"{_pct(noise['rate'])} ({noise['count']})",
-                    _interval_text(noise.get("interval")) or "n/a",
-                    _pct(d["gate"]["max_noise_rate"]),
-                    _pct(d["oof_accuracy"]),
-                    str(d["items"]),
-                ]
-            )
-            + " |"
-        )
-    for d in failed:
-        suspects = d["flagged"][: max(top, 0)]
-        lines += ["", f"### {_md(d['name'])}: most suspect items", ""]
-        if not suspects:
-            lines.append("No item was flagged; a per-class maximum failed.")
-            continue
-        lines += ["| Rank | ID | Given | Suggested | Score |", "| --- | --- | --- | --- | --- |"]
-        lines += [
-            f"| {s['rank']} | {_md(s['id'])} | {_md(s['given'])} | {_md(s['suggested'])}"
-            f" | {s['score']:.4f} |"
-            for s in suspects
+        noise, change = d["noise"], d.get("baseline")
+        cells = [
+            _md(d["name"]),
+            "PASS" if d["gate"]["passed"] else "FAIL",
+            f"{_pct(noise['rate'])} ({noise['count']})",
+            _interval_text(noise.get("interval")) or "n/a",
+            _pct(d["gate"]["max_noise_rate"]),
+            _pct(d["oof_accuracy"]),
+            str(d["items"]),
+            str(len(change["new_suspects"])) if change else "-",
+            "<br>".join(_md(rule_text(r)) for r in failed_rules(d)) or "-",
         ]
-        if len(d["flagged"]) > len(suspects):
-            lines += ["", f"{len(d['flagged']) - len(suspects)} more in the HTML report."]
-    return "\n".join([*lines, ""])
+        lines.append("| " + " | ".join(cells) + " |")
+    for d in datasets:
+        trust = d.get("trust") or {}
+        if trust.get("edited"):
+            files = ", ".join(f"`{_md(Path(f).name)}`" for f in trust["edited"])
+            lines += [
+                "",
+                f"> [!WARNING]\n> **{_md(d['name'])}: this change edits {files}; the edits take"
+                f" effect after merge.** The gate judged against the version of"
+                f" {_md(str(trust['ref'])[:12])}.",
+            ]
+    for d in failed:
+        lines += ["", f"### {_md(d['name'])}: why it failed", ""]
+        lines += [f"- {_md(r['message'])}" for r in failed_rules(d)]
+        change = d.get("baseline")
+        counted = {"max_new_suspects", "max_new_suspect_share"} & {
+            r["rule"] for r in failed_rules(d)
+        }
+        accepted = {"correct", "fixed"}
+        suspects = [s for s in d["flagged"] if s.get("review") not in accepted]
+        if change and counted:
+            new = set(change["new_suspects"])
+            suspects = [s for s in suspects if s["id"] in new]
+            title, shown = "New suspects the gate counted", suspects
+        else:
+            title, shown = "Most suspect items", suspects[: max(top, 0)]
+        lines += ["", f"{title} ({len(suspects)}):", ""]
+        if not shown:
+            lines.append("No item counts as suspect.")
+            continue
+        lines += [
+            "| Rank | ID | Given | p(given) | Suggested | p(suggested) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {s['rank']} | {_md(s['id'])} | {_md(s['given'])} | {_prob(s.get('given_prob'))}"
+            f" | {_md(s['suggested'])} | {_prob(s.get('suggested_prob'))} |"
+            for s in shown
+        ]
+        if len(suspects) > len(shown):
+            lines += ["", f"{len(suspects) - len(shown)} more in the HTML report."]
+    return _truncate([*lines, ""], limit)
+
+
+def _prob(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "n/a"
+
+
+def _truncate(lines: list[str], limit: int) -> str:
+    """The lines joined, cut at a line boundary so that the text and a note fit ``limit``."""
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    note = "\n\n_Truncated to fit GitHub's size limit: {} more lines in the HTML report._\n"
+    budget = limit - len(note) - 10
+    kept, size = [], 0
+    for line in lines:
+        if size + len(line) + 1 > budget:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept) + note.format(len(lines) - len(kept))
 
 
 def git_commit(path: Path) -> str | None:
@@ -227,19 +298,38 @@ def _anchors(names: list[str]) -> list[str]:
     return anchors
 
 
-def _dataset_view(result: dict[str, Any], anchor: str, *, max_suspects: int) -> dict[str, Any]:
+def _relative(path: str | Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` when inside it, else as given."""
+    if root is None:
+        return str(path)
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _dataset_view(
+    result: dict[str, Any],
+    anchor: str,
+    *,
+    max_suspects: int,
+    root: Path | None = None,
+    results_path: Path | None = None,
+) -> dict[str, Any]:
     noise, gate = result["noise"], result["gate"]
     warnings = [str(w) for w in result.get("warnings", [])]
     failing_classes = [c["name"] for c in result["per_class"] if not c["passed"]]
     accepted = {"correct", "fixed"}
     flagged = [s for s in result["flagged"] if s.get("review") not in accepted]
     reviewed = [s for s in result["flagged"] if s.get("review") in accepted]
-    shown = flagged[:max_suspects]
     injected = result.get("injected")
     flipped = frozenset(injected["indices"]) if injected else frozenset()
     index = {name: str(i) for i, name in enumerate(result["classes"])}
     change = result.get("baseline")
     new = frozenset(change["new_suspects"]) if change else frozenset()
+    links = {s["id"]: f"{anchor}-item-{s['rank']}" for s in result["flagged"]}
+    trust = result.get("trust") or {}
+    exemplars = result.get("exemplars") or {}
     return {
         "anchor": anchor,
         "name": result["name"],
@@ -252,28 +342,62 @@ def _dataset_view(result: dict[str, Any], anchor: str, *, max_suspects: int) -> 
         "max_noise_rate": gate["max_noise_rate"],
         "over_threshold": noise["rate"] > gate["max_noise_rate"],
         "failing_classes": failing_classes,
+        "failed_rules": list(gate.get("failed_rules", [])),
+        "trust_edits": list(trust.get("edited", [])),
+        "trust_ref": trust.get("ref"),
         "oof_accuracy": result["oof_accuracy"],
         "weak_model": any(w.startswith(WEAK_MODEL_PREFIX) for w in warnings),
         "weak_model_explanation": WEAK_MODEL_EXPLANATION,
         "warnings": warnings,
         "spec": f"{result['spec']['file']}:{result['spec']['line']}",
+        "spec_file": _relative(result["spec"]["file"], root),
+        "results_file": _relative(results_path, root) if results_path else "",
         "kind": result.get("source", {}).get("kind", ""),
         "per_class": result["per_class"],
         "matrix": _matrix_view(result["classes"], result.get("noise_matrix", [])),
         "histogram": _histogram_view(result.get("score_histogram")),
-        "suspects": [_suspect_view(s, index, flipped, new) for s in shown],
-        "reviewed": [_suspect_view(s, index, flipped, new) for s in reviewed[:max_suspects]],
+        "suspects": [_suspect_view(s, index, flipped, new, anchor) for s in flagged],
+        "reviewed": [_suspect_view(s, index, flipped, new, anchor) for s in reviewed],
         "reviewed_total": len(reviewed),
         "stale_reviews": list(result.get("reviews", {}).get("stale", [])),
         "change": change,
+        "change_lists": _change_lists(change, links) if change else [],
         "change_failures": list(gate.get("change_failures", [])),
         "suspects_total": len(flagged),
-        "suspects_hidden": len(flagged) - len(shown),
-        "given_options": _options(result["classes"], [s["given"] for s in shown]),
-        "suggested_options": _options(result["classes"], [s["suggested"] for s in shown]),
+        "page_size": max_suspects,
+        "given_options": _options(result["classes"], [s["given"] for s in flagged]),
+        "suggested_options": _options(result["classes"], [s["suggested"] for s in flagged]),
+        "exemplars": [
+            {"index": index[name], "name": name, "items": items}
+            for name, items in exemplars.items()
+            if name in index
+        ],
         "injected": injected,
         "provenance": _provenance(result),
     }
+
+
+def _change_lists(change: dict[str, Any], links: dict[str, str]) -> list[dict[str, Any]]:
+    """The baseline block's lists of ids, each id with its card's anchor when it has one."""
+    lists = [
+        ("new", "New suspects (this change added or relabelled them; the gate counts these)"),
+        ("unchanged", "Newly suspect, though this change did not touch them"),
+        ("resolved", "Resolved (suspect in the baseline, no longer flagged)"),
+        ("accepted", "Accepted by review (flagged, not counted)"),
+    ]
+    keys = {
+        "new": "new_suspects",
+        "unchanged": "unchanged_new_suspects",
+        "resolved": "resolved_suspects",
+        "accepted": "accepted_by_review",
+    }
+    out = []
+    for kind, title in lists:
+        ids = list(change.get(keys[kind], []))
+        if ids:
+            shown = [{"id": i, "href": links.get(i)} for i in ids[:CHANGE_LIST_LIMIT]]
+            out.append({"kind": kind, "title": title, "ids": shown, "more": len(ids) - len(shown)})
+    return out
 
 
 def _options(classes: list[str], values: list[str]) -> list[dict[str, Any]]:
@@ -301,23 +425,51 @@ def _matrix_view(classes: list[str], matrix: list[list[int]]) -> dict[str, Any]:
         cells: list[dict[str, Any]] = []
         for j in keep:
             count = int(matrix[i][j])
-            share = count / peak if peak else 0.0
-            kinds = [
-                "diag" if i == j else "",
-                "dark" if share > 0.55 else "",
-                "" if count else "zero",
-            ]
+            background, color = heat_colors(count / peak if peak else 0.0, count)
+            kinds = ["diag" if i == j else "", "" if count else "zero"]
             cells.append(
                 {
                     "count": count,
                     "css": " ".join(k for k in kinds if k),
-                    "style": f"background:rgba(207,34,46,{0.08 + 0.77 * share:.2f})"
-                    if count
-                    else "",
+                    "style": f"background:{background};color:{color}",
+                    "given": str(i),
+                    "suggested": str(j),
                 }
             )
         rows.append({"label": classes[i], "cells": cells, "total": sum(c["count"] for c in cells)})
     return {"labels": [classes[j] for j in keep], "rows": rows, "omitted": size - len(keep)}
+
+
+def _hex(rgb: tuple[float, float, float]) -> str:
+    return "#" + "".join(f"{round(c):02x}" for c in rgb)
+
+
+def relative_luminance(color: str) -> float:
+    """WCAG 2 relative luminance of a ``#rrggbb`` colour."""
+    channels = [int(color[k : k + 2], 16) / 255 for k in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    high, low = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def heat_colors(share: float, count: int) -> tuple[str, str]:
+    """A heatmap cell's background (red, darker for a larger ``share`` of the peak) and the
+    text colour that reads on it at a contrast of at least 4.5:1. Mid-tones where neither dark
+    nor white text reaches 4.5:1 are darkened until white text does."""
+    if not count:
+        return "#ffffff", "#59636e"
+    alpha = 0.08 + 0.77 * share
+    while True:
+        background = _hex(tuple(255 * (1 - alpha) + c * alpha for c in HEAT_RGB))  # type: ignore[arg-type]
+        best = max((TEXT_DARK, TEXT_LIGHT), key=lambda t: contrast_ratio(background, t))
+        if contrast_ratio(background, best) >= MIN_CONTRAST or alpha >= 1:
+            return background, best
+        alpha = min(1.0, alpha + 0.02)
 
 
 def _histogram_view(histogram: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -331,8 +483,11 @@ def _histogram_view(histogram: dict[str, Any] | None) -> dict[str, Any] | None:
     tallest = max(counts) or 1
     slot = width / len(counts)
     bars = []
+    # A log scale, and at least 2 units for any bin that holds an item, so that a small tail
+    # of flagged items stays visible beside thousands of clean ones.
     for k, count in enumerate(counts):
-        height = (bottom - top) * count / tallest
+        height = (bottom - top) * math.log1p(count) / math.log1p(tallest)
+        height = max(height, 2.0) if count else 0.0
         bars.append(
             {
                 "x": round(left + k * slot + 0.5, 2),
@@ -368,12 +523,21 @@ def _suspect_view(
     index: dict[str, str],
     flipped: frozenset[int],
     new: frozenset[str] = frozenset(),
+    anchor: str = "ds",
 ) -> dict[str, Any]:
+    from pytest_labelquality.sources import review_hash
+
     preview = suspect.get("preview") or {}
+    content = suspect.get("content_hash")
     view: dict[str, Any] = {
         **suspect,
+        "anchor": f"{anchor}-item-{suspect['rank']}",
         "given_index": index.get(suspect["given"], ""),
         "suggested_index": index.get(suspect["suggested"], ""),
+        "given_prob": suspect.get("given_prob"),
+        "hash": suspect.get("hash", ""),
+        # what a fixed review records when the fix gives the suggested label
+        "fixed_hash": review_hash(content, suspect["suggested"]) if content else "",
         "injected_flip": suspect.get("index") in flipped,
         "new_suspect": suspect.get("id") in new,
         "review": suspect.get("review"),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +24,36 @@ def _interval(result: dict[str, Any]) -> str:
     return f", 95% interval {_pct(low)}-{_pct(high)}"
 
 
+def failed_rules(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gate's failed rules (rule, value, limit, class, message), as the JSON has them."""
+    rules: list[dict[str, Any]] = result["gate"].get("failed_rules", [])
+    return rules
+
+
+def rule_text(rule: dict[str, Any]) -> str:
+    """A failed rule in few words: ``max_new_suspects: 22 > 5``."""
+    name = f"{rule['rule']}[{rule['class']}]" if rule.get("class") else rule["rule"]
+    if rule["rule"] == "max_new_suspects":
+        return f"{name}: {rule['value']:g} > {rule['limit']:g}"
+    value = f"{rule['value']:+.1%}" if rule["rule"] == "max_increase" else _pct(rule["value"])
+    return f"{name}: {value} > {_pct(rule['limit'])}"
+
+
 def failure_message(result: dict[str, Any], report_path: Path, json_path: Path) -> str:
-    """One paragraph: what is wrong, the numbers, where the results are, what to do next."""
-    noise, gate = result["noise"], result["gate"]
+    """One paragraph: every rule that failed with its numbers, the suspects the failing rules
+    counted, where the results are, what to do next."""
     where = f"{result['spec']['file']}:{result['spec']['line']}"
-    parts = []
-    if noise["rate"] > gate["max_noise_rate"]:
-        parts.append(
-            f"estimated label noise {_pct(noise['rate'])} ({noise['count']} of"
-            f" {result['items']}{_interval(result)}) exceeds max_noise_rate"
-            f" {_pct(gate['max_noise_rate'])}"
-        )
-    parts += gate["change_failures"]
-    for cls in result["per_class"]:
-        if not cls["passed"]:
-            parts.append(
-                f"class {cls['name']!r}: {_pct(cls['rate'])} ({cls['flagged']} of"
-                f" {cls['items']}) exceeds its max_class_noise_rate {_pct(cls['max_rate'])}"
-            )
+    rules = failed_rules(result)
+    of_items = f" of {result['items']})"
+    parts = [
+        r["message"].replace(of_items, f" of {result['items']}{_interval(result)})", 1)
+        if r["rule"] == "max_noise_rate"
+        else r["message"]
+        for r in rules
+    ]
     change = result.get("baseline")
-    shown = change["changed_suspects"] if change and gate["change_failures"] else None
+    about_change = {"max_new_suspects", "max_new_suspect_share"} & {r["rule"] for r in rules}
+    shown = change["new_suspects"] if change and about_change else None
     suspects = [s for s in result["flagged"] if s["review"] not in ("correct", "fixed")]
     if shown is not None:
         suspects = [s for s in suspects if s["id"] in set(shown)]
@@ -50,9 +61,11 @@ def failure_message(result: dict[str, Any], report_path: Path, json_path: Path) 
         f"{s['id']} (given {s['given']!r}, suggested {s['suggested']!r})"
         for s in suspects[:SUSPECTS_IN_MESSAGE]
     )
+    more = len(suspects) - SUSPECTS_IN_MESSAGE
     return (
         f"{'; '.join(parts)} for {result['name']!r} ({where}). "
-        f"{'New suspects' if shown is not None else 'Most suspect'}: {top}. "
+        f"{'New suspects' if shown is not None else 'Most suspect'}: {top or 'none'}"
+        f"{f' and {more} more' if more > 0 else ''}. "
         f"Review the suspects in {report_path} (data: {json_path}): fix their labels, record"
         " reviewed ones with 'python -m pytest_labelquality.reviews add', or raise the threshold if"
         f" this level of noise is accepted."
@@ -68,11 +81,23 @@ def summary_row(result: dict[str, Any]) -> dict[str, str]:
         "classes": str(len(result["classes"])),
         "noise": f"{_pct(noise['rate'])} ({noise['count']})",
         "max": _pct(result["gate"]["max_noise_rate"]),
-        "new": str(len(change["changed_suspects"])) if (change := result["baseline"]) else "-",
+        "new": str(len(change["new_suspects"])) if (change := result["baseline"]) else "-",
         "verdict": "PASS" if result["gate"]["passed"] else "FAIL",
         "cache": result["cache"]["status"],
         "seconds": f"{result['timings']['total']:.1f}",
     }
+
+
+def summary_notes(result: dict[str, Any]) -> list[str]:
+    """Lines under the table for one dataset: why it failed, and edits that wait for merge."""
+    lines = [f"{result['name']}: FAIL {rule_text(r)}" for r in failed_rules(result)]
+    trust = result.get("trust") or {}
+    if trust.get("edited"):
+        lines.append(
+            f"{result['name']}: edits to {', '.join(trust['edited'])} take effect after merge"
+            f" (judged against {trust['ref']})"
+        )
+    return lines
 
 
 def format_table(rows: list[dict[str, str]]) -> list[str]:
@@ -108,6 +133,17 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(document, indent=1) + "\n")
 
 
+def report_link(env: Mapping[str, str]) -> str | None:
+    """Markdown naming the report artifact and linking the workflow run that holds it, on
+    GitHub Actions (``LABEL_QUALITY_ARTIFACT`` names the artifact; the action sets it)."""
+    keys = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    if not all(env.get(k) for k in keys):
+        return None
+    url = "{}/{}/actions/runs/{}".format(*(env[k] for k in keys))
+    name = env.get("LABEL_QUALITY_ARTIFACT", "label-quality-report").replace("`", "")
+    return f"the `{name}` artifact of [this workflow run]({url}#artifacts) (open index.html)"
+
+
 def write_outputs(
     results: list[dict[str, Any]],
     *,
@@ -130,11 +166,17 @@ def write_outputs(
 
     document = results_document(results, errors)
     write_json(json_path, document)
-    html = render_html(document, max_suspects=max_suspects, git_commit=git_commit(repository))
+    html = render_html(
+        document,
+        max_suspects=max_suspects,
+        git_commit=git_commit(repository),
+        results_path=json_path,
+        root=repository,
+    )
     write_text_atomic(html_path, html)
     if markdown_path is None and not step_summary:
         return
-    markdown = render_markdown(document)
+    markdown = render_markdown(document, report_link=report_link(os.environ))
     if markdown_path is not None:
         write_text_atomic(markdown_path, markdown)
     if step_summary:

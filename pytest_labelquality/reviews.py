@@ -6,6 +6,10 @@ review time, the decision, who decided and an optional note. An entry applies wh
 hash is unchanged. Add entries from the last run's results without writing hashes by hand:
 
     python -m pytest_labelquality.reviews add SPEC DATASET ID [ID ...] --decision correct --by NAME
+
+Reviewing an id again replaces its entry. A ``fixed`` review may record the label change itself
+(``--label NEW``): its hash is then that of the item with the new label, so the very fix it
+records does not make it stale (until the fix lands, the item still counts and the run says so).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Review:
     by: str = field(metadata={"doc": "Who decided."})
     note: str = field(default="", metadata={"doc": "Why."})
     date: str = field(default="", metadata={"doc": "When (ISO date)."})
+    label: str = field(default="", metadata={"doc": "fixed: the label the fix gives the item."})
 
 
 def reviews_path(spec_path: Path) -> Path:
@@ -53,14 +58,18 @@ def reviews_path(spec_path: Path) -> Path:
     return spec_path.with_name(f"{name}.reviews.yaml")
 
 
-def load_reviews(spec_path: Path, dataset: str) -> list[Review]:
-    """The dataset's review entries (none when the file is absent); located errors otherwise."""
+def load_reviews(spec_path: Path, dataset: str, ref: str | None = None) -> list[Review]:
+    """The dataset's review entries (as at commit ``ref`` when given; none when the file is
+    absent); located errors otherwise."""
     from pytest_labelquality.spec import load_typed
+    from pytest_labelquality.trust import read_trusted
 
     path = reviews_path(spec_path)
-    if not path.is_file():
+    text, _ = read_trusted(path, ref)
+    if text is None:
         return []
-    entries: tuple[Review, ...] = load_typed(path, tuple[Review, ...])
+    where = Path(f"{ref}:{path}") if ref else path
+    entries: tuple[Review, ...] = load_typed(where, tuple[Review, ...], text=text)
     return [r for r in entries if r.dataset == dataset]
 
 
@@ -70,6 +79,7 @@ class ReviewOutcome:
 
     decisions: dict[str, Decision]
     stale: tuple[Review, ...]
+    pending: tuple[Review, ...] = ()
 
     @property
     def accepted(self) -> frozenset[str]:
@@ -77,26 +87,40 @@ class ReviewOutcome:
         return frozenset(i for i, d in self.decisions.items() if d in ACCEPTING)
 
     def warnings(self) -> list[str]:
-        """One warning per entry whose item changed since it was reviewed."""
+        """One warning per entry whose item changed since it was reviewed, or whose recorded
+        fix is not in the data yet."""
         return [
             f"the review of {r.id!r} ({r.decision.value}, by {r.by}) no longer applies: the"
             " item's content or label changed since, so it counts again; review it anew"
             for r in self.stale
+        ] + [
+            f"the fix recorded for {r.id!r} (label {r.label!r}, by {r.by}) is not in the data"
+            " yet: the item counts until its label is changed"
+            for r in self.pending
         ]
 
 
-def apply_reviews(reviews: list[Review], hashes: dict[str, str]) -> ReviewOutcome:
-    """Match entries to items by id and hash; later entries for an id win."""
+def apply_reviews(reviews: list[Review], keys: dict[str, tuple[str, str]]) -> ReviewOutcome:
+    """Match entries to items (id: content hash, label) by id and hash; later entries win.
+
+    A ``fixed`` entry with a label applies once the item carries that label; before, it is
+    pending rather than stale."""
+    from pytest_labelquality.sources import review_hash
+
     decisions: dict[str, Decision] = {}
-    stale: dict[str, Review] = {}
+    latest: dict[str, Review] = {}
     for review in reviews:
-        if hashes.get(review.id) == review.hash:
-            decisions[review.id] = review.decision
-            stale.pop(review.id, None)
+        latest[review.id] = review
+    stale, pending = [], []
+    for item, review in latest.items():
+        key = keys.get(item)
+        if key is not None and review_hash(*key) == review.hash:
+            decisions[item] = review.decision
+        elif key is not None and review.label and key[1] != review.label:
+            pending.append(review)
         else:
-            stale[review.id] = review
-            decisions.pop(review.id, None)
-    return ReviewOutcome(decisions=decisions, stale=tuple(stale.values()))
+            stale.append(review)
+    return ReviewOutcome(decisions=decisions, stale=tuple(stale), pending=tuple(pending))
 
 
 def add_reviews(
@@ -108,8 +132,13 @@ def add_reviews(
     by: str,
     note: str,
     results_path: Path,
+    label: str = "",
 ) -> list[Review]:
-    """Append entries for ``ids``, with hashes from the last run's results; returns them."""
+    """Record entries for ``ids``, with hashes from the last run's results, replacing earlier
+    entries for the same items; returns them. ``label`` (fixed only) is the label the fix set."""
+    from pytest_labelquality.report import write_text_atomic
+    from pytest_labelquality.sources import review_hash
+
     try:
         document = json.loads(results_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -124,21 +153,68 @@ def add_reviews(
             f"{results_path} has no results for {dataset!r} of {spec_path}; run"
             " pytest --label-quality on it first"
         )
-    hashes = {item["id"]: item["hash"] for item in found[0]["flagged"]}
-    missing = [i for i in ids if i not in hashes]
+    if label and decision is not Decision.FIXED:
+        raise LabelQualityError("--label records a fix: use it with --decision fixed")
+    if label and label not in found[0]["classes"]:
+        raise LabelQualityError(
+            f"--label {label!r} is not a class of {dataset!r}: {', '.join(found[0]['classes'])}"
+        )
+    by_id = {item["id"]: item for item in found[0]["flagged"]}
+    missing = [i for i in ids if i not in by_id]
     if missing:
         raise LabelQualityError(
             f"not among the suspects of {dataset!r} in the last run: {', '.join(missing)}"
         )
+    if label and any("content_hash" not in by_id[i] for i in ids):
+        raise LabelQualityError(
+            f"{results_path} predates --label: run pytest --label-quality again"
+        )
     today = datetime.date.today().isoformat()
-    added = [Review(dataset, i, hashes[i], decision, by, note, today) for i in dict.fromkeys(ids)]
+    added = [
+        Review(
+            dataset,
+            i,
+            review_hash(by_id[i]["content_hash"], label) if label else by_id[i]["hash"],
+            decision,
+            by,
+            note,
+            today,
+            label,
+        )
+        for i in dict.fromkeys(ids)
+    ]
     path = reviews_path(spec_path)
-    lines = [] if path.exists() else [f"# Reviewed items of {spec_path.name}\n"]
-    for review in added:
-        lines.append(_entry_yaml(review))
-    with path.open("a", encoding="utf-8") as handle:
-        handle.writelines(lines)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = f"# Reviewed items of {spec_path.name}\n"
+    kept = _without_entries(text, dataset, {r.id for r in added})
+    write_text_atomic(path, kept + "".join(_entry_yaml(r) for r in added))
     return added
+
+
+def _without_entries(text: str, dataset: str, ids: set[str]) -> str:
+    """The file's text without the list entries of ``dataset`` for ``ids``; comments and the
+    order of every other entry are kept."""
+    import yaml
+
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines(keepends=True):
+        if line.startswith("-"):
+            blocks.append([])
+        blocks[-1].append(line)
+    kept = []
+    for block in blocks:
+        body = "".join(block)
+        try:
+            parsed = yaml.safe_load(body) if body.startswith("-") else None
+        except yaml.YAMLError:
+            parsed = None
+        entry = parsed[0] if isinstance(parsed, list) and parsed else None
+        if isinstance(entry, dict) and entry.get("dataset") == dataset and entry.get("id") in ids:
+            continue
+        kept.append(body if body.endswith("\n") or not body else body + "\n")
+    return "".join(kept)
 
 
 def _entry_yaml(review: Review) -> str:
@@ -153,6 +229,8 @@ def _entry_yaml(review: Review) -> str:
     }
     if review.note:
         fields["note"] = review.note
+    if review.label:
+        fields["label"] = review.label
     body = "\n".join(f"  {k}: {json.dumps(v)}" for k, v in fields.items())
     return "-" + body[1:] + "\n"
 
@@ -169,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--by", required=True, help="who decided")
     add.add_argument("--note", default="", help="why")
     add.add_argument(
+        "--label", default="", help="with --decision fixed: the label the fix gives the items"
+    )
+    add.add_argument(
         "--results",
         type=Path,
         default=Path("label-quality-report/label-quality.json"),
@@ -184,11 +265,12 @@ def main(argv: list[str] | None = None) -> int:
             by=args.by,
             note=args.note,
             results_path=args.results,
+            label=args.label,
         )
     except LabelQualityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"added {len(added)} review(s) to {reviews_path(args.spec)}")
+    print(f"recorded {len(added)} review(s) in {reviews_path(args.spec)}")
     return 0
 
 

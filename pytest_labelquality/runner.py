@@ -13,15 +13,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
-from pytest_labelquality.baseline import Change, baseline_entry, compare, load_baseline
+from pytest_labelquality.baseline import (
+    Change,
+    baseline_entry,
+    baseline_path,
+    compare,
+    load_baseline,
+)
 from pytest_labelquality.cache import ArrayCache, fingerprint
 from pytest_labelquality.crossval import out_of_fold
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
 from pytest_labelquality.gate import Verdict, decide
 from pytest_labelquality.models import resolve_model
-from pytest_labelquality.previews import previews
+from pytest_labelquality.previews import preview, previews
 from pytest_labelquality.resources import passive_openmp
-from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews
+from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews, reviews_path
 from pytest_labelquality.sources import (
     DataKind,
     Dataset,
@@ -31,6 +37,7 @@ from pytest_labelquality.sources import (
     review_hash,
 )
 from pytest_labelquality.spec import DatasetSpec, QuickDrawSource
+from pytest_labelquality.trust import read_trusted
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,14 +46,22 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 WEAK_MODEL_SKILL = 0.3
 HISTOGRAM_BINS = 20
+EXEMPLARS = 3
+EXEMPLAR_CLASSES = 40
 
 
 def check_dataset(
-    spec: DatasetSpec, *, cache_dir: Path, progress: Progress, keep_items: bool = False
+    spec: DatasetSpec,
+    *,
+    cache_dir: Path,
+    progress: Progress,
+    keep_items: bool = False,
+    trusted_ref: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
 
-    With ``keep_items`` the result also carries what a new baseline needs (every item's hash).
+    With ``keep_items`` the result also carries what a new baseline needs (every item's hash);
+    with ``trusted_ref`` the baseline and reviews are read as at that commit.
     """
     import numpy as np
 
@@ -76,7 +91,7 @@ def check_dataset(
         spec.cv.seed,
     )
     detection_key = fingerprint(
-        run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__
+        run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__, 2
     )
     # the same dataset and settings, whatever the data: where a small change finds its base
     lineage_key = fingerprint(
@@ -123,7 +138,7 @@ def check_dataset(
         cache.save(detection_key, found.to_arrays())
         progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
     detected = time.perf_counter()
-    judged = _judge(spec, data, found, keys, keep_items=keep_items)
+    judged = _judge(spec, data, found, keys, keep_items=keep_items, trusted_ref=trusted_ref)
     if entry is not None:
         status = "hit"
     elif incremental:
@@ -191,6 +206,8 @@ class Judgement:
     change: Change | None
     warnings: list[str]
     baseline_entry: dict[str, Any] | None
+    keys: dict[str, tuple[str, str]]
+    trust: dict[str, Any] | None
 
 
 def _judge(
@@ -200,29 +217,45 @@ def _judge(
     keys: dict[str, tuple[str, str]] | None,
     *,
     keep_items: bool,
+    trusted_ref: str | None,
 ) -> Judgement:
     """Apply reviews (accepted items stop counting), compare with the baseline, decide.
 
     Items are hashed only where needed: all of them for a baseline, else the flagged and the
-    reviewed ones."""
+    reviewed ones. With ``trusted_ref`` the baseline and reviews are those of that commit, and
+    edits to them in the working tree are reported, not used."""
     import numpy as np
 
     ids = data.ids
-    entries = load_reviews(spec.spec_path, spec.name)
-    baseline = load_baseline(spec.spec_path)
+    entries = load_reviews(spec.spec_path, spec.name, trusted_ref)
+    baseline = load_baseline(spec.spec_path, trusted_ref)
+    trust = None
+    if trusted_ref is not None:
+        edited = [
+            str(path)
+            for path in (baseline_path(spec.spec_path), reviews_path(spec.spec_path))
+            if read_trusted(path, trusted_ref)[1]
+        ]
+        trust = {"ref": trusted_ref, "edited": edited}
     if keys is None and (keep_items or (baseline and spec.name in baseline["datasets"])):
         keys = item_keys(data)
     if keys is None:
         reviewed = np.flatnonzero(np.isin(ids, [r.id for r in entries]))
         keys = item_keys(data, sorted({*found.flagged.tolist(), *reviewed.tolist()}))
     hashes = {i: review_hash(content, label) for i, (content, label) in keys.items()}
-    reviews = apply_reviews(entries, hashes)
+    reviews = apply_reviews(entries, keys)
     counted = np.array(
         [i for i in found.flagged.tolist() if str(ids[i]) not in reviews.accepted], dtype=np.int64
     )
     suspects = [str(ids[i]) for i in counted]
-    change = compare(baseline, spec.name, keys, suspects)
+    flagged_ids = [str(ids[i]) for i in found.flagged.tolist()]
+    change = compare(baseline, spec.name, keys, flagged_ids, reviews.accepted)
     warnings = reviews.warnings()
+    if trust and trust["edited"]:
+        warnings.append(
+            f"this change edits {', '.join(trust['edited'])}: the gate judged against the"
+            f" version of {trusted_ref}; the edits take effect after merge"
+        )
     gate = spec.gate
     rules = [gate.max_increase, gate.max_new_suspects, gate.max_new_suspect_share]
     if change is None and any(r is not None for r in rules):
@@ -237,7 +270,7 @@ def _judge(
     entry = None
     if keep_items:
         entry = baseline_entry(verdict.noise_rate, verdict.noise_count, keys, suspects)
-    return Judgement(verdict, hashes, reviews, change, warnings, entry)
+    return Judgement(verdict, hashes, reviews, change, warnings, entry, keys, trust)
 
 
 def _result(
@@ -258,6 +291,8 @@ def _result(
     matrix = np.zeros((len(names), len(names)), dtype=np.int64)
     np.add.at(matrix, (labels[flagged], found.suggested[flagged]), 1)
     counts, edges = np.histogram(found.scores, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    ranks = np.empty(len(labels), dtype=np.int64)  # 1 = lowest score of all items
+    ranks[np.argsort(found.scores, kind="stable")] = np.arange(1, len(labels) + 1)
     result: dict[str, Any] = {
         "name": spec.name,
         "spec": {"file": str(spec.spec_path), "line": spec.line},
@@ -280,11 +315,14 @@ def _result(
             "max_new_suspects": spec.gate.max_new_suspects,
             "max_new_suspect_share": spec.gate.max_new_suspect_share,
             "change_failures": list(verdict.change_failures),
+            "failed_rules": [f.as_dict() for f in verdict.failed_rules],
             "passed": verdict.passed,
         },
+        "trust": judged.trust,
         "reviews": {
             "decisions": {i: d.value for i, d in judged.reviews.decisions.items()},
             "stale": [r.id for r in judged.reviews.stale],
+            "pending": [r.id for r in judged.reviews.pending],
         },
         "baseline": judged.change.as_dict(verdict.noise_rate) if judged.change else None,
         "per_class": [
@@ -301,17 +339,19 @@ def _result(
         "oof_accuracy": oof_accuracy,
         "flagged": [
             {
-                "rank": rank,
+                "rank": int(ranks[i]),
                 "index": int(i),
                 "id": str(data.ids[i]),
                 "hash": judged.hashes[str(data.ids[i])],
+                "content_hash": judged.keys[str(data.ids[i])][0],
                 "review": judged.reviews.decisions.get(str(data.ids[i])),
                 "given": names[labels[i]],
+                "given_prob": round(float(found.given_prob[i]), 4),
                 "suggested": names[found.suggested[i]],
                 "suggested_prob": round(float(found.suggested_prob[i]), 4),
                 "score": round(float(found.scores[i]), 6),
             }
-            for rank, i in enumerate(flagged.tolist(), start=1)
+            for i in flagged.tolist()
         ],
         "noise_matrix": matrix.tolist(),
         "score_histogram": {
@@ -326,11 +366,30 @@ def _result(
     }
     for entry, shown in zip(result["flagged"], previews(data, flagged), strict=False):
         entry["preview"] = shown
+    if data.kind is DataKind.IMAGE or data.image_shape is not None:
+        result["exemplars"] = _exemplars(data, found)
     if judged.baseline_entry is not None:
         result["baseline_entry"] = judged.baseline_entry
     if len(data.flipped):
         result["injected"] = _against_injected(flagged, data.flipped)
     return result
+
+
+def _exemplars(data: Dataset, found: Detection) -> dict[str, list[dict[str, Any]]]:
+    """For images: per class, the few items the model most confidently agrees are of it, to set
+    beside a suspect's given and suggested class (the first :data:`EXEMPLAR_CLASSES` classes)."""
+    import numpy as np
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    agreed = found.suggested == data.labels
+    for k, name in enumerate(data.class_names[:EXEMPLAR_CLASSES]):
+        members = np.flatnonzero(agreed & (data.labels == k))
+        best = members[np.argsort(-found.given_prob[members], kind="stable")[:EXEMPLARS]]
+        out[name] = [
+            {"id": str(data.ids[i]), "p": round(float(found.given_prob[i]), 4), **preview(data, i)}
+            for i in best.tolist()
+        ]
+    return out
 
 
 def _weak_model_warning(

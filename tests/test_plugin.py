@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -360,7 +361,9 @@ def test_report_markdown_and_job_summary(project: pytest.Pytester, tmp_path: Pat
     run.stdout.fnmatch_lines([f"label-quality report: {report.as_uri()}"])
     assert run.stdout.lines[-1].startswith("=")  # the pytest footer; the report path precedes it
     html = report.read_text()
-    assert html.count('class="suspect"') <= 6  # at most 3 per dataset
+    noisy = results(project)["iris-noisy"]
+    assert html.count('<figure class="suspect"') == len(noisy["flagged"])  # every one reachable
+    assert 'data-page-size="3"' in html  # in pages of 3
     comment = (project.path / "out" / "comment.md").read_text()
     assert "iris-noisy" in comment
     assert "FAIL" in comment
@@ -371,3 +374,50 @@ def test_bad_option_values_fail_at_argument_parsing(project: pytest.Pytester) ->
     run = project.runpytest_subprocess("--label-quality", "--label-quality-max-suspects=-1")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     run.stderr.fnmatch_lines(["*--label-quality-max-suspects: must be 0 or more, got -1*"])
+
+
+BLOCK_TENSORFLOW = """\
+import importlib.abc, sys
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("tensorflow", "keras"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoTensorFlow())
+import pytest
+sys.exit(pytest.main(sys.argv[1:]))
+"""
+
+
+def test_a_keras_model_without_tensorflow_is_one_line_naming_the_extra(
+    pytester: pytest.Pytester,
+) -> None:
+    """A real import failure (TensorFlow made unimportable in the child), not a mock."""
+    write_iris(pytester.path / "iris.npz")
+    pytester.makefile(
+        ".labelquality.yaml",
+        data="datasets:\n  - name: iris\n    source: {format: npz, path: iris.npz}\n"
+        "    model: {name: cnn}\n    gate: {max_noise_rate: 0.5}\n",
+    )
+    run = pytester.run(
+        sys.executable, "-c", BLOCK_TENSORFLOW, "--label-quality", "-p", "no:cacheprovider"
+    )
+    assert run.ret == pytest.ExitCode.TESTS_FAILED
+    line = (
+        "data.labelquality.yaml:2: dataset 'iris': model 'cnn' needs TensorFlow, which is not"
+        " installed: install the keras extra, pip install 'pytest-labelquality[keras]'"
+    )
+    assert [x for x in run.stdout.lines if x.endswith(line)], run.stdout.str()
+    assert "Traceback" not in run.stdout.str()
+
+
+def test_only_the_specs_are_collected_with_the_ini_twin(pytester: pytest.Pytester) -> None:
+    write_iris(pytester.path / "iris.npz")
+    pytester.makefile(".labelquality.yaml", data=SPEC.split("  - name: iris-noisy")[0])
+    pytester.makepyfile(test_unit="import not_installed_anywhere\n")
+    pytester.makeini("[pytest]\nlabel_quality_only = true\n")
+    run = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    run.assert_outcomes(passed=1)
+    assert "not_installed_anywhere" not in run.stdout.str()

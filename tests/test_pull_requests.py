@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from sklearn.datasets import load_digits
 
 SPEC = """\
@@ -97,7 +98,9 @@ def test_a_branch_relabelling_20_items_wrongly_fails_naming_exactly_them(repo: R
     relabelled = {f"digit-{r}" for r in RELABELLED}
     assert named <= relabelled, "only relabelled items are named as new suspects"
     assert len(named) >= 17  # the rest look like their wrong label to the model too
-    assert f"{len(named)} of the 20 items this change added or relabelled are suspect" in out
+    assert f"{len(named)} new suspects (of the 20 items this change added or relabelled)" in out
+    assert f"max_new_suspects: {len(named)} > 3" in out  # the failed rule, under the table
+    assert change["new_suspects"] == change["changed_suspects"]  # one meaning, older name kept
     message = out[out.index("New suspects: ") :].split(". ")[0]
     assert {part.split(" ")[0] for part in message[14:].split("), ")} <= relabelled
     repo.git("checkout", "-q", "--", ".")
@@ -150,3 +153,76 @@ def test_a_reviewed_item_stops_counting_until_it_changes(repo: Repo) -> None:
     assert result["reviews"]["stale"] == [f"digit-{rows[0]}"]
     assert f"the review of 'digit-{rows[0]}' (correct, by alice) no longer applies" in out
     assert f"digit-{rows[0]}" in result["baseline"]["changed_suspects"]
+
+
+def reviews_add(repo: Repo, *args: str) -> None:
+    add = subprocess.run(
+        [sys.executable, "-m", "pytest_labelquality.reviews", "add",
+         "data/digits.labelquality.yaml", "digits", *args, "--by", "mallory"],
+        cwd=repo.root, capture_output=True, text=True,
+    )  # fmt: skip
+    assert add.returncode == 0, add.stderr
+
+
+def test_a_branch_cannot_approve_itself_against_the_base(repo: Repo) -> None:
+    """The branch rewrites its baseline and reviews its own suspects as correct: judged with its
+    own files it passes, judged against main's (the trusted ref) it fails, saying why."""
+    repo.git("clean", "-fq", "data")  # review files other tests left untracked
+    repo.git("checkout", "-q", "-b", "self-approve", "main")
+    repo.write(range(1500), wrong_labels(repo, RELABELLED))
+    code, out, result = repo.check()
+    assert code == 1, out
+    suspects = result["baseline"]["new_suspects"]
+    reviews_add(repo, *suspects[:2], "--decision", "correct")
+    code, out, result = repo.check("--label-quality-update-baseline")
+    repo.commit("relabel, rewrite the baseline, review my own suspects")
+
+    code, out, own = repo.check()
+    assert code == 0, out  # its own files wave it through
+    accepted = set(own["baseline"]["accepted_by_review"])
+    assert accepted == set(suspects[:2])
+    assert not accepted & set(own["baseline"]["resolved_suspects"])  # accepted is not resolved
+
+    code, out, trusted = repo.check("--label-quality-trusted-ref", "main")
+    assert code == 1, out
+    assert set(trusted["baseline"]["new_suspects"]) == set(suspects)
+    assert trusted["reviews"]["decisions"] == {}
+    edited = {Path(p).name for p in trusted["trust"]["edited"]}
+    assert edited == {"digits.labelquality.baseline.json", "digits.labelquality.reviews.yaml"}
+    assert "take effect after merge" in out
+    rules = trusted["gate"]["failed_rules"]
+    assert [(r["rule"], r["value"], r["limit"]) for r in rules] == [
+        ("max_new_suspects", len(suspects), 3)
+    ]
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("checkout", "-q", "main")
+
+
+def test_a_fixed_review_records_the_label_change_and_a_re_review_replaces(repo: Repo) -> None:
+    repo.git("clean", "-fq", "data")
+    repo.git("checkout", "-q", "-b", "fix-labels", "main")
+    rows = RELABELLED[:4]
+    repo.write(range(1500), wrong_labels(repo, rows))
+    code, out, result = repo.check()
+    assert code == 1, out
+    item = f"digit-{rows[0]}"
+    right = str(int(repo.y[rows[0]]))
+    reviews_add(repo, item, "--decision", "ambiguous")
+    reviews_add(repo, item, "--decision", "fixed", "--label", right)
+    entries = yaml.safe_load((repo.data / "digits.labelquality.reviews.yaml").read_text())
+    assert [(e["id"], e["decision"], e.get("label")) for e in entries] == [(item, "fixed", right)]
+
+    code, out, result = repo.check()  # the fix is recorded, not yet made: the item counts
+    assert result["reviews"]["pending"] == [item]
+    assert item in result["baseline"]["new_suspects"]
+    assert f"the fix recorded for '{item}' (label '{right}', by mallory) is not in the data" in out
+
+    fixed = wrong_labels(repo, rows[1:])
+    repo.write(range(1500), fixed)  # the fix itself: the review must not go stale because of it
+    code, out, result = repo.check()
+    assert code == 0, out
+    assert result["reviews"]["stale"] == []
+    assert result["reviews"]["decisions"] == {item: "fixed"}
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("clean", "-fq", "data")
+    repo.git("checkout", "-q", "main")

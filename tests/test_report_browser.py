@@ -193,3 +193,92 @@ def test_quickdraw_report_in_chromium(
     page.screenshot(path=str(tmp_path / "quickdraw-report.png"), full_page=False)
     assert browser.errors == []
     assert browser.other_requests(url) == []
+
+
+def test_a_reviewer_filters_pages_and_builds_a_review_command(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Heatmap cell, pages, search, an anchor, three cards marked correct: the command the page
+    builds runs, and the review file it writes matches the YAML the page shows."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from pytest_labelquality.results import results_document, write_json
+    from pytest_labelquality.sources import review_hash
+
+    spec = tmp_path / "data" / "animals.labelquality.yaml"
+    spec.parent.mkdir()
+    spec.write_text("datasets: []\n")
+    result = make_result("animals", pairs=PAIRS, items=60)
+    result["spec"]["file"] = str(spec)
+    for entry in result["flagged"]:
+        entry["content_hash"] = f"{entry['rank']:016x}"
+        entry["hash"] = review_hash(entry["content_hash"], entry["given"])
+    document = results_document([result])
+    results = tmp_path / "label-quality-report" / "label-quality.json"
+    write_json(results, document)
+    html = tmp_path / "label-quality-report" / "index.html"
+    write_text_atomic(
+        html, render_html(document, max_suspects=5, results_path=results, root=tmp_path)
+    )
+    page = browser.page
+    page.goto(html.as_uri(), wait_until="load")
+    animals = page.locator("#ds-animals")
+    pager = animals.locator("nav.pager output")
+    assert pager.inner_text() == "page 1 of 3 (1-5)"
+    assert browser.visible("#ds-animals-gallery") == 5
+
+    animals.locator('table.matrix td[data-given="0"][data-suggested="1"]').click()  # cat -> dog
+    assert animals.locator("form.filters output").inner_text() == "showing 5 of 12"
+    assert not animals.locator("nav.pager").is_visible()  # one page
+    givens = animals.locator("#ds-animals-gallery .suspect:visible .given").all_inner_texts()
+    assert givens == ["cat"] * 5
+
+    animals.locator("button[type=reset]").click()
+    page.wait_for_function(
+        "document.querySelector('#ds-animals form.filters output').textContent"
+        " === 'showing 12 of 12'"
+    )
+    animals.locator('nav.pager button[data-step="1"]').click()
+    assert pager.inner_text() == "page 2 of 3 (6-10)"
+    cards = animals.locator("#ds-animals-gallery .suspect:visible")
+    assert [int(r) for r in cards.evaluate_all("cs => cs.map(c => c.dataset.rank)")] == [
+        6, 7, 8, 9, 10
+    ]  # fmt: skip
+    animals.locator("input[name=by]").fill("alice")
+    for k in range(3):
+        cards.nth(k).locator('button[data-decision="correct"]').click()
+    assert (
+        cards.nth(0).locator('button[data-decision="correct"]').get_attribute("aria-pressed")
+        == "true"
+    )
+    command = animals.locator(".review-command").inner_text()
+    assert command == (
+        "python -m pytest_labelquality.reviews add data/animals.labelquality.yaml animals"
+        " item-006 item-007 item-008 --decision correct --by alice"
+        " --results label-quality-report/label-quality.json"
+    )
+    shown_yaml = yaml.safe_load(animals.locator(".review-yaml").inner_text())
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    written = yaml.safe_load((spec.parent / "animals.labelquality.reviews.yaml").read_text())
+    by_id = {e["id"]: e for e in result["flagged"]}
+    assert [(e["id"], e["hash"], e["decision"], e["by"]) for e in written] == [
+        (i, by_id[i]["hash"], "correct", "alice") for i in ("item-006", "item-007", "item-008")
+    ]
+    assert shown_yaml == written  # the YAML lines say the same as the command wrote
+
+    animals.locator("input[name=search]").fill("item-01")
+    assert animals.locator("form.filters output").inner_text() == "showing 3 of 12"
+    page.evaluate("location.hash = '#ds-animals-item-2'")  # an anchor outside the filter
+    page.wait_for_function("!document.getElementById('ds-animals-item-2').hidden")
+    assert animals.locator("form.filters output").inner_text() == "showing 12 of 12"
+    assert browser.errors == []
+    assert browser.other_requests(html.as_uri()) == []

@@ -1,25 +1,195 @@
 (function () {
   "use strict";
-  document.querySelectorAll("form.filters").forEach(function (form) {
-    var gallery = document.getElementById(form.getAttribute("data-gallery"));
-    var items = gallery.querySelectorAll(".suspect");
-    var given = form.elements.namedItem("given");
-    var suggested = form.elements.namedItem("suggested");
-    var count = form.querySelector("output");
-    function apply() {
-      var visible = 0;
-      items.forEach(function (item) {
-        var show = (given.value === "" || item.getAttribute("data-given") === given.value) &&
-          (suggested.value === "" || item.getAttribute("data-suggested") === suggested.value);
-        item.hidden = !show;
-        if (show) { visible += 1; }
-      });
-      count.textContent = "showing " + visible + " of " + items.length;
+  var SAFE = /^[A-Za-z0-9_\/.,:=+@%-]+$/;
+  function quote(text) { return SAFE.test(text) ? text : "'" + text.replace(/'/g, "'\\''") + "'"; }
+  function byRank(a, b) { return Number(a.getAttribute("data-rank")) - Number(b.getAttribute("data-rank")); }
+  var SORTS = {
+    rank: byRank,
+    id: function (a, b) {
+      var x = a.getAttribute("data-id"), y = b.getAttribute("data-id");
+      return x < y ? -1 : (x > y ? 1 : byRank(a, b));
+    },
+    "given-prob": function (a, b) {
+      var x = parseFloat(a.getAttribute("data-given-prob")), y = parseFloat(b.getAttribute("data-given-prob"));
+      return ((isNaN(x) ? 2 : x) - (isNaN(y) ? 2 : y)) || byRank(a, b);
     }
-    form.addEventListener("change", apply);
-    form.addEventListener("reset", function () { window.setTimeout(apply, 0); });
+  };
+  var views = {};
+
+  function setup(form) {
+    var id = form.getAttribute("data-gallery");
+    var gallery = document.getElementById(id);
+    var cards = Array.prototype.slice.call(gallery.querySelectorAll(".suspect"));
+    var size = parseInt(form.getAttribute("data-page-size"), 10) || cards.length || 1;
+    var pager = document.querySelector('nav.pager[data-gallery="' + id + '"]');
+    var examples = document.querySelector('div.exemplars[data-gallery="' + id + '"]');
+    var panel = document.querySelector('section.review-panel[data-gallery="' + id + '"]');
+    var field = function (name) { return form.elements.namedItem(name); };
+    var count = form.querySelector("output");
+    var view = { page: 0, matching: cards };
+    var selected = {};
+
+    function matches(card) {
+      var given = field("given").value, suggested = field("suggested").value;
+      var search = field("search").value.trim().toLowerCase();
+      var onlyNew = field("new") && field("new").checked;
+      return (given === "" || card.getAttribute("data-given") === given) &&
+        (suggested === "" || card.getAttribute("data-suggested") === suggested) &&
+        (search === "" || card.getAttribute("data-id").toLowerCase().indexOf(search) !== -1) &&
+        (!onlyNew || card.getAttribute("data-new") === "1");
+    }
+    function addExamples(card) {
+      if (!examples || card.querySelector(".examples") || !card.querySelector("img.thumb")) { return; }
+      var box = document.createElement("div");
+      box.className = "examples";
+      [["given", "data-given"], ["suggested", "data-suggested"]].forEach(function (pair) {
+        var source = examples.querySelector('div[data-class="' + card.getAttribute(pair[1]) + '"]');
+        if (!source || !source.children.length) { return; }
+        var row = document.createElement("div");
+        row.textContent = pair[0] + " " + source.getAttribute("data-name") + " looks like: ";
+        Array.prototype.forEach.call(source.children, function (img) { row.appendChild(img.cloneNode(false)); });
+        box.appendChild(row);
+      });
+      card.appendChild(box);
+    }
+    function render() {
+      var sorted = cards.slice().sort(SORTS[field("sort").value] || byRank);
+      sorted.forEach(function (card) { gallery.appendChild(card); });
+      var matching = sorted.filter(matches);
+      var pages = Math.max(1, Math.ceil(matching.length / size));
+      view.page = Math.min(Math.max(view.page, 0), pages - 1);
+      var from = view.page * size, to = Math.min(from + size, matching.length);
+      var shown = matching.slice(from, to);
+      cards.forEach(function (card) { card.hidden = shown.indexOf(card) === -1; });
+      shown.forEach(addExamples);
+      view.matching = matching;
+      count.textContent = "showing " + matching.length + " of " + cards.length;
+      if (pager) {
+        pager.hidden = pages < 2;
+        pager.querySelector("output").textContent = "page " + (view.page + 1) + " of " + pages +
+          " (" + (matching.length ? from + 1 : 0) + "-" + to + ")";
+        pager.querySelector('[data-step="-1"]').disabled = view.page === 0;
+        pager.querySelector('[data-step="1"]').disabled = view.page >= pages - 1;
+      }
+    }
+    function filter(given, suggested) {
+      [["given", given], ["suggested", suggested]].forEach(function (pair) {
+        var select = field(pair[0]);
+        if (!select.querySelector('option[value="' + pair[1] + '"]')) {
+          var option = document.createElement("option");
+          option.value = pair[1];
+          option.textContent = "class " + pair[1];
+          select.appendChild(option);
+        }
+        select.value = pair[1];
+      });
+      field("search").value = "";
+      if (field("new")) { field("new").checked = false; }
+      view.page = 0;
+      render();
+    }
+    function reveal(card) {
+      if (view.matching.indexOf(card) === -1) {
+        form.reset();
+        field("given").value = ""; field("suggested").value = ""; field("search").value = "";
+        if (field("new")) { field("new").checked = false; }
+      }
+      render();
+      view.page = Math.floor(view.matching.indexOf(card) / size);
+      render();
+    }
+    function describe() {
+      var by = panel.querySelector('input[name="by"]').value.trim();
+      var spec = panel.getAttribute("data-spec"), dataset = panel.getAttribute("data-dataset");
+      var results = panel.getAttribute("data-results");
+      var groups = {}, order = [], yaml = [], today = new Date().toISOString().slice(0, 10);
+      cards.forEach(function (card) {
+        var decision = selected[card.id];
+        if (!decision) { return; }
+        var fixedHash = card.getAttribute("data-fixed-hash");
+        var label = decision === "fixed" && fixedHash ? card.getAttribute("data-suggested-label") : "";
+        var key = decision + "\u0000" + label;
+        if (!groups[key]) { groups[key] = { decision: decision, label: label, ids: [] }; order.push(key); }
+        groups[key].ids.push(card.getAttribute("data-id"));
+        var lines = [
+          "- dataset: " + JSON.stringify(dataset),
+          "  id: " + JSON.stringify(card.getAttribute("data-id")),
+          "  hash: " + JSON.stringify(label ? fixedHash : card.getAttribute("data-hash")),
+          "  decision: " + JSON.stringify(decision),
+          "  by: " + JSON.stringify(by || "your name"),
+          "  date: " + JSON.stringify(today)
+        ];
+        if (label) { lines.push("  label: " + JSON.stringify(label)); }
+        yaml.push(lines.join("\n"));
+      });
+      var commands = order.map(function (key) {
+        var g = groups[key];
+        var words = ["python", "-m", "pytest_labelquality.reviews", "add", quote(spec), quote(dataset)];
+        g.ids.forEach(function (item) { words.push(quote(item)); });
+        words.push("--decision", g.decision);
+        if (g.label) { words.push("--label", quote(g.label)); }
+        words.push("--by", by ? quote(by) : '"$(git config user.name)"');
+        if (results) { words.push("--results", quote(results)); }
+        return words.join(" ");
+      });
+      panel.querySelector(".selected-count").textContent = yaml.length + (yaml.length === 1 ? " item" : " items") + " selected";
+      panel.querySelector(".review-command").textContent = commands.join("\n");
+      panel.querySelector(".review-yaml").textContent = yaml.join("\n");
+    }
+
+    form.addEventListener("change", function () { view.page = 0; render(); });
+    form.addEventListener("input", function () { view.page = 0; render(); });
+    form.addEventListener("reset", function () { window.setTimeout(function () { view.page = 0; render(); }, 0); });
     form.addEventListener("submit", function (event) { event.preventDefault(); });
+    if (pager) {
+      pager.addEventListener("click", function (event) {
+        var step = event.target.getAttribute && event.target.getAttribute("data-step");
+        if (step) { view.page += Number(step); render(); gallery.scrollIntoView(); }
+      });
+    }
+    if (panel) {
+      gallery.addEventListener("click", function (event) {
+        var button = event.target.closest ? event.target.closest(".review-buttons button") : null;
+        if (!button) { return; }
+        var card = button.closest(".suspect"), decision = button.getAttribute("data-decision");
+        selected[card.id] = selected[card.id] === decision ? "" : decision;
+        card.querySelectorAll(".review-buttons button").forEach(function (b) {
+          b.setAttribute("aria-pressed", String(selected[card.id] === b.getAttribute("data-decision")));
+        });
+        card.classList.toggle("selected", Boolean(selected[card.id]));
+        describe();
+      });
+      panel.querySelector('input[name="by"]').addEventListener("input", describe);
+      gallery.querySelectorAll(".review-buttons").forEach(function (group) { group.hidden = false; });
+      panel.hidden = false;
+      describe();
+    }
     form.hidden = false;
-    apply();
+    render();
+    views[id] = { filter: filter, reveal: reveal };
+  }
+
+  document.querySelectorAll("form.filters").forEach(setup);
+  document.querySelectorAll(".matrix td[data-gallery]").forEach(function (cell) {
+    function pick(event) {
+      if (event.type === "keydown" && event.key !== "Enter" && event.key !== " ") { return; }
+      event.preventDefault();
+      var gallery = cell.getAttribute("data-gallery");
+      if (!views[gallery]) { return; }
+      views[gallery].filter(cell.getAttribute("data-given"), cell.getAttribute("data-suggested"));
+      document.getElementById(gallery).scrollIntoView();
+    }
+    cell.addEventListener("click", pick);
+    cell.addEventListener("keydown", pick);
   });
+  function follow() {
+    var target = location.hash ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+    var gallery = target && target.classList.contains("suspect") ? target.parentNode.id : "";
+    if (views[gallery]) {
+      views[gallery].reveal(target);
+      target.scrollIntoView();
+    }
+  }
+  window.addEventListener("hashchange", follow);
+  follow();
 })();
