@@ -44,7 +44,7 @@ class Aspect(enum.StrEnum):
 
 
 class ColorMode(enum.StrEnum):
-    """The working colour mode: ``auto`` is grey when every file is grey, else RGB."""
+    """The working colour mode: ``auto`` is grey when every image is grey, else RGB."""
 
     AUTO = "auto"
     RGB = "rgb"
@@ -226,13 +226,12 @@ def _first_size(path: Path) -> tuple[int, int]:
 
 def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bool]:
     """One file's bytes as ``(height, width, 3)`` uint8 RGB at the working size, and whether
-    the file is grey."""
+    the image is grey (its three channels equal, whatever the file's mode)."""
     import numpy as np
     from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(data)) as opened:
         image = ImageOps.exif_transpose(opened)
-        grey = image.mode in GREY_MODES
         if image.mode in ("I", "I;16", "F"):
             image = image.point(lambda v: v / 256) if image.mode != "F" else image
             image = image.convert("L")
@@ -244,7 +243,11 @@ def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bo
         fitted = ImageOps.fit(rgb, target)
     else:
         fitted = rgb.resize(target, Image.Resampling.BILINEAR)
-    return np.asarray(fitted, dtype=np.uint8), grey
+    pixels = np.asarray(fitted, dtype=np.uint8)
+    grey = bool(
+        (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+    )
+    return pixels, grey
 
 
 def _digest(data: bytes) -> str:
