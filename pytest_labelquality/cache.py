@@ -37,7 +37,11 @@ def fingerprint(*parts: Any) -> str:
 
     digest = hashlib.blake2b(digest_size=20)
     for part in parts:
-        if isinstance(part, np.ndarray):
+        if isinstance(part, np.ndarray) and part.dtype == object:  # texts
+            digest.update(f"objects:{part.shape}".encode())
+            for value in part.reshape(-1):
+                digest.update(str(value).encode() + b"\x00")
+        elif isinstance(part, np.ndarray):
             array = np.ascontiguousarray(part)
             digest.update(f"ndarray:{array.dtype.str}:{array.shape}".encode())
             digest.update(array.reshape(-1).view(np.uint8).data)

@@ -97,7 +97,7 @@ def _model_code_digest() -> str:
     import hashlib
 
     digest = hashlib.blake2b(digest_size=4)
-    for module in ("models.py", "hog_boosting.py"):
+    for module in ("models.py", "hog_boosting.py", "text_model.py"):
         digest.update(Path(__file__).with_name(module).read_bytes())
     return digest.hexdigest()
 
@@ -110,14 +110,28 @@ def _version(dist: str) -> str:
 
 
 def resolve_model(
-    spec: ModelSpec, *, image: bool, spec_dir: Path, train_items: int, mirror_default: bool = False
+    spec: ModelSpec,
+    *,
+    image: bool,
+    spec_dir: Path,
+    train_items: int,
+    mirror_default: bool = False,
+    text: bool = False,
 ) -> ModelConfig:
-    """Fill in the defaults: ``hog_boosting`` for images, ``logistic_regression`` otherwise;
-    ``mirror`` as the source's default where the model supports it.
+    """Fill in the defaults: ``hog_boosting`` for images, ``tfidf_linear`` for texts,
+    ``logistic_regression`` otherwise; ``mirror`` as the source's default where the model
+    supports it.
 
     ``cnn``'s epochs default to ``ceil(CNN_PASSES / train_items)``, from 1 to 10. A factory's
     module is looked up on ``sys.path`` and in the spec's folder."""
-    name = spec.name or (ModelName.HOG_BOOSTING if image else ModelName.LOGISTIC_REGRESSION)
+    default = ModelName.TFIDF_LINEAR if text else ModelName.LOGISTIC_REGRESSION
+    name = spec.name or (ModelName.HOG_BOOSTING if image else default)
+    if not spec.factory and text != (name == ModelName.TFIDF_LINEAR):
+        raise ModelError(
+            f"model {name.value} cannot train on texts; use tfidf_linear or a factory"
+            if text
+            else "model tfidf_linear needs a text source (format: text)"
+        )
     if (spec.factory or name not in MIRROR_MODELS) and spec.mirror:
         supported = ", ".join(sorted(m.value for m in MIRROR_MODELS))
         chosen = "a factory" if spec.factory else name.value
@@ -266,7 +280,7 @@ def fit_predict(
             if config.name == ModelName.HOG_BOOSTING:
                 model = _hog_fit(config, data, train, seed=seed, progress=progress)
             else:
-                model = model or _sklearn_model(config, seed)
+                model = model or _sklearn_model(config, seed, data)
                 _sklearn_fit(model, data, train)
     fitted = FoldModel(model, keras_model)
     return fitted.predict(data, test), fitted
@@ -325,22 +339,40 @@ def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
     return model
 
 
-def _sklearn_model(config: ModelConfig, seed: int) -> Any:
+def _sklearn_model(config: ModelConfig, seed: int, data: Dataset) -> Any:
+    """A built-in scikit-learn model; categorical columns are one-hot encoded (the boosted
+    trees use them as native categories)."""
+    from sklearn.compose import make_column_transformer
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from pytest_labelquality.text_model import text_pipeline
 
     params = dict(config.params)
+    categorical = [j for j, names in enumerate(data.categories) if names]
+
+    def encoded(scale: bool) -> list[Any]:
+        if not categorical:
+            return [StandardScaler()] if scale else []
+        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        rest = StandardScaler() if scale else "passthrough"
+        return [make_column_transformer((onehot, categorical), remainder=rest)]
+
     try:
+        if config.name == ModelName.TFIDF_LINEAR:
+            return text_pipeline(params, seed)
         if config.name == ModelName.LOGISTIC_REGRESSION:
-            return make_pipeline(
-                StandardScaler(), LogisticRegression(**{"max_iter": 2000, **params})
-            )
+            return make_pipeline(*encoded(True), LogisticRegression(**{"max_iter": 2000, **params}))
         if config.name == ModelName.HIST_GRADIENT_BOOSTING:
-            return HistGradientBoostingClassifier(**{"random_state": seed, **params})
-        return RandomForestClassifier(
-            **{"n_estimators": 200, "random_state": seed, "n_jobs": 1, **params}
+            native = {"categorical_features": categorical} if categorical else {}
+            return HistGradientBoostingClassifier(**{"random_state": seed, **native, **params})
+        return make_pipeline(
+            *encoded(False),
+            RandomForestClassifier(
+                **{"n_estimators": 200, "random_state": seed, "n_jobs": 1, **params}
+            ),
         )
     except TypeError as exc:
         raise ModelError(f"model.params for {config.name}: {exc}") from None
@@ -349,6 +381,8 @@ def _sklearn_model(config: ModelConfig, seed: int) -> Any:
 def _rows(data: Dataset, index: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
     import numpy as np
 
+    if data.features.dtype == object:  # texts: the raw strings
+        return data.features[index]
     x = data.features[index].reshape(len(index), -1)
     return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
 
@@ -591,7 +625,8 @@ def _batches(
     num_classes = len(data.class_names)
 
     def convert(x: Any, y: Any) -> tuple[Any, Any]:
-        x = tf.reshape(tf.cast(x, tf.float32) / scale, (-1, *shape))
+        if x.dtype != tf.string:  # texts reach the model (its TextVectorization) as strings
+            x = tf.reshape(tf.cast(x, tf.float32) / scale, (-1, *shape))
         return x, tf.one_hot(y, num_classes) if one_hot else y
 
     if stream is None:

@@ -1,4 +1,5 @@
-"""What a reviewer sees of a suspect item: an inlined PNG for images, values for tabular rows."""
+"""What a reviewer sees of a suspect item: an inlined PNG for images (a thumbnail of the original
+file where there is one), the text for texts, values for tabular rows."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from pytest_labelquality.sources import Dataset
 
 PREVIEW_LIMIT = 5000
+TEXT_PREVIEW_CHARS = 20_000  # the whole text on demand, up to this many characters
 
 
 def png_data_uri(image: npt.NDArray[Any]) -> str:
@@ -53,16 +55,30 @@ def png_data_uri(image: npt.NDArray[Any]) -> str:
 
 
 def preview(data: Dataset, index: int) -> dict[str, Any]:
-    """The preview of one item: ``{"image": uri}`` or ``{"features": {name: value}}``."""
+    """The preview of one item: ``{"image": uri}``, ``{"text": str}`` or ``{"features": {name:
+    value}}`` (a categorical column's value as its category name)."""
     from pytest_labelquality.sources import DataKind
 
     row = data.features[index]
+    if data.kind is DataKind.TEXT:
+        text = str(row)
+        return {"text": text[:TEXT_PREVIEW_CHARS], "chars": len(text)}
+    if data.files:
+        from pytest_labelquality.formats.images import thumbnail
+
+        shown = thumbnail(data.files[index])
+        if shown is not None:
+            return {"image": shown, "thumbnail": True}
     if data.kind is DataKind.IMAGE:
         return {"image": png_data_uri(row)}
     if data.image_shape is not None:  # tabular rows that are images, like sklearn's digits
         return {"image": png_data_uri(row.reshape(data.image_shape))}
     names = data.feature_names or tuple(f"x{i}" for i in range(row.size))
-    return {"features": {n: round(float(v), 6) for n, v in zip(names, row.ravel(), strict=True)}}
+    values: dict[str, Any] = {}
+    for j, (name, value) in enumerate(zip(names, row.ravel(), strict=True)):
+        categories = data.categories[j] if data.categories else ()
+        values[name] = categories[int(value)] if categories else round(float(value), 6)
+    return {"features": values}
 
 
 def previews(data: Dataset, indices: npt.NDArray[np.int64]) -> list[dict[str, Any]]:

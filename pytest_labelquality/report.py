@@ -545,6 +545,8 @@ def _suspect_view(
         "features": None,
         "more_features": None,
         "text": None,
+        "full_text": None,
+        "thumbnail": bool(preview.get("thumbnail")),
     }
     image = preview.get("image")
     if isinstance(image, str) and image.startswith("data:image/png;base64,"):
@@ -560,6 +562,8 @@ def _suspect_view(
     text = preview.get("text")
     if isinstance(text, str):
         view["text"] = text if len(text) <= TEXT_SNIPPET else text[:TEXT_SNIPPET].rstrip() + "…"
+        view["full_text"] = text if len(text) > TEXT_SNIPPET else None
+        view["thumbnail"] = bool(preview.get("thumbnail"))
     return view
 
 

@@ -67,7 +67,7 @@ def check_dataset(
 
     passive_openmp()
     start = time.perf_counter()
-    data = load_dataset(spec)
+    data = load_dataset(spec, cache_dir=cache_dir)
     check_folds(data, spec.cv.folds)
     loaded = time.perf_counter()
     config = resolve_model(
@@ -77,6 +77,7 @@ def check_dataset(
         train_items=len(data) - len(data) // spec.cv.folds,
         # Quick, Draw!'s classes are objects, whose drawings keep their label when mirrored
         mirror_default=isinstance(spec.source, QuickDrawSource),
+        text=data.kind is DataKind.TEXT,
     )
     run_key = fingerprint(
         "run",
@@ -287,6 +288,12 @@ def _result(
     labels = data.labels
     oof_accuracy = float(np.mean(found.suggested == labels))
     warnings = _weak_model_warning(labels, found.suggested, len(names)) + judged.warnings
+    skipped = data.stats.get("skipped") or []
+    if skipped:
+        listed = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:20])
+        warnings.append(
+            f"{len(skipped)} unreadable file(s) skipped (source.skip_unreadable): {listed}"
+        )
     flagged = found.flagged
     matrix = np.zeros((len(names), len(names)), dtype=np.int64)
     np.add.at(matrix, (labels[flagged], found.suggested[flagged]), 1)
@@ -296,7 +303,7 @@ def _result(
     result: dict[str, Any] = {
         "name": spec.name,
         "spec": {"file": str(spec.spec_path), "line": spec.line},
-        "source": {"origin": data.origin, "kind": data.kind.value},
+        "source": {"origin": data.origin, "kind": data.kind.value, **data.stats},
         "items": len(data),
         "classes": list(names),
         "feature_names": list(data.feature_names),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import enum
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.spec import (
@@ -31,11 +31,18 @@ class DataKind(enum.StrEnum):
 
     IMAGE = "image"
     TABULAR = "tabular"
+    TEXT = "text"
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Features, labels and stable ids of one dataset, after any injected flips."""
+    """Features, labels and stable ids of one dataset, after any injected flips.
+
+    Texts are an object array of ``str``. ``files`` are items' original files (image folders:
+    the report's thumbnails), ``content`` their content hashes where the features are not the
+    content (a decoded image's file bytes), ``categories`` each feature column's category names
+    (empty for numeric columns; the features hold the category's index), ``stats`` what loading
+    counted (files decoded, ignored, skipped)."""
 
     features: npt.NDArray[np.generic]
     labels: npt.NDArray[np.int64]
@@ -46,6 +53,10 @@ class Dataset:
     flipped: npt.NDArray[np.int64]
     feature_names: tuple[str, ...] = ()
     image_shape: tuple[int, ...] | None = None
+    files: tuple[str, ...] = ()
+    content: npt.NDArray[np.str_] | None = None
+    categories: tuple[tuple[str, ...], ...] = ()
+    stats: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,8 +67,14 @@ class Dataset:
         return tuple(int(d) for d in self.features.shape[1:])
 
 
-def load_dataset(spec: DatasetSpec) -> Dataset:
-    """Load the dataset a spec names; raises :class:`DataError` for data that cannot be used."""
+def load_dataset(spec: DatasetSpec, *, cache_dir: Path | None = None) -> Dataset:
+    """Load the dataset a spec names; raises :class:`DataError` for data that cannot be used.
+
+    Formats of :mod:`pytest_labelquality.formats` may keep work (decoded images) in
+    ``cache_dir``."""
+    from pytest_labelquality.formats import registered
+    from pytest_labelquality.formats.tables import load_features
+
     src = spec.source
     try:
         if isinstance(src, QuickDrawSource):
@@ -65,9 +82,11 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         elif isinstance(src, NpzSource):
             data = _load_npz(spec, src)
         elif isinstance(src, CsvSource):
-            data = _load_csv(spec, src)
-        else:
+            data = load_features(spec, src, cache_dir)
+        elif isinstance(src, SklearnSource):
             data = _load_sklearn(src)
+        else:
+            data = registered()[src.FORMAT].load(spec, src, cache_dir)
     except OSError as exc:
         raise DataError(f"cannot read {exc.filename or spec.location}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -101,7 +120,7 @@ def _check(data: Dataset) -> None:
         )
     if n == 0:
         raise DataError(f"{data.origin}: the dataset is empty")
-    if np.issubdtype(data.features.dtype, np.floating):
+    if data.features.dtype != object and np.issubdtype(data.features.dtype, np.floating):
         bad = np.flatnonzero(~np.isfinite(data.features.reshape(n, -1)).all(axis=1))
         if len(bad):
             raise DataError(
@@ -160,14 +179,24 @@ def _content_ids(features: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:
     """Ids from each row's content (stable under reordering); repeats get ``~2``, ``~3``..."""
     import numpy as np
 
-    rows = np.ascontiguousarray(features.reshape(len(features), -1))
     seen: Counter[str] = Counter()
     ids: list[str] = []
-    for row in rows:
-        digest = hashlib.blake2b(row.tobytes(), digest_size=8).hexdigest()
+    for row in _item_bytes(features):
+        digest = hashlib.blake2b(row, digest_size=8).hexdigest()
         seen[digest] += 1
         ids.append(digest if seen[digest] == 1 else f"{digest}~{seen[digest]}")
     return np.array(ids, dtype=np.str_)
+
+
+def _item_bytes(features: npt.NDArray[Any], rows: Iterable[int] | None = None) -> Iterable[bytes]:
+    """Each item's content as bytes: a text's UTF-8, an array row's raw values."""
+    import numpy as np
+
+    chosen = range(len(features)) if rows is None else rows
+    if features.dtype == object:
+        return (str(features[i]).encode() for i in chosen)
+    flat = features.reshape(len(features), -1)
+    return (np.ascontiguousarray(flat[i]).tobytes() for i in chosen)
 
 
 def _load_quickdraw(spec: DatasetSpec, src: QuickDrawSource) -> Dataset:
@@ -249,61 +278,6 @@ def _load_npz(spec: DatasetSpec, src: NpzSource) -> Dataset:
     )
 
 
-def _load_csv(spec: DatasetSpec, src: CsvSource) -> Dataset:
-    import numpy as np
-
-    path = spec.resolve(src.path)
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: the file is empty; expected a header row")
-        wanted = [c for c in (src.label, src.id, *(src.features or ())) if c]
-        absent = [c for c in wanted if c not in header]
-        if absent:
-            raise DataError(f"{path}: no column {absent[0]!r}; columns: {', '.join(header)}")
-        columns = src.features or tuple(c for c in header if c not in (src.label, src.id))
-        where = [header.index(c) for c in columns]
-        rows: list[list[float]] = []
-        labels: list[str] = []
-        ids: list[str] = []
-        for line_no, record in enumerate(reader, start=2):
-            if len(record) != len(header):
-                raise DataError(
-                    f"{path}:{line_no}: {len(record)} fields, the header has {len(header)}"
-                )
-            try:
-                rows.append([float(record[i]) if record[i] != "" else np.nan for i in where])
-            except ValueError:
-                bad = next(i for i in where if not _is_float(record[i]))
-                raise DataError(
-                    f"{path}:{line_no}: column {header[bad]!r} is not a number: {record[bad]!r}"
-                ) from None
-            labels.append(record[header.index(src.label)])
-            if src.id:
-                ids.append(record[header.index(src.id)])
-    features = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
-    encoded, names = _encode_labels(np.array(labels, dtype=np.str_), src.classes, str(path))
-    return Dataset(
-        features=features,
-        labels=encoded,
-        ids=np.array(ids, dtype=np.str_) if src.id else _content_ids(features),
-        class_names=names,
-        kind=DataKind.TABULAR,
-        origin=str(path),
-        flipped=np.empty(0, dtype=np.int64),
-        feature_names=tuple(columns),
-    )
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return text == ""
-    return True
-
-
 def _load_sklearn(src: SklearnSource) -> Dataset:
     import numpy as np
     from sklearn import datasets
@@ -338,16 +312,17 @@ def _flip(data: Dataset, flips: Flips) -> Dataset:
 
 def item_keys(data: Dataset, rows: Iterable[int] | None = None) -> dict[str, tuple[str, str]]:
     """Items' ids (all, or those of ``rows``) mapped to their content hash and label name."""
-    import numpy as np
-
-    flat = data.features.reshape(len(data), -1)
-    chosen = range(len(data)) if rows is None else rows
+    chosen = list(range(len(data)) if rows is None else rows)
+    if data.content is not None:
+        digests = [str(data.content[i]) for i in chosen]
+    else:
+        digests = [
+            hashlib.blake2b(b, digest_size=8).hexdigest()
+            for b in _item_bytes(data.features, chosen)
+        ]
     return {
-        str(data.ids[i]): (
-            hashlib.blake2b(np.ascontiguousarray(flat[i]).tobytes(), digest_size=8).hexdigest(),
-            data.class_names[data.labels[i]],
-        )
-        for i in chosen
+        str(data.ids[i]): (digest, data.class_names[data.labels[i]])
+        for i, digest in zip(chosen, digests, strict=True)
     }
 
 

@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import yaml
 
@@ -59,6 +59,7 @@ class ModelName(enum.StrEnum):
     LOGISTIC_REGRESSION = "logistic_regression"
     HIST_GRADIENT_BOOSTING = "hist_gradient_boosting"
     RANDOM_FOREST = "random_forest"
+    TFIDF_LINEAR = "tfidf_linear"
 
 
 KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN})
@@ -161,8 +162,26 @@ class SklearnSource:
     flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
 
 
+class SourceSpec(Protocol):
+    """What every source's spec type has: its ``format`` and optional injected flips."""
+
+    FORMAT: ClassVar[str]
+
+    @property
+    def flip(self) -> Flips | None: ...
+
+
 Source = QuickDrawSource | NpzSource | CsvSource | SklearnSource
-SOURCE_TYPES: tuple[type[Any], ...] = typing.get_args(Source)
+BUILTIN_SOURCES: tuple[type[Any], ...] = typing.get_args(Source)
+
+
+def source_types() -> tuple[type[Any], ...]:
+    """Every source's spec type: the built-ins and :mod:`pytest_labelquality.formats`'."""
+    from pytest_labelquality.formats import registered
+
+    return BUILTIN_SOURCES + tuple(f.spec_type for f in registered().values())
+
+
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -262,7 +281,7 @@ class DatasetSpec:
     """One dataset to check: becomes one test item."""
 
     name: str = field(metadata=_doc("Name of the test item.", pattern=r"^[A-Za-z0-9_.\-]+$"))
-    source: Source = field(metadata=_doc("Where the items and labels come from."))
+    source: SourceSpec = field(metadata=_doc("Where the items and labels come from."))
     gate: GateSpec = field(metadata=_doc("Thresholds."))
     model: ModelSpec = field(default_factory=ModelSpec, metadata=_doc("The classifier."))
     cv: CvSpec = field(default_factory=CvSpec, metadata=_doc("Cross-validation."))
@@ -355,12 +374,14 @@ class _Walker:
         optional, tp = _is_optional(tp)
         if optional and isinstance(node, yaml.ScalarNode) and self.scalar(node) is None:
             return None
-        if tp is Source:
+        if tp is SourceSpec:
             return self.source(node, key)
         if dataclasses.is_dataclass(tp):
             return self.dataclass(node, typing.cast(type[Any], tp), key)
         origin = typing.get_origin(tp)
         if origin is tuple:
+            if meta.get("oneOrMore") and isinstance(node, yaml.ScalarNode):
+                node = yaml.SequenceNode("tag:yaml.org,2002:seq", [node], node.start_mark)
             if not isinstance(node, yaml.SequenceNode):
                 raise self.fail(node, key, f"expected a list, got {self.describe(node)}")
             if node.tag != "tag:yaml.org,2002:seq":
@@ -439,7 +460,7 @@ class _Walker:
 
     def source(self, node: yaml.Node, key: str) -> Any:
         entries = self.mapping(node, key)
-        formats = {cls.FORMAT: cls for cls in SOURCE_TYPES}
+        formats = {cls.FORMAT: cls for cls in source_types()}
         if "format" not in entries:
             raise self.fail(
                 node, _join(key, "format"), f"missing required key; one of: {', '.join(formats)}"
@@ -511,6 +532,13 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
         raise walker.fail(
             line_of("source", "path"), f"{key}.source.path", f"no file {spec.resolve(src.path)}"
         )
+    elif not isinstance(src, BUILTIN_SOURCES):
+        from pytest_labelquality.formats import registered
+
+        problem = registered()[src.FORMAT].check(spec, src)
+        if problem is not None:
+            where, what = problem
+            raise walker.fail(line_of("source", where), f"{key}.source.{where}", what)
     model = spec.model
     if model.name is not None and model.factory is not None:
         raise walker.fail(line_of("model"), f"{key}.model", "set name or factory, not both")
@@ -606,14 +634,16 @@ def load_spec(path: Path) -> list[DatasetSpec]:
 
 def _schema_of(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
     optional, tp = _is_optional(tp)
-    if tp is Source:
-        out: dict[str, Any] = {"oneOf": [_object_schema(c) for c in SOURCE_TYPES]}
+    if tp is SourceSpec:
+        out: dict[str, Any] = {"oneOf": [_object_schema(c) for c in source_types()]}
     elif dataclasses.is_dataclass(tp):
         out = _object_schema(typing.cast(type[Any], tp))
     elif typing.get_origin(tp) is tuple:
         out = {"type": "array", "items": _schema_of(typing.get_args(tp)[0], {})}
         if "minItems" in meta:
             out["minItems"] = meta["minItems"]
+        if meta.get("oneOrMore"):
+            out = {"anyOf": [out["items"], out]}
     elif typing.get_origin(tp) is dict:
         value_tp = typing.get_args(tp)[1]
         extra = {} if value_tp is Any else {"additionalProperties": _schema_of(value_tp, meta)}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-HEAVY = ("cleanlab", "sklearn", "tensorflow", "keras", "scipy", "pandas")
+HEAVY = ("cleanlab", "sklearn", "tensorflow", "keras", "scipy", "pandas", "PIL", "pyarrow")
 
 IMPORT_PROBE = """
 import json, sys

@@ -112,11 +112,11 @@ def test_quickdraw_paths_resolve_against_the_spec(tmp_path: Path) -> None:
             "'mnist' is not one of: digits, iris, wine, breast_cancer",
         ),
         (
-            "datasets:\n  - name: d\n    source: {format: parquet, path: x}\n"
+            "datasets:\n  - name: d\n    source: {format: hdf5, path: x}\n"
             "    gate: {max_noise_rate: 0.1}\n",
             3,
             "datasets[0].source.format",
-            "is not one of: quickdraw, npz, csv, sklearn",
+            "'hdf5' is not one of: quickdraw, npz, csv, sklearn, images, jsonl, parquet, text",
         ),
         (
             "datasets:\n  - name: d\n    source: {format: sklearn, name: iris}\n",

@@ -33,10 +33,12 @@
       var given = field("given").value, suggested = field("suggested").value;
       var search = field("search").value.trim().toLowerCase();
       var onlyNew = field("new") && field("new").checked;
+      var text = field("text") ? field("text").value.trim().toLowerCase() : "";
       return (given === "" || card.getAttribute("data-given") === given) &&
         (suggested === "" || card.getAttribute("data-suggested") === suggested) &&
         (search === "" || card.getAttribute("data-id").toLowerCase().indexOf(search) !== -1) &&
-        (!onlyNew || card.getAttribute("data-new") === "1");
+        (!onlyNew || card.getAttribute("data-new") === "1") &&
+        (text === "" || (card.getAttribute("data-text") || "").indexOf(text) !== -1);
     }
     function addExamples(card) {
       if (!examples || card.querySelector(".examples") || !card.querySelector("img.thumb")) { return; }
@@ -84,6 +86,7 @@
         select.value = pair[1];
       });
       field("search").value = "";
+      if (field("text")) { field("text").value = ""; }
       if (field("new")) { field("new").checked = false; }
       view.page = 0;
       render();
@@ -92,6 +95,7 @@
       if (view.matching.indexOf(card) === -1) {
         form.reset();
         field("given").value = ""; field("suggested").value = ""; field("search").value = "";
+        if (field("text")) { field("text").value = ""; }
         if (field("new")) { field("new").checked = false; }
       }
       render();

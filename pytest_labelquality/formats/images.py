@@ -1,0 +1,369 @@
+"""``format: images``: a folder of image files, labelled by sub-folder or by a table.
+
+Files are decoded with Pillow (EXIF orientation applied, the first frame of a GIF), converted to
+RGB (or grey, when every file is grey) and brought to one working size. Decoded pixels are
+cached by the files' content: a warm run reads one cache entry, and a changed folder decodes
+only the files whose bytes it has never seen (a file moved to another class folder is the same
+content with another label). Cold decoding runs on a thread pool as wide as the cores.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pytest_labelquality.errors import DataError
+from pytest_labelquality.formats import SourceFormat, check_path, need
+from pytest_labelquality.formats.readers import CsvOptions, read_table
+from pytest_labelquality.spec import Flips, _doc
+
+if TYPE_CHECKING:
+    from pytest_labelquality.sources import Dataset
+    from pytest_labelquality.spec import DatasetSpec
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"})
+DEFAULT_LONGEST_SIDE = 64
+THUMBNAIL_SIDE = 128
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+#: Part of the decoding cache's key: bump when decoding changes what it produces.
+DECODER_VERSION = 1
+
+
+class Aspect(enum.StrEnum):
+    """How an image of another shape is brought to the working size."""
+
+    PAD = "pad"
+    CROP = "crop"
+    STRETCH = "stretch"
+
+
+class ColorMode(enum.StrEnum):
+    """The working colour mode: ``auto`` is grey when every image is grey, else RGB."""
+
+    AUTO = "auto"
+    RGB = "rgb"
+    GREY = "grey"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageFolderSource(CsvOptions):
+    """A folder of image files (PNG, JPEG, WebP, BMP, GIF): one sub-folder per class, or
+    ``labels``, a table mapping each file's path to its label."""
+
+    FORMAT: ClassVar[str] = "images"
+    dir: str = field(metadata=_doc("The folder, relative to the spec."))
+    labels: str | None = field(
+        default=None,
+        metadata=_doc("A CSV, JSONL or Parquet table of paths (relative to dir) and labels."),
+    )
+    path_column: str = field(default="path", metadata=_doc("labels: the path column."))
+    label_column: str = field(default="label", metadata=_doc("labels: the label column."))
+    id_column: str | None = field(
+        default=None, metadata=_doc("labels: an id column (default: the relative path).")
+    )
+    classes: tuple[str, ...] | None = field(
+        default=None, metadata=_doc("Class names (default: the labels found, sorted).", minItems=2)
+    )
+    size: tuple[int, ...] | None = field(
+        default=None,
+        metadata=_doc("Working size [height, width] (default: the first image's, at most 64)."),
+    )
+    aspect: Aspect = field(default=Aspect.PAD, metadata=_doc("pad, crop or stretch to size."))
+    mode: ColorMode = field(default=ColorMode.AUTO, metadata=_doc("auto, rgb or grey."))
+    skip_unreadable: bool = field(
+        default=False,
+        metadata=_doc("Skip undecodable files (listed in the report) instead of failing."),
+    )
+    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
+
+
+@dataclass(frozen=True)
+class _File:
+    rel: str
+    path: Path
+    label: str
+    id: str
+    stat: tuple[int, int]
+
+
+def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: Path | None) -> Dataset:
+    """List, decode (or read from the cache) and label the images."""
+    import numpy as np
+
+    from pytest_labelquality.sources import DataKind, Dataset, _encode_labels
+
+    need("PIL.Image", "images")
+    root = spec.resolve(src.dir)
+    files, ignored = _listed(root, src) if src.labels is None else _tabled(spec, root, src)
+    if not files:
+        raise DataError(f"{root}: no image files ({ignored} other files ignored)")
+    size = tuple(src.size) if src.size else _first_size(files[0].path)
+    if len(size) != 2 or min(size) < 1:
+        raise DataError(f"{spec.location}: source.size must be [height, width], got {list(size)}")
+    pixels, grey, digests, errors, decoded = _decoded(root, files, size, src, cache_dir)
+    if errors and not src.skip_unreadable:
+        first = next(iter(errors))
+        more = f" ({len(errors) - 1} more unreadable files)" if len(errors) > 1 else ""
+        raise DataError(
+            f"{files[first].path}: cannot decode the image ({errors[first]}); fix or remove it,"
+            f" or set source.skip_unreadable: true{more}"
+        )
+    skipped = [{"path": files[i].rel, "reason": reason} for i, reason in errors.items()]
+    keep = np.array([i for i in range(len(files)) if i not in errors], dtype=np.int64)
+    if not len(keep):
+        raise DataError(f"{root}: none of the {len(files)} image files could be decoded")
+    all_grey = bool(grey[keep].all())
+    working_grey = src.mode is ColorMode.GREY or (src.mode is ColorMode.AUTO and all_grey)
+    if not working_grey:
+        features = pixels[keep]
+    elif all_grey:
+        features = pixels[keep, :, :, 0]
+    else:  # colour files in a grey working mode: their luminance
+        weights = np.array([0.299, 0.587, 0.114], np.float32)
+        features = (pixels[keep] @ weights).round().astype(np.uint8)
+    kept = [files[i] for i in keep.tolist()]
+    labels, names = _encode_labels(
+        np.array([f.label for f in kept], dtype=np.str_), src.classes, str(root)
+    )
+    return Dataset(
+        features=features,
+        labels=labels,
+        ids=np.array([f.id for f in kept], dtype=np.str_),
+        class_names=names,
+        kind=DataKind.IMAGE,
+        origin=str(root),
+        flipped=np.empty(0, dtype=np.int64),
+        files=tuple(str(f.path) for f in kept),
+        content=digests[keep],
+        stats={
+            "files": len(files),
+            "decoded": decoded,
+            "ignored": ignored,
+            "skipped": skipped,
+            "size": list(size),
+            "mode": "grey" if working_grey else "rgb",
+        },
+    )
+
+
+def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
+    """Layout A: one sub-folder per class (nested folders inside a class folder count too)."""
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    files: list[_File] = []
+    ignored = 0
+    classes = src.classes or tuple(
+        sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    )
+    ignored += sum(1 for e in os.scandir(root) if e.is_file())
+    for name in classes:
+        folder = root / name
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no folder for class {name!r}")
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                path = Path(dirpath, filename)
+                if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                    ignored += 1
+                    continue
+                stat = path.stat()
+                rel = path.relative_to(root).as_posix()
+                files.append(_File(rel, path, name, rel, (stat.st_size, stat.st_mtime_ns)))
+    return files, ignored
+
+
+def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
+    """Layout B: a table of paths relative to ``dir`` and their labels."""
+    assert src.labels is not None
+    wanted = [src.path_column, src.label_column, *([src.id_column] if src.id_column else [])]
+    table = read_table(spec.resolve(src.labels), wanted, src)
+    files: list[_File] = []
+    seen: dict[str, str] = {}
+    for row in range(len(table.rows)):
+        raw = table.columns[src.path_column][row]
+        label = table.columns[src.label_column][row]
+        if not raw or label in (None, ""):
+            empty = f"{src.path_column!r} or {src.label_column!r}"
+            raise DataError(f"{table.where(row)}: empty {empty}")
+        rel = PurePosixPath(str(raw).replace("\\", "/")).as_posix().removeprefix("./")
+        if rel in seen:
+            raise DataError(f"{table.where(row)}: duplicate path {rel!r} (also at {seen[rel]})")
+        seen[rel] = table.rows[row]
+        path = root / rel
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DataError(
+                f"{table.where(row)}: {rel!r} is not an image file"
+                f" ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+            )
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise DataError(f"{table.where(row)}: no file {path}") from None
+        ident = str(table.columns[src.id_column][row]) if src.id_column else rel
+        files.append(_File(rel, path, str(label), ident, (stat.st_size, stat.st_mtime_ns)))
+    return files, 0
+
+
+def _first_size(path: Path) -> tuple[int, int]:
+    """The default working size: the first image's, scaled to at most 64 on its longer side."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # an unreadable first file is reported by decoding
+        return (DEFAULT_LONGEST_SIDE, DEFAULT_LONGEST_SIDE)
+    scale = min(1.0, DEFAULT_LONGEST_SIDE / max(width, height))
+    return (max(1, round(height * scale)), max(1, round(width * scale)))
+
+
+def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bool]:
+    """One file's bytes as ``(height, width, 3)`` uint8 RGB at the working size, and whether
+    the image is grey (its three channels equal, whatever the file's mode)."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as opened:
+        image = ImageOps.exif_transpose(opened)
+        if image.mode in ("I", "I;16", "F"):
+            image = image.point(lambda v: v / 256) if image.mode != "F" else image
+            image = image.convert("L")
+        rgb = image.convert("RGB")
+    target = (size[1], size[0])
+    if aspect is Aspect.PAD:
+        fitted = ImageOps.pad(rgb, target, color=(0, 0, 0))
+    elif aspect is Aspect.CROP:
+        fitted = ImageOps.fit(rgb, target)
+    else:
+        fitted = rgb.resize(target, Image.Resampling.BILINEAR)
+    pixels = np.asarray(fitted, dtype=np.uint8)
+    grey = bool(
+        (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+    )
+    return pixels, grey
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def _decoded(
+    root: Path,
+    files: list[_File],
+    size: tuple[int, ...],
+    src: ImageFolderSource,
+    cache_dir: Path | None,
+) -> tuple[Any, Any, Any, dict[int, str], int]:
+    """Pixels, grey flags, content digests and decoding errors of ``files``, and how many
+    files were decoded: from the cache where the listing is unchanged, else reusing every
+    known file content's pixels and decoding the rest in parallel."""
+    import numpy as np
+
+    from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+    from pytest_labelquality.models import cores
+
+    settings = [list(size), src.aspect.value, DECODER_VERSION]
+    stats = [[f.rel, *f.stat] for f in files]
+    cache = ArrayCache(cache_dir) if cache_dir is not None else None
+    key = fingerprint("images", str(root), stats, settings)
+    lineage = fingerprint("images-lineage", str(root), settings)
+    known: dict[str, int] = {}  # content digest -> row of the previous entry
+    by_stat: dict[tuple[str, int, int], str] = {}
+    previous: dict[str, Any] | None = None
+    if cache is not None:
+        entry = cache.load(key)
+        if entry is not None:
+            return (
+                entry["pixels"],
+                entry["grey"],
+                entry["digests"],
+                {int(k): v for k, v in from_array(entry["errors"]).items()},
+                0,
+            )
+        pointer = cache.load(lineage)
+        previous = cache.load(str(pointer["key"])) if pointer is not None else None
+        if previous is not None:
+            rows = from_array(previous["stats"])
+            pairs = zip(rows, previous["digests"].tolist(), strict=True)
+            for row, (stat, digest) in enumerate(pairs):
+                by_stat[(stat[0], stat[1], stat[2])] = digest
+                known.setdefault(digest, row)
+    n = len(files)
+    pixels = np.zeros((n, size[0], size[1], 3), dtype=np.uint8)
+    grey = np.zeros(n, dtype=bool)
+    digests = np.empty(n, dtype="<U16")
+    errors: dict[int, str] = {}
+
+    def work(i: int) -> bool:
+        """Fill row ``i``; whether it was decoded."""
+        f = files[i]
+        digest = by_stat.get((f.rel, *f.stat))
+        data = b""
+        if digest is None:
+            data = f.path.read_bytes()
+            digest = _digest(data)
+        digests[i] = digest
+        row = known.get(digest)
+        if previous is not None and row is not None and not previous["failed"][row]:
+            pixels[i] = previous["pixels"][row]
+            grey[i] = previous["grey"][row]
+            return False
+        try:
+            pixels[i], grey[i] = _decode(data or f.path.read_bytes(), size, src.aspect)
+        except Exception as exc:  # any decoder failure is reported with its file
+            errors[i] = str(exc) or type(exc).__name__
+        return True
+
+    with ThreadPoolExecutor(max_workers=cores()) as pool:
+        decoded = sum(pool.map(work, range(n), chunksize=64))
+    errors = dict(sorted(errors.items()))
+    if cache is not None:
+        failed = np.zeros(n, dtype=bool)
+        failed[list(errors)] = True
+        cache.save(
+            key,
+            {
+                "pixels": pixels,
+                "grey": grey,
+                "digests": digests,
+                "failed": failed,
+                "errors": as_array({str(k): v for k, v in errors.items()}),
+                "stats": as_array(stats),
+            },
+        )
+        cache.save(lineage, {"key": np.array(key)})
+    return pixels, grey, digests, errors, decoded
+
+
+def thumbnail(path: str) -> str | None:
+    """A PNG data URI of the original file, at most 128 pixels on its longer side."""
+    import base64
+
+    try:
+        from PIL import Image, ImageOps
+
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image = image.convert("RGB" if image.mode not in GREY_MODES else "L")
+            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            out = io.BytesIO()
+            image.save(out, format="PNG", optimize=True)
+    except Exception:  # the working-size pixels are shown instead
+        return None
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def _check(spec: DatasetSpec, src: ImageFolderSource) -> tuple[str, str] | None:
+    return check_path(spec, src.dir, "dir", folder=True) or (
+        check_path(spec, src.labels, "labels") if src.labels else None
+    )
+
+
+SOURCE = SourceFormat(ImageFolderSource, load, _check)

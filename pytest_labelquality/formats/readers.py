@@ -1,0 +1,172 @@
+"""Reading tables (CSV, JSONL, Parquet) into named columns, with the file and row of any problem.
+
+Shared by the text, feature-table and image-folder formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_labelquality.errors import DataError
+from pytest_labelquality.spec import _doc
+
+
+class TableKind(enum.StrEnum):
+    """A table's file format, from its extension."""
+
+    CSV = "csv"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+EXTENSIONS = {
+    ".csv": TableKind.CSV,
+    ".tsv": TableKind.CSV,
+    ".txt": TableKind.CSV,
+    ".jsonl": TableKind.JSONL,
+    ".ndjson": TableKind.JSONL,
+    ".parquet": TableKind.PARQUET,
+    ".pq": TableKind.PARQUET,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsvOptions:
+    """How a CSV table is read (ignored for JSONL and Parquet)."""
+
+    header: bool = field(default=True, metadata=_doc("CSV: the first row names the columns."))
+    columns: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_doc("CSV without a header: the column names (default: 1, 2, 3...).", minItems=1),
+    )
+    delimiter: str | None = field(
+        default=None, metadata=_doc("CSV: the field delimiter (default: tab for .tsv, else ,).")
+    )
+    quotechar: str = field(default='"', metadata=_doc("CSV: the quote character."))
+    encoding: str = field(
+        default="utf-8", metadata=_doc("CSV: the text encoding (UTF-8 with a BOM is read right).")
+    )
+
+
+@dataclass(frozen=True)
+class Table:
+    """Columns by name; ``rows[i]`` is where row ``i`` sits in the file (``path:line``...)."""
+
+    path: Path
+    columns: dict[str, list[Any]]
+    rows: list[str]
+
+    def where(self, row: int) -> str:
+        """The file and line (CSV, JSONL) or row (Parquet) of a row, for an error message."""
+        return f"{self.path}:{self.rows[row]}"
+
+
+def table_kind(path: Path) -> TableKind:
+    """The format of a table file, from its extension."""
+    kind = EXTENSIONS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"{path}: cannot tell the table format from the extension {path.suffix!r};"
+            f" use one of {', '.join(EXTENSIONS)}"
+        )
+    return kind
+
+
+def read_table(path: Path, wanted: Sequence[str], options: CsvOptions | None = None) -> Table:
+    """The ``wanted`` columns of a CSV, JSONL or Parquet file; a missing column, a short row,
+    invalid UTF-8 or JSON fail with the file and line."""
+    kind = table_kind(path)
+    try:
+        if kind is TableKind.PARQUET:
+            return _read_parquet(path, wanted)
+        if kind is TableKind.JSONL:
+            return _read_jsonl(path, wanted)
+        return _read_csv(path, wanted, options or CsvOptions())
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid {exc.encoding} ({exc.reason})") from None
+
+
+def _missing(path: Path, wanted: Sequence[str], names: Sequence[str]) -> None:
+    absent = [c for c in wanted if c not in names]
+    if absent:
+        shown = ", ".join(names[:30]) or "none"
+        raise DataError(f"{path}: no column {absent[0]!r}; columns: {shown}")
+
+
+def _read_csv(path: Path, wanted: Sequence[str], options: CsvOptions) -> Table:
+    encoding = options.encoding
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # a leading byte-order mark is not part of the first name
+    delimiter = options.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    with path.open(newline="", encoding=encoding) as handle:
+        reader = csv.reader(handle, delimiter=delimiter, quotechar=options.quotechar)
+        header: list[str] | None = None
+        if options.header:
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: the file is empty; expected a header row")
+        records: list[list[str]] = []
+        rows: list[str] = []
+        for record in reader:
+            if not record:  # a blank line
+                continue
+            if header is None:
+                header = list(options.columns or (str(i) for i in range(1, len(record) + 1)))
+            if len(record) != len(header):
+                expected = "the header has" if options.header else "expected"
+                raise DataError(
+                    f"{path}:{reader.line_num}: {len(record)} fields, {expected} {len(header)}"
+                )
+            records.append(record)
+            rows.append(str(reader.line_num))
+    names = header or list(options.columns or ())
+    _missing(path, wanted, names)
+    where = [names.index(c) for c in wanted]
+    columns = {c: [r[i] for r in records] for c, i in zip(wanted, where, strict=True)}
+    return Table(path, columns, rows)
+
+
+def _read_jsonl(path: Path, wanted: Sequence[str]) -> Table:
+    columns: dict[str, list[Any]] = {c: [] for c in wanted}
+    rows: list[str] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8-sig") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{line_no}: expected a JSON object per line")
+            seen.update(record)
+            for c in wanted:
+                columns[c].append(record.get(c))
+            rows.append(str(line_no))
+    if rows:
+        _missing(path, wanted, sorted(seen))
+    return Table(path, columns, rows)
+
+
+def _read_parquet(path: Path, wanted: Sequence[str]) -> Table:
+    from pytest_labelquality.formats import need
+
+    parquet = need("pyarrow.parquet", "parquet")
+    try:
+        names = list(parquet.read_schema(path).names)
+        _missing(path, wanted, names)
+        table = parquet.read_table(path, columns=list(dict.fromkeys(wanted)))
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    columns = {c: table.column(c).to_pylist() for c in wanted}
+    return Table(path, columns, [f"row {i}" for i in range(table.num_rows)])
