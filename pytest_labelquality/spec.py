@@ -584,8 +584,8 @@ def _check_model_keys(
 
 def _compose(path: Path, text: str | None = None) -> yaml.Node | None:
     try:
-        text = path.read_text(encoding="utf-8") if text is None else text
-        node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+        source = path.read_text(encoding="utf-8") if text is None else text
+        node: yaml.Node | None = yaml.compose(source, Loader=yaml.SafeLoader)
     except OSError as exc:
         raise SpecError(path, 1, "", f"cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -594,7 +594,7 @@ def _compose(path: Path, text: str | None = None) -> yaml.Node | None:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise SpecError(path, line, "", f"invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:  # a control character in the text: a ReaderError
-        line = text[: getattr(exc, "position", 0)].count("\n") + 1
+        line = source[: getattr(exc, "position", 0)].count("\n") + 1
         raise SpecError(path, line, "", f"invalid YAML: {exc}".splitlines()[0]) from None
     return node
 

@@ -267,7 +267,7 @@ def _decoded(
     import numpy as np
 
     from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
-    from pytest_labelquality.models import cores
+    from pytest_labelquality.resources import cores
 
     settings = [list(size), src.aspect.value, DECODER_VERSION]
     stats = [[f.rel, *f.stat] for f in files]
