@@ -321,7 +321,7 @@ def _decoded(
             errors[i] = str(exc) or type(exc).__name__
         return True
 
-    with ThreadPoolExecutor(max_workers=cores()) as pool:
+    with ThreadPoolExecutor(max_workers=cores(spinning=False)) as pool:
         decoded = sum(pool.map(work, range(n), chunksize=64))
     errors = dict(sorted(errors.items()))
     if cache is not None:
