@@ -373,9 +373,9 @@ BAD_DATA = [
     ("csv that is not UTF-8", _csv(b"a,b,label\n1,\xff,x\n"), "d.csv: not UTF-8 text"),
     ("csv with a short row", _csv("a,b,label\n1,2,x\n3,4\n"), "d.csv:3: 2 fields"),
     (
-        "csv with a word for a number",
-        _csv("a,label\n1,x\nabc,y\n"),
-        "d.csv:3: column 'a' is not a number",
+        "csv with an empty number",
+        _csv("a,label\n1,x\n,y\n"),
+        "d.csv: 1 item(s) have NaN or infinite features",
     ),
     ("csv with only a header", _csv("a,b,label\n"), "d.csv"),
     ("csv with an overflowing number", _csv("a,label\n" + "1e999,x\n2,y\n" * 4), "NaN or infinite"),
