@@ -272,6 +272,11 @@ def _dataset_view(result: dict[str, Any], anchor: str, *, max_suspects: int) -> 
         "given_options": _options(result["classes"], [s["given"] for s in shown]),
         "suggested_options": _options(result["classes"], [s["suggested"] for s in shown]),
         "injected": injected,
+        "below": [_suspect_view(s, index, flipped, new) for s in result.get("below_estimate", [])],
+        "band": _interval_text(noise.get("band")),
+        "estimators": noise.get("estimators", {}),
+        "canary": noise.get("canary") or {},
+        "ranking_file": result.get("ranking_file"),
         "provenance": _provenance(result),
     }
 

@@ -41,11 +41,18 @@ HISTOGRAM_BINS = 20
 
 
 def check_dataset(
-    spec: DatasetSpec, *, cache_dir: Path, progress: Progress, keep_items: bool = False
+    spec: DatasetSpec,
+    *,
+    cache_dir: Path,
+    progress: Progress,
+    keep_items: bool = False,
+    show_top: int = 0,
 ) -> dict[str, Any]:
     """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
 
     With ``keep_items`` the result also carries what a new baseline needs (every item's hash).
+    ``show_top`` also lists the items among the ``show_top`` most suspect of the ranking that
+    are below the estimated count (``below_estimate``), for reviewers who look further.
     """
     import numpy as np
 
@@ -118,6 +125,7 @@ def check_dataset(
         found = detect(data.labels, oof.pred_probs, spec.detection, seed=spec.cv.seed)
         cache.save(detection_key, found.to_arrays())
         progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
+    progress(honest_count_line(spec.name, len(data), found))
     detected = time.perf_counter()
     judged = _judge(spec, data, found, keys, keep_items=keep_items)
     if entry is not None:
@@ -131,6 +139,7 @@ def check_dataset(
         data,
         found,
         judged,
+        show_top=show_top,
         model=config.as_dict(),
         versions={**config.versions(), "cleanlab": cleanlab_version()},
         cache={
@@ -214,6 +223,8 @@ def _result(
     data: Dataset,
     found: Detection,
     judged: Judgement,
+    *,
+    show_top: int,
     **provenance: Any,
 ) -> dict[str, Any]:
     import numpy as np
@@ -241,6 +252,15 @@ def _result(
             "reviewed": len(flagged) - verdict.noise_count,
             "interval": list(found.noise_rate_interval),
             "method": found.method,
+            "estimators": {
+                name: {"count": count, "rate": count / len(data)}
+                for name, count in found.estimates.items()
+            },
+            "band": [
+                min(found.estimates.values()) / len(data),
+                max(found.estimates.values()) / len(data),
+            ],
+            "canary": found.canary,
         },
         "gate": {
             "max_noise_rate": verdict.max_noise_rate,
@@ -295,11 +315,73 @@ def _result(
     }
     for entry, shown in zip(result["flagged"], previews(data, flagged), strict=False):
         entry["preview"] = shown
+    result["ranking"] = ranking(data, found)
+    result["below_estimate"] = _below_estimate(data, found, show_top)
     if judged.baseline_entry is not None:
         result["baseline_entry"] = judged.baseline_entry
     if len(data.flipped):
         result["injected"] = _against_injected(flagged, data.flipped)
     return result
+
+
+def honest_count_line(name: str, items: int, found: Detection) -> str:
+    """One progress line: both estimators' counts and what the canary recovered."""
+    counts = ", ".join(f"{e} {c}" for e, c in found.estimates.items())
+    line = f"{name}: count by {counts} of {items}"
+    canary = found.canary
+    if canary.get("injected"):
+        line += (
+            f"; canary: {canary['recovered']} of {canary['injected']} injected flips found, the"
+            f" count rose by {canary['count_rise']}"
+        )
+    return line
+
+
+def ranking(data: Dataset, found: Detection) -> dict[str, list[Any]]:
+    """Every item, most suspect first: the columns of the ranking file."""
+    import numpy as np
+
+    order = np.argsort(found.scores, kind="stable")
+    flagged = np.zeros(len(data), dtype=bool)
+    flagged[found.flagged] = True
+    names = np.asarray(data.class_names, dtype=object)
+    return {
+        "rank": list(range(1, len(order) + 1)),
+        "index": order.tolist(),
+        "id": data.ids[order].tolist(),
+        "given": names[data.labels[order]].tolist(),
+        "suggested": names[found.suggested[order]].tolist(),
+        "suggested_prob": np.round(found.suggested_prob[order].astype(np.float64), 4).tolist(),
+        "score": np.round(found.scores[order], 6).tolist(),
+        "flagged": flagged[order].astype(int).tolist(),
+    }
+
+
+def _below_estimate(data: Dataset, found: Detection, top: int) -> list[dict[str, Any]]:
+    """The items among the ``top`` most suspect that the estimate does not flag, with previews."""
+    import numpy as np
+
+    order = np.argsort(found.scores, kind="stable")[:top]
+    below = order[~np.isin(order, found.flagged)]
+    names = data.class_names
+    keys = item_keys(data, below.tolist())
+    entries = [
+        {
+            "rank": int(np.flatnonzero(order == i)[0]) + 1,
+            "index": int(i),
+            "id": str(data.ids[i]),
+            "hash": review_hash(*keys[str(data.ids[i])]),
+            "given": names[data.labels[i]],
+            "suggested": names[found.suggested[i]],
+            "suggested_prob": round(float(found.suggested_prob[i]), 4),
+            "score": round(float(found.scores[i]), 6),
+            "below_estimate": True,
+        }
+        for i in below.tolist()
+    ]
+    for entry, shown in zip(entries, previews(data, below), strict=False):
+        entry["preview"] = shown
+    return entries
 
 
 def _weak_model_warning(

@@ -91,10 +91,18 @@ class CountMethod(enum.StrEnum):
 @dataclass(frozen=True)
 class Flips:
     """Synthetic label flips for demos and calibration: each chosen item moves to another class,
-    uniformly at random. The flipped items are recorded in the results."""
+    uniformly at random, or with ``pairs`` to its class's look-alike (class-conditional noise,
+    the kind people make). The flipped items are recorded in the results."""
 
     rate: float = field(metadata=_doc("Share of items to flip.", minimum=0, exclusiveMaximum=1))
     seed: int = field(default=0, metadata=_doc("Seed of the flips."))
+    pairs: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc(
+            "Class-conditional flips: items are chosen only from these classes, and each moves"
+            " to the class it maps to (e.g. ``{dog: cat, frog: duck}``)."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -503,6 +511,14 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
                 f"{key}.gate.max_class_noise_rate.{cls_name}",
                 f"unknown class; classes: {', '.join(classes)}",
             )
+    pairs = src.flip.pairs if src.flip is not None else {}
+    for given, wrong in pairs.items():
+        where = (line_of("source", "flip", "pairs", given), f"{key}.source.flip.pairs.{given}")
+        if given == wrong:
+            raise walker.fail(*where, "a class cannot be flipped into itself")
+        for name in (given, wrong):
+            if classes is not None and name not in classes:
+                raise walker.fail(*where, f"unknown class {name!r}; classes: {', '.join(classes)}")
 
 
 def _compose(path: Path) -> yaml.Node | None:
