@@ -168,10 +168,13 @@ def canary(
     scores = get_label_quality_scores(noisy, probs, method=spec.ranked_by.value)
     found = _flag(noisy, probs, np.asarray(scores, dtype=np.float64), spec, estimator)
     recovered = int(np.isin(chosen, found).sum())
+    newly = np.setdiff1d(found, flagged)
     return {
         "injected": int(size),
         "recovered": recovered,
         "recall": recovered / size,
+        # of the items flagged only after the flips, the share that are flips
+        "precision": float(np.isin(newly, chosen).mean()) if len(newly) else 0.0,
         "count_before": len(flagged),
         "count_after": len(found),
         "count_rise": len(found) - len(flagged),

@@ -37,6 +37,7 @@ CNN_PASSES = 32_000
 KERAS_DEFAULTS: dict[ModelName, dict[str, Any]] = {
     ModelName.CNN: {"epochs": None, "batch_size": 128, "learning_rate": 0.002},
     ModelName.WALKTHROUGH_CNN: {"epochs": 1, "batch_size": 128, "learning_rate": 0.001},
+    ModelName.SMALL_CNN: {"epochs": None, "batch_size": 128, "learning_rate": 0.003},
 }
 FACTORY_DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 128, "learning_rate": 0.001}
 
@@ -95,7 +96,7 @@ def _model_code_digest() -> str:
     import hashlib
 
     digest = hashlib.blake2b(digest_size=4)
-    for module in ("models.py", "hog_boosting.py"):
+    for module in ("models.py", "hog_boosting.py", "small_cnn.py"):
         digest.update(Path(__file__).with_name(module).read_bytes())
     return digest.hexdigest()
 
@@ -120,10 +121,28 @@ def resolve_model(
         supported = ", ".join(sorted(m.value for m in MIRROR_MODELS))
         chosen = "a factory" if spec.factory else name.value
         raise ModelError(f"model.mirror is supported by {supported}, not by {chosen}")
+    mirror = name in MIRROR_MODELS and (mirror_default if spec.mirror is None else spec.mirror)
+    if name is ModelName.ENSEMBLE:  # the members' epochs and params are their own
+        return ModelConfig(
+            name.value,
+            None,
+            spec.epochs,
+            spec.batch_size,
+            spec.learning_rate,
+            dict(spec.params),
+            mirror=mirror,
+        )
     if not spec.factory and name not in KERAS_MODELS:
-        mirror = name in MIRROR_MODELS and (mirror_default if spec.mirror is None else spec.mirror)
         return ModelConfig(name.value, None, None, None, None, dict(spec.params), mirror=mirror)
     defaults = FACTORY_DEFAULTS if spec.factory else KERAS_DEFAULTS[name]
+    if name is ModelName.SMALL_CNN and not spec.factory:
+        from pytest_labelquality.small_cnn import default_batch, default_epochs
+
+        defaults = {
+            **defaults,
+            "epochs": default_epochs(train_items),
+            "batch_size": default_batch(train_items),
+        }
     return ModelConfig(
         name="factory" if spec.factory else name.value,
         factory=spec.factory,
@@ -135,6 +154,7 @@ def resolve_model(
         params=dict(spec.params),
         factory_digest=_module_digest(spec.factory, spec_dir) if spec.factory else None,
         factory_dir=str(spec_dir) if spec.factory else None,
+        mirror=mirror and not spec.factory,
     )
 
 
@@ -210,6 +230,10 @@ class FoldModel:
                 if keras:
                     _configure_tensorflow()
                     import keras as keras_lib
+
+                    from pytest_labelquality.small_cnn import mirror_layer
+
+                    mirror_layer()  # registered, for small_cnn's mirror-averaging predictor
 
                     return cls(keras_lib.models.load_model(path, compile=False), True)
                 import joblib
@@ -606,6 +630,9 @@ def _keras_fit(
     keras.utils.set_random_seed(seed)
     assert config.batch_size is not None
     assert config.epochs is not None
+    if config.name == ModelName.SMALL_CNN:
+        progressed = [_EpochProgress(progress, config.epochs)] if progress else []
+        return _small_cnn_fit(config, data, train, seed=seed, callbacks=progressed)
     one_hot = model is None  # built-ins train on one-hot labels, a factory's model on integers
     if model is None:
         assert config.learning_rate is not None
@@ -625,6 +652,38 @@ def _keras_fit(
         callbacks=callbacks,
     )
     return model
+
+
+def _small_cnn_fit(
+    config: ModelConfig,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    callbacks: list[Any],
+) -> Any:
+    from pytest_labelquality import small_cnn
+
+    assert config.batch_size is not None
+    assert config.epochs is not None
+    assert config.learning_rate is not None
+    model = small_cnn.build(
+        keras_input_shape(data),
+        len(data.class_names),
+        mirror=config.mirror,
+        learning_rate=config.learning_rate,
+        steps=config.epochs * -(-len(train) // config.batch_size),
+    )
+    small_cnn.fit(
+        model,
+        data,
+        train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=seed,
+        callbacks=callbacks,
+    )
+    return small_cnn.predictor(model, mirror=config.mirror)
 
 
 def _keras_predict(

@@ -6,6 +6,7 @@ the data of the HTML report.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
+from pytest_labelquality.auto import IMAGE_CANDIDATES, TABULAR_CANDIDATES, choose
 from pytest_labelquality.baseline import Change, baseline_entry, compare, load_baseline
-from pytest_labelquality.cache import ArrayCache, fingerprint
-from pytest_labelquality.crossval import out_of_fold
+from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+from pytest_labelquality.crossval import OutOfFold, first_fold, out_of_fold
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
+from pytest_labelquality.ensemble import combine, member_specs
 from pytest_labelquality.gate import Verdict, decide
-from pytest_labelquality.models import resolve_model
+from pytest_labelquality.models import ModelConfig, resolve_model
 from pytest_labelquality.previews import previews
 from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews
 from pytest_labelquality.sources import (
@@ -29,7 +32,7 @@ from pytest_labelquality.sources import (
     load_dataset,
     review_hash,
 )
-from pytest_labelquality.spec import DatasetSpec, QuickDrawSource
+from pytest_labelquality.spec import DatasetSpec, ModelName, ModelSpec, QuickDrawSource
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,42 +63,25 @@ def check_dataset(
     data = load_dataset(spec)
     check_folds(data, spec.cv.folds)
     loaded = time.perf_counter()
-    config = resolve_model(
-        spec.model,
-        image=data.kind is DataKind.IMAGE,
-        spec_dir=spec.base_dir,
-        train_items=len(data) - len(data) // spec.cv.folds,
-        # Quick, Draw!'s classes are objects, whose drawings keep their label when mirrored
-        mirror_default=isinstance(spec.source, QuickDrawSource),
-    )
-    run_key = fingerprint(
-        "run",
-        data.features,
-        data.labels,
-        data.ids,
-        list(data.class_names),
-        config.as_dict(),
-        config.factory_digest,
-        config.versions(),
-        spec.cv.folds,
-        spec.cv.seed,
-    )
+    cache = ArrayCache(cache_dir)
+    data_key = fingerprint("data", data.features, data.labels, data.ids, list(data.class_names))
+    keys: dict[str, tuple[str, str]] | None = None  # hashed when needed: a warm run skips it
+
+    def content() -> npt.NDArray[np.str_]:
+        nonlocal keys
+        keys = keys or item_keys(data)
+        return np.array([digest for digest, _ in keys.values()])
+
+    chosen: dict[str, Any] | None = None
+    model_spec = spec.model
+    if model_spec.name is ModelName.AUTO:
+        chosen = _choose_model(spec, data, data_key, cache, content, progress)
+        model_spec = dataclasses.replace(model_spec, name=ModelName(chosen["chosen"]))
+    config = _resolve(spec, data, model_spec)
+    run_key, _ = _run_keys(spec, data_key, config)
     detection_key = fingerprint(
         run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__
     )
-    # the same dataset and settings, whatever the data: where a small change finds its base
-    lineage_key = fingerprint(
-        "lineage",
-        spec.spec_path.name,
-        spec.name,
-        config.as_dict(),
-        config.factory_digest,
-        config.versions(),
-        spec.cv.folds,
-        spec.cv.seed,
-    )
-    keys: dict[str, tuple[str, str]] | None = None  # hashed when needed: a warm run skips it
-    cache = ArrayCache(cache_dir)
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
     fold_seconds: tuple[float, ...] = ()
@@ -106,19 +92,7 @@ def check_dataset(
         progress(f"{spec.name}: cache hit, nothing to train")
     else:
         progress(f"{spec.name}: {len(data)} items, {len(data.class_names)} classes, {config.name}")
-        keys = item_keys(data)
-        oof = out_of_fold(
-            data,
-            config,
-            content=np.array([content for content, _ in keys.values()]),
-            folds=spec.cv.folds,
-            seed=spec.cv.seed,
-            jobs=spec.cv.jobs,
-            cache=cache,
-            run_key=run_key,
-            lineage_key=lineage_key,
-            progress=progress,
-        )
+        oof = _out_of_fold(spec, data, data_key, config, model_spec, cache, content(), progress)
         folds_cached, fold_seconds = oof.folds_cached, oof.fold_seconds
         incremental = oof.incremental
         trained = time.perf_counter()
@@ -140,7 +114,7 @@ def check_dataset(
         found,
         judged,
         show_top=show_top,
-        model=config.as_dict(),
+        model={**config.as_dict(), **({"auto": chosen} if chosen else {})},
         versions={**config.versions(), "cleanlab": cleanlab_version()},
         cache={
             "key": detection_key,
@@ -157,6 +131,114 @@ def check_dataset(
             "fold_seconds": [round(s, 3) for s in fold_seconds],
         },
     )
+
+
+def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
+    return resolve_model(
+        model,
+        image=data.kind is DataKind.IMAGE,
+        spec_dir=spec.base_dir,
+        train_items=len(data) - len(data) // spec.cv.folds,
+        # Quick, Draw!'s classes are objects, whose drawings keep their label when mirrored
+        mirror_default=isinstance(spec.source, QuickDrawSource),
+    )
+
+
+def _run_keys(spec: DatasetSpec, data_key: str, config: ModelConfig) -> tuple[str, str]:
+    """The cache keys of a run (this data, model and folds) and of its lineage (the same dataset
+    and settings, whatever the data: where a small change finds its base)."""
+    settings = (
+        config.as_dict(),
+        config.factory_digest,
+        config.versions(),
+        spec.cv.folds,
+        spec.cv.seed,
+    )
+    run_key = fingerprint("run", data_key, *settings)
+    return run_key, fingerprint("lineage", spec.spec_path.name, spec.name, *settings)
+
+
+def _out_of_fold(
+    spec: DatasetSpec,
+    data: Dataset,
+    data_key: str,
+    config: ModelConfig,
+    model: ModelSpec,
+    cache: ArrayCache,
+    content: npt.NDArray[np.str_],
+    progress: Progress,
+) -> OutOfFold:
+    """The out-of-fold probabilities of ``config``; an ensemble's are its members' mean."""
+    if config.name == ModelName.ENSEMBLE:
+        parts = []
+        for member in member_specs(model):
+            member_config = _resolve(spec, data, member)
+            progress(f"{spec.name}: ensemble member {member_config.name}")
+            parts.append(
+                _out_of_fold(spec, data, data_key, member_config, member, cache, content, progress)
+            )
+        return combine(parts)
+    run_key, lineage_key = _run_keys(spec, data_key, config)
+    return out_of_fold(
+        data,
+        config,
+        content=content,
+        folds=spec.cv.folds,
+        seed=spec.cv.seed,
+        jobs=spec.cv.jobs,
+        cache=cache,
+        run_key=run_key,
+        lineage_key=lineage_key,
+        progress=progress,
+    )
+
+
+def _choose_model(
+    spec: DatasetSpec,
+    data: Dataset,
+    data_key: str,
+    cache: ArrayCache,
+    content: Callable[[], npt.NDArray[np.str_]],
+    progress: Progress,
+) -> dict[str, Any]:
+    """``model: auto``'s choice for this dataset, from the cache or by :func:`auto.choose`."""
+    image = data.kind is DataKind.IMAGE
+    candidates = IMAGE_CANDIDATES if image else TABULAR_CANDIDATES
+    probe = _resolve(spec, data, dataclasses.replace(spec.model, name=ModelName.SMALL_CNN))
+    key = fingerprint(
+        "auto",
+        data_key,
+        [c.value for c in candidates],
+        dataclasses.asdict(spec.model),
+        probe.versions(),
+        spec.cv.folds,
+        spec.cv.seed,
+    )
+    entry = cache.load(key)
+    if entry is not None:
+        chosen: dict[str, Any] = from_array(entry["choice"])
+        progress(f"{spec.name}: model auto chose {chosen['chosen']} (cached)")
+        return chosen
+
+    def first(name: ModelName) -> Any:
+        config = _resolve(spec, data, dataclasses.replace(spec.model, name=name))
+        progress(f"{spec.name}: model auto tries {config.name} on the first fold")
+        return first_fold(
+            data,
+            config,
+            content=content(),
+            folds=spec.cv.folds,
+            seed=spec.cv.seed,
+            cache=cache,
+            run_key=_run_keys(spec, data_key, config)[0],
+            progress=progress,
+        )
+
+    chosen = choose(candidates, data.labels, first)
+    figures = ", ".join(f"{n} {f['accuracy']:.3f}" for n, f in chosen["candidates"].items())
+    progress(f"{spec.name}: model auto chose {chosen['chosen']} (first-fold accuracy {figures})")
+    cache.save(key, {"choice": as_array(chosen)})
+    return chosen
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ class ModelName(enum.StrEnum):
     """Built-in models."""
 
     HOG_BOOSTING = "hog_boosting"
+    SMALL_CNN = "small_cnn"
+    ENSEMBLE = "ensemble"
+    AUTO = "auto"
     CNN = "cnn"
     WALKTHROUGH_CNN = "walkthrough_cnn"
     LOGISTIC_REGRESSION = "logistic_regression"
@@ -56,8 +59,10 @@ class ModelName(enum.StrEnum):
     RANDOM_FOREST = "random_forest"
 
 
-KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN})
-MIRROR_MODELS = frozenset({ModelName.HOG_BOOSTING})
+KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN, ModelName.SMALL_CNN})
+MIRROR_MODELS = frozenset(
+    {ModelName.HOG_BOOSTING, ModelName.SMALL_CNN, ModelName.ENSEMBLE, ModelName.AUTO}
+)
 
 
 class RankedBy(enum.StrEnum):
