@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import drawings_folder, measured
+from common import drawings_folder, gate_process
 from model_quality import ALL14, SPEC
 
 
@@ -58,13 +58,10 @@ def main() -> int:
             if hide is not None:
                 os.environ["CUDA_VISIBLE_DEVICES"] = hide
             print(f"running small_cnn on the {device} ...", flush=True)
-            command = [sys.executable, "-m", "pytest", "--label-quality", "-q", str(folder)]
-            command += [f"--label-quality-json={folder / 'r.json'}", "-p", "no:cacheprovider"]
-            command += [f"--label-quality-cache-dir={folder / 'cache'}"]
-            code, wall, _, output = measured(command, cwd=folder)
+            code, wall, _, output = gate_process(folder)
             if code not in (0, 1):
                 sys.exit(f"{device} run failed (exit {code}):\n{output[-4000:]}")
-            result = json.loads((folder / "r.json").read_text())["datasets"][0]
+            result = json.loads((folder / "results.json").read_text())["datasets"][0]
             rows[device] = (wall, result["oof_accuracy"])
     (gpu_s, gpu_acc), (cpu_s, cpu_acc) = rows["gpu"], rows["cpu"]
     print(f"\n{len(args.classes)} classes, small_cnn, 5 folds, cold whole pytest processes")

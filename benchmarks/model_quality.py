@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import drawings_folder, measured
+from common import drawings_folder, gate_process
 
 MODELS = ["hog_boosting", "small_cnn", "ensemble"]
 ALL14 = [
@@ -72,19 +72,7 @@ def run(workdir: Path, scenario: str, model: str, data: Path) -> dict[str, objec
     )
     figures: dict[str, object] = {"scenario": scenario, "model": model}
     for phase in ("cold", "warm"):
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--label-quality",
-            f"--label-quality-cache-dir={folder / 'cache'}",
-            f"--label-quality-json={folder / 'results.json'}",
-            "-q",
-            "-p",
-            "no:randomly",
-            str(folder),
-        ]
-        code, wall, peak_mb, output = measured(command, cwd=folder)
+        code, wall, peak_mb, output = gate_process(folder)
         if code not in (0, 1):
             sys.exit(f"{scenario} {model} {phase} failed (exit {code}):\n{output[-4000:]}")
         figures[f"{phase}_s"] = wall

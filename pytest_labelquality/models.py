@@ -85,7 +85,7 @@ class ModelConfig:
         """Versions of the code whose changes change this model's predictions: the libraries,
         and this plugin's version with a digest of its model code (an edit misses the cache)."""
         names = ["numpy", "scikit-learn"]
-        if self.is_keras or self.factory:
+        if self.is_keras or self.factory or self.name == ModelName.ENSEMBLE:
             names += ["tensorflow", "keras"]
         plugin = f"{__version__}+{_model_code_digest()}"
         return {"pytest-labelquality": plugin, **{n: _version(n) for n in names}}
@@ -96,7 +96,7 @@ def _model_code_digest() -> str:
     import hashlib
 
     digest = hashlib.blake2b(digest_size=4)
-    for module in ("models.py", "hog_boosting.py", "small_cnn.py"):
+    for module in ("models.py", "hog_boosting.py", "small_cnn.py", "ensemble.py", "auto.py"):
         digest.update(Path(__file__).with_name(module).read_bytes())
     return digest.hexdigest()
 
