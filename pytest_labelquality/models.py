@@ -108,15 +108,31 @@ def _version(dist: str) -> str:
         return "absent"
 
 
+#: Images of this many classes or more default to ``small_cnn``, fewer to ``hog_boosting``:
+#: boosting grows a tree per class per round, the CNN's cost does not grow with the classes. On
+#: the 14 Quick, Draw! classes ``small_cnn`` was 11 times faster per fold for as good an accuracy.
+CNN_DEFAULT_CLASSES = 5
+
+
 def resolve_model(
-    spec: ModelSpec, *, image: bool, spec_dir: Path, train_items: int, mirror_default: bool = False
+    spec: ModelSpec,
+    *,
+    image: bool,
+    spec_dir: Path,
+    train_items: int,
+    mirror_default: bool = False,
+    classes: int = 2,
 ) -> ModelConfig:
-    """Fill in the defaults: ``hog_boosting`` for images, ``logistic_regression`` otherwise;
-    ``mirror`` as the source's default where the model supports it.
+    """Fill in the defaults: for images ``hog_boosting`` below :data:`CNN_DEFAULT_CLASSES`
+    classes and ``small_cnn`` from there, ``logistic_regression`` otherwise; ``mirror`` as the
+    source's default where the model supports it.
 
     ``cnn``'s epochs default to ``ceil(CNN_PASSES / train_items)``, from 1 to 10. A factory's
     module is looked up on ``sys.path`` and in the spec's folder."""
-    name = spec.name or (ModelName.HOG_BOOSTING if image else ModelName.LOGISTIC_REGRESSION)
+    name = spec.name or ModelName.LOGISTIC_REGRESSION
+    if image and not spec.name:
+        many = classes >= CNN_DEFAULT_CLASSES
+        name = ModelName.SMALL_CNN if many else ModelName.HOG_BOOSTING
     if (spec.factory or name not in MIRROR_MODELS) and spec.mirror:
         supported = ", ".join(sorted(m.value for m in MIRROR_MODELS))
         chosen = "a factory" if spec.factory else name.value

@@ -141,6 +141,7 @@ def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
         train_items=len(data) - len(data) // spec.cv.folds,
         # Quick, Draw!'s classes are objects, whose drawings keep their label when mirrored
         mirror_default=isinstance(spec.source, QuickDrawSource),
+        classes=len(data.class_names),
     )
 
 

@@ -8,10 +8,29 @@ from typing import Any
 
 import numpy as np
 
-from pytest_labelquality.models import FoldModel
+from pytest_labelquality.models import CNN_DEFAULT_CLASSES, FoldModel, resolve_model
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.sources import load_dataset
-from pytest_labelquality.spec import load_spec
+from pytest_labelquality.spec import ModelSpec, load_spec
+
+
+def test_the_image_default_depends_on_the_number_of_classes(tmp_path: Path) -> None:
+    """Boosting's cost grows with the classes, the CNN's does not."""
+
+    def default(classes: int, image: bool = True) -> str:
+        spec = ModelSpec()
+        config = resolve_model(
+            spec, image=image, spec_dir=tmp_path, train_items=20_800, classes=classes
+        )
+        return config.name
+
+    assert default(2) == default(CNN_DEFAULT_CLASSES - 1) == "hog_boosting"
+    assert default(CNN_DEFAULT_CLASSES) == default(14) == "small_cnn"
+    assert default(14, image=False) == "logistic_regression"
+    config = resolve_model(
+        ModelSpec(), image=True, spec_dir=tmp_path, train_items=20_800, classes=14
+    )
+    assert (config.epochs, config.batch_size) == (12, 128)
 
 
 def test_small_cnn_finds_flips_and_its_mirror_predictor_reloads(
@@ -24,7 +43,7 @@ def test_small_cnn_finds_flips_and_its_mirror_predictor_reloads(
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
     assert result["model"]["name"] == "small_cnn"
     assert result["model"]["mirror"] is True
-    assert result["model"]["epochs"] == 12  # 200,000 item-passes, at most 12 epochs
+    assert result["model"]["epochs"] == 12  # 250,000 item-passes, at most 12 epochs
     assert result["model"]["batch_size"] == 16  # 200 training items: at least 12 steps an epoch
     assert result["injected"]["recall"] >= 0.8
     assert result["injected"]["precision"] >= 0.7
