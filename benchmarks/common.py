@@ -39,3 +39,21 @@ def measured(
         wall = time.perf_counter() - start
         out.seek(0)
         return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, out.read()
+
+
+def gate_process(folder: Path) -> tuple[int, float, float, str]:
+    """One whole ``pytest --label-quality`` process on the specs in ``folder``, with its cache
+    in ``folder/cache`` and its results in ``folder/results.json``: see :func:`measured`."""
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--label-quality",
+        f"--label-quality-cache-dir={folder / 'cache'}",
+        f"--label-quality-json={folder / 'results.json'}",
+        "-q",
+        str(folder),
+    ]
+    return measured(command, cwd=folder)

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import drawings_folder, measured
+from common import drawings_folder, gate_process
 
 FLIP_RATE = 0.10
 PIPELINES = ["walkthrough_cnn", "cnn", "default"]
@@ -57,17 +57,7 @@ def run_gate(workdir: Path, model: str, data: Path) -> dict[str, float | str]:
     )
     figures: dict[str, float | str] = {"pipeline": model}
     for phase in ("cold", "warm"):
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--label-quality",
-            f"--label-quality-cache-dir={spec_dir / 'cache'}",
-            f"--label-quality-json={spec_dir / 'results.json'}",
-            "-q",
-            str(spec_dir),
-        ]
-        code, wall, peak_mb, output = measured(command, cwd=spec_dir)
+        code, wall, peak_mb, output = gate_process(spec_dir)
         if code not in (0, 1):
             sys.exit(f"{model} {phase} run failed (exit {code}):\n{output[-4000:]}")
         figures[f"{phase}_s"] = wall

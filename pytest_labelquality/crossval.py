@@ -133,30 +133,84 @@ def out_of_fold(
         for fold, test, fold_probs, model, took in results:
             probs[test] = fold_probs
             seconds[fold] = took
-            key = fold_key(run_key, fold)
-            try:
-                model.save(cache.path(key).with_suffix(""))
-            except OSError as exc:
-                message = os_error_message(exc, "cannot save a fold model", CACHE_HINT)
-                raise CacheError(message) from None
-            cache.save(
-                key,
-                {
-                    "test": test,
-                    "ids": data.ids[test],
-                    "content": content[test],
-                    "labels": data.labels[test],
-                    "probs": fold_probs,
-                    "seconds": np.array(took),
-                },
-            )
-            acc = float(np.mean(fold_probs.argmax(axis=1) == data.labels[test]))
-            progress(
-                f"fold {fold + 1}/{folds}: trained on {len(data) - len(test)} items in"
-                f" {took:.1f}s; accuracy on its {len(test)} held-out items {acc:.3f}"
-            )
+            _save_fold(data, fold, test, fold_probs, model, took, content, cache, run_key)
+            _report_fold(data, fold, folds, test, fold_probs, took, progress)
     cache.save(lineage_key, {"meta": as_array({"run_key": run_key, "folds": folds})})
     return OutOfFold(pred_probs=probs, fold_seconds=tuple(seconds), folds_cached=cached)
+
+
+def first_fold(
+    data: Dataset,
+    config: ModelConfig,
+    *,
+    content: npt.NDArray[np.str_],
+    folds: int,
+    seed: int,
+    cache: ArrayCache,
+    run_key: str,
+    progress: Progress,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], float]:
+    """The first fold's held-out probabilities, held-out rows and training seconds: from the
+    cache, or trained and cached as the first fold of a full run with this ``run_key`` (which
+    then does not train it again)."""
+    entry = cache.load(fold_key(run_key, 0))
+    if entry is not None and entry["probs"].shape[1] == len(data.class_names):
+        return entry["probs"], entry["test"], float(entry["seconds"])
+    train, test = _splits(data, folds=folds, seed=seed)[0]
+    _, test, probs, model, took = _train_fold(0, train, test, data, config, seed, progress, folds)
+    _save_fold(data, 0, test, probs, model, took, content, cache, run_key)
+    _report_fold(data, 0, folds, test, probs, took, progress)
+    return probs, test, took
+
+
+def _save_fold(
+    data: Dataset,
+    fold: int,
+    test: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float32],
+    model: FoldModel,
+    took: float,
+    content: npt.NDArray[np.str_],
+    cache: ArrayCache,
+    run_key: str,
+) -> None:
+    import numpy as np
+
+    key = fold_key(run_key, fold)
+    try:
+        model.save(cache.path(key).with_suffix(""))
+    except OSError as exc:
+        message = os_error_message(exc, "cannot save a fold model", CACHE_HINT)
+        raise CacheError(message) from None
+    cache.save(
+        key,
+        {
+            "test": test,
+            "ids": data.ids[test],
+            "content": content[test],
+            "labels": data.labels[test],
+            "probs": probs,
+            "seconds": np.array(took),
+        },
+    )
+
+
+def _report_fold(
+    data: Dataset,
+    fold: int,
+    folds: int,
+    test: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float32],
+    took: float,
+    progress: Progress,
+) -> None:
+    import numpy as np
+
+    acc = float(np.mean(probs.argmax(axis=1) == data.labels[test]))
+    progress(
+        f"fold {fold + 1}/{folds}: trained on {len(data) - len(test)} items in"
+        f" {took:.1f}s; accuracy on its {len(test)} held-out items {acc:.3f}"
+    )
 
 
 def _incremental(

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 #: that it re-counts about BOOTSTRAP_BUDGET items in all: its interval narrows with size anyway.
 BOOTSTRAP_ROUNDS = 100
 BOOTSTRAP_BUDGET = 2_000_000
+#: The canary flips this share of the items that are not suspect (at least CANARY_MIN, at most
+#: a third of them) and checks that detection finds them.
+CANARY_RATE = 0.05
+CANARY_MIN = 10
+ESTIMATORS = ("off_diagonal", "off_diagonal_calibrated")
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +38,8 @@ class Detection:
     flagged: npt.NDArray[np.int64]
     method: dict[str, str]
     noise_rate_interval: tuple[float, float]
+    estimates: dict[str, int]
+    canary: dict[str, Any]
 
     @property
     def noise_count(self) -> int:
@@ -47,7 +54,14 @@ class Detection:
             "suggested_prob": self.suggested_prob,
             "given_prob": self.given_prob,
             "flagged": self.flagged,
-            "meta": as_array({"method": self.method, "interval": self.noise_rate_interval}),
+            "meta": as_array(
+                {
+                    "method": self.method,
+                    "interval": self.noise_rate_interval,
+                    "estimates": self.estimates,
+                    "canary": self.canary,
+                }
+            ),
         }
 
     @classmethod
@@ -62,6 +76,8 @@ class Detection:
             flagged=arrays["flagged"],
             method=meta["method"],
             noise_rate_interval=(float(meta["interval"][0]), float(meta["interval"][1])),
+            estimates=meta["estimates"],
+            canary=meta["canary"],
         )
 
 
@@ -84,7 +100,8 @@ def detect(
     *,
     seed: int,
 ) -> Detection:
-    """Score every item, choose the suspects, and bound the noise estimate by bootstrap."""
+    """Score every item, choose the suspects, bound the noise estimate by bootstrap, count with
+    both of cleanlab's estimators, and run the canary (:func:`canary`)."""
     import numpy as np
     from cleanlab.rank import get_label_quality_scores
 
@@ -108,7 +125,64 @@ def detect(
         flagged=flagged,
         method=method,
         noise_rate_interval=_bootstrap(labels, probs, spec, estimator, seed=seed),
+        estimates={e: _estimate(labels, probs, e) for e in ESTIMATORS},
+        canary=canary(labels, probs, flagged, spec, estimator, seed=seed),
     )
+
+
+def _estimate(labels: npt.NDArray[np.int64], probs: npt.NDArray[np.float64], how: str) -> int:
+    from cleanlab.count import num_label_issues
+
+    return int(num_label_issues(labels, probs, estimation_method=how))
+
+
+def canary(
+    labels: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float64],
+    flagged: npt.NDArray[np.int64],
+    spec: DetectionSpec,
+    estimator: str,
+    *,
+    seed: int,
+) -> dict[str, Any]:
+    """Flip a known number of labels that are not suspect and detect again on the same
+    out-of-fold probabilities: how many of them are found, and how far the count rises.
+
+    Valid without retraining for the flipped items themselves (an item's out-of-fold prediction
+    comes from a model that never saw it, so it does not depend on its own label), but the fold
+    models were trained on the original labels: with the extra noise in training they would be
+    a little weaker, so the canary is somewhat optimistic."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 0xCA9A])
+    k = probs.shape[1]
+    candidates = np.setdiff1d(np.arange(len(labels)), flagged)
+    size = min(len(candidates) // 3, max(CANARY_MIN, round(CANARY_RATE * len(labels))))
+    if size < 1:
+        return {"injected": 0}
+    chosen = np.sort(rng.choice(candidates, size=size, replace=False))
+    noisy = labels.copy()
+    noisy[chosen] = (noisy[chosen] + rng.integers(1, k, size=size)) % k
+    if not np.array_equal(
+        np.bincount(noisy, minlength=k) > 0, np.bincount(labels, minlength=k) > 0
+    ):
+        return {"injected": 0}  # a class lost every item: cleanlab cannot count
+    from cleanlab.rank import get_label_quality_scores
+
+    scores = get_label_quality_scores(noisy, probs, method=spec.ranked_by.value)
+    found = _flag(noisy, probs, np.asarray(scores, dtype=np.float64), spec, estimator)
+    recovered = int(np.isin(chosen, found).sum())
+    newly = np.setdiff1d(found, flagged)
+    return {
+        "injected": int(size),
+        "recovered": recovered,
+        "recall": recovered / size,
+        # of the items flagged only after the flips, the share that are flips
+        "precision": float(np.isin(newly, chosen).mean()) if len(newly) else 0.0,
+        "count_before": len(flagged),
+        "count_after": len(found),
+        "count_rise": len(found) - len(flagged),
+    }
 
 
 def _count(

@@ -56,6 +56,7 @@ class Settings:
     update_baseline: bool
     only: bool = False
     trusted_ref: str | None = None
+    show_top: int = 0
 
 
 settings_key = pytest.StashKey[Settings]()
@@ -120,6 +121,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f" {DEFAULT_MAX_SUSPECTS}; ini label_quality_max_suspects).",
     )
     group.addoption(
+        "--label-quality-show-top",
+        type=_count_option,
+        metavar="N",
+        help="also show the items among the N most suspect of each ranking that are below the"
+        " estimated count, marked as such (default: 0; ini label_quality_show_top).",
+    )
+    group.addoption(
         "--label-quality-update-baseline",
         action="store_true",
         default=False,
@@ -157,6 +165,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "label_quality_max_suspects",
         f"suspects shown per dataset (default: {DEFAULT_MAX_SUSPECTS})",
         default=str(DEFAULT_MAX_SUSPECTS),
+    )
+    parser.addini(
+        "label_quality_show_top",
+        "show the N most suspect items even below the estimate (default: 0)",
+        default="0",
     )
 
 
@@ -221,21 +234,22 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         markdown_path=pick(cli_markdown, None, ini_markdown, root)
         if cli_markdown or ini_markdown
         else None,
-        max_suspects=_max_suspects(config),
+        max_suspects=_count_setting(config, "label_quality_max_suspects"),
         update_baseline=bool(config.getoption("label_quality_update_baseline")),
         only=only,
         trusted_ref=str(trusted_ref) if trusted_ref else None,
+        show_top=_count_setting(config, "label_quality_show_top"),
     )
 
 
-def _max_suspects(config: pytest.Config) -> int:
-    option = config.getoption("label_quality_max_suspects")
+def _count_setting(config: pytest.Config, name: str) -> int:
+    option = config.getoption(name)
     if option is not None:
         return int(option)
     try:
-        return _count_option(str(config.getini("label_quality_max_suspects")))
+        return _count_option(str(config.getini(name)))
     except argparse.ArgumentTypeError as exc:
-        raise pytest.UsageError(f"ini label_quality_max_suspects {exc}") from None
+        raise pytest.UsageError(f"ini {name} {exc}") from None
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -291,6 +305,7 @@ class DatasetItem(pytest.Item):
             progress=_progress_writer(self.config),
             keep_items=settings.update_baseline,
             trusted_ref=settings.trusted_ref,
+            show_top=settings.show_top,
         )
         for text in self.result["warnings"]:
             self.warn(LabelQualityWarning(f"{self.spec.name}: {text}"))

@@ -373,6 +373,11 @@ def _dataset_view(
             if name in index
         ],
         "injected": injected,
+        "below": [_suspect_view(s, index, flipped, new) for s in result.get("below_estimate", [])],
+        "band": _interval_text(noise.get("band")),
+        "estimators": noise.get("estimators", {}),
+        "canary": noise.get("canary") or {},
+        "ranking_file": result.get("ranking_file"),
         "provenance": _provenance(result),
     }
 

@@ -144,6 +144,47 @@ def report_link(env: Mapping[str, str]) -> str | None:
     return f"the `{name}` artifact of [this workflow run]({url}#artifacts) (open index.html)"
 
 
+def ranking_path(folder: Path, name: str, taken: set[Path]) -> Path:
+    """Where a dataset's ranking goes: ``label-quality-ranking.<name>.csv.gz``, numbered when
+    two spec files use the same dataset name."""
+    path = folder / f"label-quality-ranking.{name}.csv.gz"
+    number = 2
+    while path in taken:
+        path = folder / f"label-quality-ranking.{name}.{number}.csv.gz"
+        number += 1
+    return path
+
+
+def write_rankings(results: Iterable[dict[str, Any]], folder: Path) -> None:
+    """Move each result's whole ranking into a gzipped CSV beside the JSON (every item: rank,
+    index, id, given and suggested label, p(suggested), score, flagged), and record its file
+    name in the result as ``ranking_file``."""
+    import csv
+    import gzip
+    import io
+    import os
+
+    taken: set[Path] = set()
+    for result in sorted(results, key=lambda r: (r["spec"]["file"], r["spec"]["line"])):
+        columns = result.pop("ranking", None)
+        if columns is None:
+            continue
+        path = ranking_path(folder, result["name"], taken)
+        taken.add(path)
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        try:
+            tmp.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        result["ranking_file"] = path.name
+
+
 def write_outputs(
     results: list[dict[str, Any]],
     *,
@@ -164,6 +205,7 @@ def write_outputs(
         write_text_atomic,
     )
 
+    write_rankings(results, json_path.parent)
     document = results_document(results, errors)
     write_json(json_path, document)
     html = render_html(

@@ -6,6 +6,7 @@ the data of the HTML report.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
+from pytest_labelquality.auto import IMAGE_CANDIDATES, TABULAR_CANDIDATES, choose
 from pytest_labelquality.baseline import (
     Change,
     baseline_entry,
@@ -20,11 +22,12 @@ from pytest_labelquality.baseline import (
     compare,
     load_baseline,
 )
-from pytest_labelquality.cache import ArrayCache, fingerprint
-from pytest_labelquality.crossval import out_of_fold
+from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+from pytest_labelquality.crossval import OutOfFold, first_fold, out_of_fold
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
+from pytest_labelquality.ensemble import combine, member_specs
 from pytest_labelquality.gate import Verdict, decide
-from pytest_labelquality.models import resolve_model
+from pytest_labelquality.models import ModelConfig, resolve_model, tensorflow_installed
 from pytest_labelquality.previews import preview, previews
 from pytest_labelquality.resources import passive_openmp
 from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews, reviews_path
@@ -36,7 +39,13 @@ from pytest_labelquality.sources import (
     load_dataset,
     review_hash,
 )
-from pytest_labelquality.spec import DatasetSpec, QuickDrawSource
+from pytest_labelquality.spec import (
+    KERAS_MODELS,
+    DatasetSpec,
+    ModelName,
+    ModelSpec,
+    QuickDrawSource,
+)
 from pytest_labelquality.trust import read_trusted
 
 if TYPE_CHECKING:
@@ -57,11 +66,14 @@ def check_dataset(
     progress: Progress,
     keep_items: bool = False,
     trusted_ref: str | None = None,
+    show_top: int = 0,
 ) -> dict[str, Any]:
     """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
 
     With ``keep_items`` the result also carries what a new baseline needs (every item's hash);
-    with ``trusted_ref`` the baseline and reviews are read as at that commit.
+    with ``trusted_ref`` the baseline and reviews are read as at that commit. ``show_top`` also
+    lists the items among the ``show_top`` most suspect of the ranking that are below the
+    estimated count (``below_estimate``), for reviewers who look further.
     """
     import numpy as np
 
@@ -70,45 +82,27 @@ def check_dataset(
     data = load_dataset(spec, cache_dir=cache_dir)
     check_folds(data, spec.cv.folds)
     loaded = time.perf_counter()
-    config = resolve_model(
-        spec.model,
-        image=data.kind is DataKind.IMAGE,
-        spec_dir=spec.base_dir,
-        train_items=len(data) - len(data) // spec.cv.folds,
-        # Quick, Draw!'s classes are objects, whose drawings keep their label when mirrored
-        mirror_default=isinstance(spec.source, QuickDrawSource),
-        text=data.kind is DataKind.TEXT,
-    )
-    run_key = fingerprint(
-        "run",
-        data.features,
-        data.labels,
-        data.ids,
-        list(data.class_names),
-        config.as_dict(),
-        config.factory_digest,
-        config.versions(),
-        spec.cv.folds,
-        spec.cv.seed,
-    )
-    detection_key = fingerprint(
-        run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__, 2
-    )
-    # the same dataset and settings, whatever the data: where a small change finds its base
-    lineage_key = fingerprint(
-        "lineage",
-        spec.spec_path.name,
-        spec.name,
-        config.as_dict(),
-        config.factory_digest,
-        config.versions(),
-        spec.cv.folds,
-        spec.cv.seed,
-    )
-    keys: dict[str, tuple[str, str]] | None = None  # hashed when needed: a warm run skips it
     repaired: list[str] = []
     cache = ArrayCache(cache_dir, on_repair=repaired.append)
     cache.check_usable()
+    data_key = fingerprint("data", data.features, data.labels, data.ids, list(data.class_names))
+    keys: dict[str, tuple[str, str]] | None = None  # hashed when needed: a warm run skips it
+
+    def content() -> npt.NDArray[np.str_]:
+        nonlocal keys
+        keys = keys or item_keys(data)
+        return np.array([digest for digest, _ in keys.values()])
+
+    chosen: dict[str, Any] | None = None
+    model_spec = spec.model
+    if model_spec.name is ModelName.AUTO:
+        chosen = _choose_model(spec, data, data_key, cache, content, progress)
+        model_spec = dataclasses.replace(model_spec, name=ModelName(chosen["chosen"]))
+    config = _resolve(spec, data, model_spec)
+    run_key, _ = _run_keys(spec, data_key, config)
+    detection_key = fingerprint(
+        run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__, 2
+    )
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
     fold_seconds: tuple[float, ...] = ()
@@ -119,25 +113,14 @@ def check_dataset(
         progress(f"{spec.name}: cache hit, nothing to train")
     else:
         progress(f"{spec.name}: {len(data)} items, {len(data.class_names)} classes, {config.name}")
-        keys = item_keys(data)
-        oof = out_of_fold(
-            data,
-            config,
-            content=np.array([content for content, _ in keys.values()]),
-            folds=spec.cv.folds,
-            seed=spec.cv.seed,
-            jobs=spec.cv.jobs,
-            cache=cache,
-            run_key=run_key,
-            lineage_key=lineage_key,
-            progress=progress,
-        )
+        oof = _out_of_fold(spec, data, data_key, config, model_spec, cache, content(), progress)
         folds_cached, fold_seconds = oof.folds_cached, oof.fold_seconds
         incremental = oof.incremental
         trained = time.perf_counter()
         found = detect(data.labels, oof.pred_probs, spec.detection, seed=spec.cv.seed)
         cache.save(detection_key, found.to_arrays())
         progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
+    progress(honest_count_line(spec.name, len(data), found))
     detected = time.perf_counter()
     judged = _judge(spec, data, found, keys, keep_items=keep_items, trusted_ref=trusted_ref)
     if entry is not None:
@@ -151,7 +134,8 @@ def check_dataset(
         data,
         found,
         judged,
-        model=config.as_dict(),
+        show_top=show_top,
+        model={**config.as_dict(), **({"auto": chosen} if chosen else {})},
         versions={**config.versions(), "cleanlab": cleanlab_version()},
         cache={
             "key": detection_key,
@@ -195,6 +179,119 @@ def _cached_detection(cache: ArrayCache, key: str, data: Dataset) -> Detection |
         cache.discard(key, "holding items or classes outside this dataset")
         return None
     return found
+
+
+def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
+    return resolve_model(
+        model,
+        image=data.kind is DataKind.IMAGE,
+        spec_dir=spec.base_dir,
+        train_items=len(data) - len(data) // spec.cv.folds,
+        # Quick, Draw!'s classes are objects, whose drawings keep their label when mirrored
+        mirror_default=isinstance(spec.source, QuickDrawSource),
+        classes=len(data.class_names),
+    )
+
+
+def _run_keys(spec: DatasetSpec, data_key: str, config: ModelConfig) -> tuple[str, str]:
+    """The cache keys of a run (this data, model and folds) and of its lineage (the same dataset
+    and settings, whatever the data: where a small change finds its base)."""
+    settings = (
+        config.as_dict(),
+        config.factory_digest,
+        config.versions(),
+        spec.cv.folds,
+        spec.cv.seed,
+    )
+    run_key = fingerprint("run", data_key, *settings)
+    return run_key, fingerprint("lineage", spec.spec_path.name, spec.name, *settings)
+
+
+def _out_of_fold(
+    spec: DatasetSpec,
+    data: Dataset,
+    data_key: str,
+    config: ModelConfig,
+    model: ModelSpec,
+    cache: ArrayCache,
+    content: npt.NDArray[np.str_],
+    progress: Progress,
+) -> OutOfFold:
+    """The out-of-fold probabilities of ``config``; an ensemble's are its members' mean."""
+    if config.name == ModelName.ENSEMBLE:
+        parts = []
+        for member in member_specs(model):
+            member_config = _resolve(spec, data, member)
+            progress(f"{spec.name}: ensemble member {member_config.name}")
+            parts.append(
+                _out_of_fold(spec, data, data_key, member_config, member, cache, content, progress)
+            )
+        return combine(parts)
+    run_key, lineage_key = _run_keys(spec, data_key, config)
+    return out_of_fold(
+        data,
+        config,
+        content=content,
+        folds=spec.cv.folds,
+        seed=spec.cv.seed,
+        jobs=spec.cv.jobs,
+        cache=cache,
+        run_key=run_key,
+        lineage_key=lineage_key,
+        progress=progress,
+    )
+
+
+def _choose_model(
+    spec: DatasetSpec,
+    data: Dataset,
+    data_key: str,
+    cache: ArrayCache,
+    content: Callable[[], npt.NDArray[np.str_]],
+    progress: Progress,
+) -> dict[str, Any]:
+    """``model: auto``'s choice for this dataset, from the cache or by :func:`auto.choose`."""
+    image = data.kind is DataKind.IMAGE
+    candidates: tuple[ModelName, ...] = IMAGE_CANDIDATES if image else TABULAR_CANDIDATES
+    if not tensorflow_installed():  # small_cnn and the ensemble need the keras extra
+        candidates = tuple(
+            c for c in candidates if c not in KERAS_MODELS and c != ModelName.ENSEMBLE
+        )
+    probe = _resolve(spec, data, dataclasses.replace(spec.model, name=ModelName.SMALL_CNN))
+    key = fingerprint(
+        "auto",
+        data_key,
+        [c.value for c in candidates],
+        dataclasses.asdict(spec.model),
+        probe.versions(),
+        spec.cv.folds,
+        spec.cv.seed,
+    )
+    entry = cache.load(key)
+    if entry is not None:
+        chosen: dict[str, Any] = from_array(entry["choice"])
+        progress(f"{spec.name}: model auto chose {chosen['chosen']} (cached)")
+        return chosen
+
+    def first(name: ModelName) -> Any:
+        config = _resolve(spec, data, dataclasses.replace(spec.model, name=name))
+        progress(f"{spec.name}: model auto tries {config.name} on the first fold")
+        return first_fold(
+            data,
+            config,
+            content=content(),
+            folds=spec.cv.folds,
+            seed=spec.cv.seed,
+            cache=cache,
+            run_key=_run_keys(spec, data_key, config)[0],
+            progress=progress,
+        )
+
+    chosen = choose(candidates, data.labels, first)
+    figures = ", ".join(f"{n} {f['accuracy']:.3f}" for n, f in chosen["candidates"].items())
+    progress(f"{spec.name}: model auto chose {chosen['chosen']} (first-fold accuracy {figures})")
+    cache.save(key, {"choice": as_array(chosen)})
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -279,6 +376,8 @@ def _result(
     data: Dataset,
     found: Detection,
     judged: Judgement,
+    *,
+    show_top: int,
     **provenance: Any,
 ) -> dict[str, Any]:
     import numpy as np
@@ -314,6 +413,15 @@ def _result(
             "reviewed": len(flagged) - verdict.noise_count,
             "interval": list(found.noise_rate_interval),
             "method": found.method,
+            "estimators": {
+                name: {"count": count, "rate": count / len(data)}
+                for name, count in found.estimates.items()
+            },
+            "band": [
+                min(found.estimates.values()) / len(data),
+                max(found.estimates.values()) / len(data),
+            ],
+            "canary": found.canary,
         },
         "gate": {
             "max_noise_rate": verdict.max_noise_rate,
@@ -375,6 +483,8 @@ def _result(
         entry["preview"] = shown
     if data.kind is DataKind.IMAGE or data.image_shape is not None:
         result["exemplars"] = _exemplars(data, found)
+    result["ranking"] = ranking(data, found)
+    result["below_estimate"] = _below_estimate(data, found, show_top)
     if judged.baseline_entry is not None:
         result["baseline_entry"] = judged.baseline_entry
     if len(data.flipped):
@@ -397,6 +507,66 @@ def _exemplars(data: Dataset, found: Detection) -> dict[str, list[dict[str, Any]
             for i in best.tolist()
         ]
     return out
+
+
+def honest_count_line(name: str, items: int, found: Detection) -> str:
+    """One progress line: both estimators' counts and what the canary recovered."""
+    counts = ", ".join(f"{e} {c}" for e, c in found.estimates.items())
+    line = f"{name}: count by {counts} of {items}"
+    canary = found.canary
+    if canary.get("injected"):
+        line += (
+            f"; canary: {canary['recovered']} of {canary['injected']} injected flips found, the"
+            f" count rose by {canary['count_rise']}"
+        )
+    return line
+
+
+def ranking(data: Dataset, found: Detection) -> dict[str, list[Any]]:
+    """Every item, most suspect first: the columns of the ranking file."""
+    import numpy as np
+
+    order = np.argsort(found.scores, kind="stable")
+    flagged = np.zeros(len(data), dtype=bool)
+    flagged[found.flagged] = True
+    names = np.asarray(data.class_names, dtype=object)
+    return {
+        "rank": list(range(1, len(order) + 1)),
+        "index": order.tolist(),
+        "id": data.ids[order].tolist(),
+        "given": names[data.labels[order]].tolist(),
+        "suggested": names[found.suggested[order]].tolist(),
+        "suggested_prob": np.round(found.suggested_prob[order].astype(np.float64), 4).tolist(),
+        "score": np.round(found.scores[order], 6).tolist(),
+        "flagged": flagged[order].astype(int).tolist(),
+    }
+
+
+def _below_estimate(data: Dataset, found: Detection, top: int) -> list[dict[str, Any]]:
+    """The items among the ``top`` most suspect that the estimate does not flag, with previews."""
+    import numpy as np
+
+    order = np.argsort(found.scores, kind="stable")[:top]
+    below = order[~np.isin(order, found.flagged)]
+    names = data.class_names
+    keys = item_keys(data, below.tolist())
+    entries = [
+        {
+            "rank": int(np.flatnonzero(order == i)[0]) + 1,
+            "index": int(i),
+            "id": str(data.ids[i]),
+            "hash": review_hash(*keys[str(data.ids[i])]),
+            "given": names[data.labels[i]],
+            "suggested": names[found.suggested[i]],
+            "suggested_prob": round(float(found.suggested_prob[i]), 4),
+            "score": round(float(found.scores[i]), 6),
+            "below_estimate": True,
+        }
+        for i in below.tolist()
+    ]
+    for entry, shown in zip(entries, previews(data, below), strict=False):
+        entry["preview"] = shown
+    return entries
 
 
 def _weak_model_warning(

@@ -299,14 +299,36 @@ def _load_sklearn(src: SklearnSource) -> Dataset:
 
 
 def _flip(data: Dataset, flips: Flips) -> Dataset:
-    """Move a share of the items to another class, uniformly; record which."""
+    """Move a share of the items to another class, uniformly, or with ``pairs`` from each named
+    class to its look-alike; record which."""
     import numpy as np
 
     rng = np.random.default_rng(flips.seed)
     n, k = len(data.labels), len(data.class_names)
-    chosen = np.sort(rng.choice(n, size=round(flips.rate * n), replace=False))
+    size = round(flips.rate * n)
     labels = data.labels.copy()
-    labels[chosen] = (labels[chosen] + rng.integers(1, k, size=len(chosen))) % k
+    if not flips.pairs:
+        chosen = np.sort(rng.choice(n, size=size, replace=False))
+        labels[chosen] = (labels[chosen] + rng.integers(1, k, size=len(chosen))) % k
+        return dataclasses.replace(data, labels=labels, flipped=chosen.astype(np.int64))
+    index = {name: i for i, name in enumerate(data.class_names)}
+    unknown = sorted(set(flips.pairs) - set(index) | set(flips.pairs.values()) - set(index))
+    if unknown:
+        raise DataError(
+            f"source.flip.pairs: unknown class {unknown[0]!r}; classes:"
+            f" {', '.join(data.class_names)}"
+        )
+    into = np.arange(k)
+    for given, wrong in flips.pairs.items():
+        into[index[given]] = index[wrong]
+    eligible = np.flatnonzero(into[data.labels] != data.labels)
+    if size > len(eligible):
+        raise DataError(
+            f"source.flip: rate {flips.rate} asks for {size} flips but the classes in pairs hold"
+            f" {len(eligible)} items"
+        )
+    chosen = np.sort(rng.choice(eligible, size=size, replace=False))
+    labels[chosen] = into[labels[chosen]]
     return dataclasses.replace(data, labels=labels, flipped=chosen.astype(np.int64))
 
 

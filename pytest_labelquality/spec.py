@@ -54,6 +54,9 @@ class ModelName(enum.StrEnum):
     """Built-in models."""
 
     HOG_BOOSTING = "hog_boosting"
+    SMALL_CNN = "small_cnn"
+    ENSEMBLE = "ensemble"
+    AUTO = "auto"
     CNN = "cnn"
     WALKTHROUGH_CNN = "walkthrough_cnn"
     LOGISTIC_REGRESSION = "logistic_regression"
@@ -62,8 +65,10 @@ class ModelName(enum.StrEnum):
     TFIDF_LINEAR = "tfidf_linear"
 
 
-KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN})
-MIRROR_MODELS = frozenset({ModelName.HOG_BOOSTING})
+KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN, ModelName.SMALL_CNN})
+MIRROR_MODELS = frozenset(
+    {ModelName.HOG_BOOSTING, ModelName.SMALL_CNN, ModelName.ENSEMBLE, ModelName.AUTO}
+)
 
 
 class RankedBy(enum.StrEnum):
@@ -97,10 +102,18 @@ class CountMethod(enum.StrEnum):
 @dataclass(frozen=True)
 class Flips:
     """Synthetic label flips for demos and calibration: each chosen item moves to another class,
-    uniformly at random. The flipped items are recorded in the results."""
+    uniformly at random, or with ``pairs`` to its class's look-alike (class-conditional noise,
+    the kind people make). The flipped items are recorded in the results."""
 
     rate: float = field(metadata=_doc("Share of items to flip.", minimum=0, exclusiveMaximum=1))
     seed: int = field(default=0, metadata=_doc("Seed of the flips.", **SEED_RANGE))
+    pairs: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc(
+            "Class-conditional flips: items are chosen only from these classes, and each moves"
+            " to the class it maps to (e.g. ``{dog: cat, frog: duck}``)."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -551,6 +564,16 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
                 f"{key}.gate.max_class_noise_rate.{cls_name}",
                 f"unknown class; classes: {', '.join(classes)}",
             )
+    pairs = src.flip.pairs if src.flip is not None else {}
+    for given, wrong in pairs.items():
+        pair_at = (line_of("source", "flip", "pairs", given), f"{key}.source.flip.pairs.{given}")
+        if given == wrong:
+            raise walker.fail(*pair_at, "a class cannot be flipped into itself")
+        for name in (given, wrong):
+            if classes is not None and name not in classes:
+                raise walker.fail(
+                    *pair_at, f"unknown class {name!r}; classes: {', '.join(classes)}"
+                )
 
 
 KERAS_KEYS = ("epochs", "batch_size", "learning_rate")
@@ -560,18 +583,21 @@ def _check_model_keys(
     model: ModelSpec, walker: _Walker, line_of: Callable[..., yaml.Node], key: str
 ) -> None:
     """Refuse settings that the chosen model would ignore."""
-    keras = model.factory is not None or model.name in KERAS_MODELS
-    chosen = (
-        model.name.value
-        if model.name
-        else "the default model (hog_boosting for images, logistic_regression otherwise)"
+    # unnamed: the default image model from 5 classes is small_cnn, checked when it is resolved
+    keras = (
+        model.factory is not None
+        or model.name is None
+        or model.name in KERAS_MODELS
+        or model.name in (ModelName.ENSEMBLE, ModelName.AUTO)
     )
+    chosen = model.name.value if model.name else "the default model"
     for name in KERAS_KEYS:
         if getattr(model, name) is not None and not keras:
             raise walker.fail(
                 line_of("model", name),
                 f"{key}.{name}",
-                f"applies to Keras models (cnn, walkthrough_cnn, or a factory), not to {chosen};"
+                f"applies to Keras models (cnn, walkthrough_cnn, small_cnn, ensemble, auto, or a"
+                f" factory), not to {chosen};"
                 " remove it, or set params for a scikit-learn model",
             )
     if model.params and model.name in KERAS_MODELS:

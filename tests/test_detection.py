@@ -100,6 +100,8 @@ def test_detection_survives_the_cache_round_trip() -> None:
     np.testing.assert_array_equal(back.scores, found.scores)
     assert back.method == found.method
     assert back.noise_rate_interval == found.noise_rate_interval
+    assert back.estimates == found.estimates
+    assert back.canary == found.canary
 
 
 def test_per_class_maxima() -> None:
@@ -110,3 +112,51 @@ def test_per_class_maxima() -> None:
     assert [c.name for c in verdict.failing_classes] == ["dog"]
     assert not verdict.passed
     assert decide(labels, flagged, ("cat", "dog"), GateSpec(0.5, {"dog": 0.3}), origin="s").passed
+
+
+def test_both_estimators_bracket_the_gated_count() -> None:
+    """Both of cleanlab's estimators are reported; the gated one is one of them."""
+    labels, probs, _, _ = flipped_digits(0.10)
+    found = detect(labels, probs, DetectionSpec(count=CountMethod.OFF_DIAGONAL), seed=0)
+    assert set(found.estimates) == {"off_diagonal", "off_diagonal_calibrated"}
+    assert found.estimates["off_diagonal"] == found.noise_count
+    calibrated = detect(
+        labels, probs, DetectionSpec(count=CountMethod.OFF_DIAGONAL_CALIBRATED), seed=0
+    )
+    assert calibrated.estimates == found.estimates
+    assert calibrated.noise_count == found.estimates["off_diagonal_calibrated"]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.10])
+def test_canary_flips_are_found_on_a_good_model(rate: float) -> None:
+    """A good model (digits, 10 classes) finds nearly all canary flips and its count rises by
+    about as many; the canary never flips an item that is already suspect."""
+    labels, probs, _, _ = flipped_digits(rate)
+    found = detect(labels, probs, DetectionSpec(count=CountMethod.OFF_DIAGONAL_CALIBRATED), seed=0)
+    canary = found.canary
+    assert canary["injected"] == round(0.05 * len(labels))
+    assert canary["recovered"] / canary["injected"] >= 0.85
+    assert canary["precision"] >= 0.85
+    assert canary["count_before"] == found.noise_count
+    assert abs(canary["count_rise"] - canary["injected"]) <= 0.25 * canary["injected"]
+
+
+def test_class_conditional_flips_lie_within_the_band() -> None:
+    """Realistic noise: 10% of digits flipped between look-alikes (1/7, 3/8, 4/9) only. The
+    plain estimator under-counts it; the band between the two estimators holds the true count,
+    and the calibrated count finds most flips."""
+    x, y = load_digits(return_X_y=True)
+    into = np.arange(10)
+    for a, b in ((1, 7), (3, 8), (4, 9)):
+        into[a], into[b] = b, a
+    rng = np.random.default_rng(1)
+    chosen = np.sort(rng.choice(np.flatnonzero(into[y] != y), size=180, replace=False))
+    labels = y.copy()
+    labels[chosen] = into[y[chosen]]
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000))
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    probs = cross_val_predict(model, x, labels, cv=folds, method="predict_proba")
+    found = detect(labels, probs, DetectionSpec(count=CountMethod.OFF_DIAGONAL_CALIBRATED), seed=0)
+    low, high = sorted(found.estimates.values())
+    assert low < 0.9 * len(chosen) <= len(chosen) <= high
+    assert len(set(found.flagged.tolist()) & set(chosen.tolist())) / len(chosen) >= 0.8

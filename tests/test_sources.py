@@ -143,3 +143,27 @@ def test_duplicate_ids(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match=r"duplicate item ids, e\.g\. a"):
         load_dataset(dataset_spec(tmp_path, "{format: npz, path: d.npz, ids: i}"))
+
+
+def test_class_conditional_flips_move_only_the_named_classes(tmp_path: Path) -> None:
+    clean = load_dataset(dataset_spec(tmp_path, "{format: sklearn, name: digits}"))
+    flipped = load_dataset(
+        dataset_spec(
+            tmp_path,
+            "{format: sklearn, name: digits, flip: {rate: 0.1, pairs: {'1': '7', '3': '8'}}}",
+        )
+    )
+    changed = np.flatnonzero(clean.labels != flipped.labels)
+    assert changed.tolist() == flipped.flipped.tolist()
+    assert len(changed) == round(0.1 * 1797)
+    moves = set(zip(clean.labels[changed].tolist(), flipped.labels[changed].tolist(), strict=True))
+    assert moves == {(1, 7), (3, 8)}
+
+
+def test_class_conditional_flips_beyond_the_named_classes(tmp_path: Path) -> None:
+    spec = "{format: sklearn, name: digits, flip: {rate: 0.5, pairs: {'1': '7'}}}"
+    with pytest.raises(DataError, match="asks for 898 flips but the classes in pairs hold 182"):
+        load_dataset(dataset_spec(tmp_path, spec))
+    spec = "{format: sklearn, name: digits, flip: {rate: 0.1, pairs: {'1': seven}}}"
+    with pytest.raises(DataError, match="unknown class 'seven'"):
+        load_dataset(dataset_spec(tmp_path, spec))

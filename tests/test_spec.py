@@ -161,6 +161,22 @@ def test_quickdraw_paths_resolve_against_the_spec(tmp_path: Path) -> None:
             "datasets[0].cv.folds",
             "must be >= 2",
         ),
+        (
+            "datasets:\n  - name: d\n    source: {format: npz, path: data.labelquality.yaml,\n"
+            "      classes: [a, b],"
+            " flip: {rate: 0.1, pairs: {a: c}}}\n    gate: {max_noise_rate: 0.1}\n",
+            4,
+            "datasets[0].source.flip.pairs.a",
+            "unknown class 'c'; classes: a, b",
+        ),
+        (
+            "datasets:\n  - name: d\n    source: {format: npz, path: data.labelquality.yaml,\n"
+            "      classes: [a, b],"
+            " flip: {rate: 0.1, pairs: {a: a}}}\n    gate: {max_noise_rate: 0.1}\n",
+            4,
+            "datasets[0].source.flip.pairs.a",
+            "a class cannot be flipped into itself",
+        ),
     ],
 )
 def test_errors_name_file_line_key_and_what_is_valid(
