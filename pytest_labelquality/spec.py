@@ -555,7 +555,7 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
     model = spec.model
     if model.name is not None and model.factory is not None:
         raise walker.fail(line_of("model"), f"{key}.model", "set name or factory, not both")
-    _check_model_keys(model, walker, line_of, f"{key}.model")
+    _check_model_keys(model, walker, line_of, f"{key}.model", images=_may_hold_images(src))
     classes = getattr(src, "classes", None)
     for cls_name in spec.gate.max_class_noise_rate:
         if classes is not None and cls_name not in classes:
@@ -579,14 +579,26 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
 KERAS_KEYS = ("epochs", "batch_size", "learning_rate")
 
 
+def _may_hold_images(src: Any) -> bool:
+    """Whether a source may load images, whose default model can be a Keras one."""
+    if isinstance(src, NpzSource):
+        return src.shape is not None
+    return isinstance(src, QuickDrawSource) or getattr(src, "FORMAT", "") == "images"
+
+
 def _check_model_keys(
-    model: ModelSpec, walker: _Walker, line_of: Callable[..., yaml.Node], key: str
+    model: ModelSpec,
+    walker: _Walker,
+    line_of: Callable[..., yaml.Node],
+    key: str,
+    *,
+    images: bool,
 ) -> None:
     """Refuse settings that the chosen model would ignore."""
-    # unnamed: the default image model from 5 classes is small_cnn, checked when it is resolved
+    # unnamed on images: the default from 5 classes is small_cnn, checked when it is resolved
     keras = (
         model.factory is not None
-        or model.name is None
+        or (model.name is None and images)
         or model.name in KERAS_MODELS
         or model.name in (ModelName.ENSEMBLE, ModelName.AUTO)
     )
