@@ -7,14 +7,26 @@ figures behind it are cached too: a warm run does not decide again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.spec import ModelName
+from pytest_labelquality.spec import KERAS_MODELS, ModelName, ModelSpec
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+
+def candidate_spec(spec: ModelSpec, name: ModelName) -> ModelSpec:
+    """``spec`` as a spec of the candidate ``name``, keeping only the settings it takes: Keras
+    settings for Keras models, ``params`` for the others, both for the ensemble."""
+    if name is ModelName.ENSEMBLE:
+        return dataclasses.replace(spec, name=name)
+    if name in KERAS_MODELS:
+        return dataclasses.replace(spec, name=name, params={})
+    return dataclasses.replace(spec, name=name, epochs=None, batch_size=None, learning_rate=None)
+
 
 #: Candidates by kind of data, cheapest first: a tie goes to the cheaper model.
 IMAGE_CANDIDATES = (ModelName.HOG_BOOSTING, ModelName.SMALL_CNN, ModelName.ENSEMBLE)

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
-from pytest_labelquality.auto import IMAGE_CANDIDATES, TABULAR_CANDIDATES, choose
+from pytest_labelquality.auto import (
+    IMAGE_CANDIDATES,
+    TABULAR_CANDIDATES,
+    candidate_spec,
+    choose,
+)
 from pytest_labelquality.baseline import (
     Change,
     baseline_entry,
@@ -97,7 +102,7 @@ def check_dataset(
     model_spec = spec.model
     if model_spec.name is ModelName.AUTO:
         chosen = _choose_model(spec, data, data_key, cache, content, progress)
-        model_spec = dataclasses.replace(model_spec, name=ModelName(chosen["chosen"]))
+        model_spec = candidate_spec(model_spec, ModelName(chosen["chosen"]))
     config = _resolve(spec, data, model_spec)
     run_key, _ = _run_keys(spec, data_key, config)
     detection_key = fingerprint(
@@ -189,6 +194,7 @@ def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
         train_items=len(data) - len(data) // spec.cv.folds,
         # Quick, Draw!'s classes are objects, whose drawings keep their label when mirrored
         mirror_default=isinstance(spec.source, QuickDrawSource),
+        text=data.kind is DataKind.TEXT,
         classes=len(data.class_names),
     )
 
@@ -257,7 +263,7 @@ def _choose_model(
         candidates = tuple(
             c for c in candidates if c not in KERAS_MODELS and c != ModelName.ENSEMBLE
         )
-    probe = _resolve(spec, data, dataclasses.replace(spec.model, name=ModelName.SMALL_CNN))
+    probe = _resolve(spec, data, candidate_spec(spec.model, ModelName.SMALL_CNN))
     key = fingerprint(
         "auto",
         data_key,
@@ -274,7 +280,7 @@ def _choose_model(
         return chosen
 
     def first(name: ModelName) -> Any:
-        config = _resolve(spec, data, dataclasses.replace(spec.model, name=name))
+        config = _resolve(spec, data, candidate_spec(spec.model, name))
         progress(f"{spec.name}: model auto tries {config.name} on the first fold")
         return first_fold(
             data,
