@@ -227,6 +227,9 @@ def test_junit_xml_carries_the_figures(project: pytest.Pytester) -> None:
     xml = (project.path / "junit.xml").read_text()
     assert 'name="label_quality_noise_rate"' in xml
     assert 'name="label_quality_max_noise_rate" value="0.08"' in xml
+    rate = results(project)["iris-noisy"]["noise"]["rate"]
+    rule = f"max_noise_rate: {rate:.1%} &gt; 8.0%"
+    assert f'name="label_quality_failed_rules" value="{rule}"' in xml
 
 
 def test_json_path_option(project: pytest.Pytester) -> None:

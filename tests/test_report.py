@@ -657,3 +657,19 @@ def test_markdown_is_cut_to_fit_githubs_limit_with_a_note() -> None:
     assert "| 1 | item-001 |" in text
     short = render_markdown(make_document(result), top=3000, limit=2_000)
     assert len(short) <= 2_000
+
+
+def test_the_markdown_links_the_runs_artifacts_on_github_actions() -> None:
+    from pytest_labelquality.results import report_link
+
+    env = {
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/data",
+        "GITHUB_RUN_ID": "99",
+        "LABEL_QUALITY_ARTIFACT": "labels`x",
+    }
+    assert report_link(env) == (
+        "the `labelsx` artifact of [this workflow run]"
+        "(https://github.com/acme/data/actions/runs/99#artifacts) (open index.html)"
+    )
+    assert report_link({}) is None  # not on GitHub Actions
