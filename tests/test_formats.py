@@ -436,3 +436,41 @@ def test_image_previews_come_from_the_original_file(tmp_path: Path) -> None:
     assert Image.open(io.BytesIO(png)).size == (128, 64)  # the original's shape, downscaled
     (root / "a" / "big.jpg").unlink()  # gone since: the working-size pixels stand in
     assert "thumbnail" not in preview(data, data.ids.tolist().index("a/big.jpg"))
+
+
+KERAS_FACTORY = """
+import keras
+from keras import layers
+
+VOCAB = {vocab!r}
+
+
+def text_model(num_classes, seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input(shape=(), dtype="string"),
+        layers.TextVectorization(output_mode="multi_hot", vocabulary=VOCAB),
+        layers.Dense(num_classes, activation="softmax"),
+    ])
+"""
+
+
+@pytest.mark.slow
+def test_a_keras_factory_receives_raw_strings(pytester: pytest.Pytester) -> None:
+    rng = np.random.default_rng(0)
+    with (pytester.path / "news.jsonl").open("w") as handle:
+        for i in range(60):
+            topic = ("sport", "money")[i % 2]
+            text = " ".join(rng.choice(WORDS[topic], size=6))
+            handle.write(json.dumps({"text": text, "y": topic}) + "\n")
+    vocab = WORDS["sport"] + WORDS["money"]
+    (pytester.path / "kfactory.py").write_text(KERAS_FACTORY.format(vocab=vocab))
+    pytester.makefile(
+        ".labelquality.yaml",
+        data="datasets:\n  - name: k\n    source: {format: text, path: news.jsonl, text: text,"
+        " label: y}\n    model: {factory: 'kfactory:text_model', epochs: 20, batch_size: 16,"
+        " learning_rate: 0.05}\n    cv: {folds: 3}\n    gate: {max_noise_rate: 0.5}\n",
+    )
+    pytester.runpytest_subprocess("--label-quality").assert_outcomes(passed=1)
+    report = pytester.path / "label-quality-report" / "label-quality.json"
+    assert json.loads(report.read_text())["datasets"][0]["oof_accuracy"] > 0.9
