@@ -12,7 +12,6 @@ import enum
 import json
 import operator
 import re
-import sys
 import types
 import typing
 from collections.abc import Callable
@@ -334,7 +333,7 @@ def _yaml_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:
 
 
 def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    return typing.get_type_hints(cls)  # each field in the namespace of the class defining it
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:

@@ -358,6 +358,16 @@ datasets:
     source: {format: jsonl, path: table.jsonl, label: y}
     cv: {folds: 3}
     gate: {max_noise_rate: 0.5}
+  - name: table-parquet
+    source: {format: parquet, path: table.parquet, label: y}
+    model: {name: hist_gradient_boosting, params: {max_iter: 20}}
+    cv: {folds: 3}
+    gate: {max_noise_rate: 0.5}
+  - name: pictures-by-table
+    source: {format: images, dir: imgs, labels: labels.jsonl, size: [12, 12], skip_unreadable: true}
+    model: {name: logistic_regression, params: {C: 0.1}}
+    cv: {folds: 3}
+    gate: {max_noise_rate: 0.5}
 """
 
 
@@ -385,9 +395,16 @@ def test_every_new_format_end_to_end_and_warm(pytester: pytest.Pytester) -> None
         for i in range(60)
     ]
     (pytester.path / "table.jsonl").write_text("".join(json.dumps(r) + "\n" for r in table))
+    pq.write_table(pa.Table.from_pylist(table), pytester.path / "table.parquet")
+    (pytester.path / "imgs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    listed = [
+        {"path": p.relative_to(pytester.path / "imgs").as_posix(), "label": p.parts[-2]}
+        for p in sorted((pytester.path / "imgs").glob("*/*.png"))
+    ] + [{"path": "broken.png", "label": "red"}]
+    (pytester.path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in listed))
     pytester.makefile(".labelquality.yaml", data=END_TO_END)
 
-    pytester.runpytest_subprocess("--label-quality").assert_outcomes(passed=4)
+    pytester.runpytest_subprocess("--label-quality").assert_outcomes(passed=6)
     report = pytester.path / "label-quality-report"
     results = {
         d["name"]: d for d in json.loads((report / "label-quality.json").read_text())["datasets"]
@@ -399,17 +416,23 @@ def test_every_new_format_end_to_end_and_warm(pytester: pytest.Pytester) -> None
     assert results["news-own-model"]["oof_accuracy"] > 0.9
     pictures = results["pictures"]
     assert pictures["source"]["decoded"] == 18
-    assert pictures["source"]["ignored"] == 2
+    assert pictures["source"]["ignored"] == 3  # README.md, .DS_Store, broken.png outside a class
     if pictures["flagged"]:
         assert pictures["flagged"][0]["preview"]["thumbnail"] is True
     assert results["table"]["oof_accuracy"] > 0.9
+    assert results["table-parquet"]["oof_accuracy"] > 0.9
+    by_table = results["pictures-by-table"]
+    assert by_table["items"] == len(listed) - 1
+    assert by_table["source"]["skipped"][0]["path"] == "broken.png"
+    assert any("broken.png" in w for w in by_table["warnings"])
     html = (report / "index.html").read_text()
     assert 'type="search" name="text"' in html
+    assert "1 unreadable file(s) skipped (source.skip_unreadable): broken.png" in html
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in html
     assert "<b>&</b>" not in html
 
     warm = pytester.runpytest_subprocess("--label-quality")
-    warm.assert_outcomes(passed=4)
+    warm.assert_outcomes(passed=6)
     again = {
         d["name"]: d for d in json.loads((report / "label-quality.json").read_text())["datasets"]
     }
@@ -436,3 +459,41 @@ def test_image_previews_come_from_the_original_file(tmp_path: Path) -> None:
     assert Image.open(io.BytesIO(png)).size == (128, 64)  # the original's shape, downscaled
     (root / "a" / "big.jpg").unlink()  # gone since: the working-size pixels stand in
     assert "thumbnail" not in preview(data, data.ids.tolist().index("a/big.jpg"))
+
+
+KERAS_FACTORY = """
+import keras
+from keras import layers
+
+VOCAB = {vocab!r}
+
+
+def text_model(num_classes, seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input(shape=(), dtype="string"),
+        layers.TextVectorization(output_mode="multi_hot", vocabulary=VOCAB),
+        layers.Dense(num_classes, activation="softmax"),
+    ])
+"""
+
+
+@pytest.mark.slow
+def test_a_keras_factory_receives_raw_strings(pytester: pytest.Pytester) -> None:
+    rng = np.random.default_rng(0)
+    with (pytester.path / "news.jsonl").open("w") as handle:
+        for i in range(60):
+            topic = ("sport", "money")[i % 2]
+            text = " ".join(rng.choice(WORDS[topic], size=6))
+            handle.write(json.dumps({"text": text, "y": topic}) + "\n")
+    vocab = WORDS["sport"] + WORDS["money"]
+    (pytester.path / "kfactory.py").write_text(KERAS_FACTORY.format(vocab=vocab))
+    pytester.makefile(
+        ".labelquality.yaml",
+        data="datasets:\n  - name: k\n    source: {format: text, path: news.jsonl, text: text,"
+        " label: y}\n    model: {factory: 'kfactory:text_model', epochs: 20, batch_size: 16,"
+        " learning_rate: 0.05}\n    cv: {folds: 3}\n    gate: {max_noise_rate: 0.5}\n",
+    )
+    pytester.runpytest_subprocess("--label-quality").assert_outcomes(passed=1)
+    report = pytester.path / "label-quality-report" / "label-quality.json"
+    assert json.loads(report.read_text())["datasets"][0]["oof_accuracy"] > 0.9

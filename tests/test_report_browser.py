@@ -282,3 +282,29 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
     assert animals.locator("form.filters output").inner_text() == "showing 12 of 12"
     assert browser.errors == []
     assert browser.other_requests(html.as_uri()) == []
+
+
+def test_text_search_filters_suspects_in_chromium(browser: Browser, tmp_path: Path) -> None:
+    result = make_result("news", pairs=PAIRS, items=60, preview="text")
+    result["source"]["kind"] = "text"
+    result["flagged"][0]["preview"] = {"text": "Opening words. " + "middle " * 100 + "THE END"}
+    url = browser.open(tmp_path, make_document(result))
+    page = browser.page
+    search = page.locator("#ds-news form.filters input[name=text]")
+    search.fill("Number 1")  # case-insensitive: review number 10, 11 and 12
+    assert browser.visible("#ds-news-gallery") == 3
+    search.fill("the end")  # found in the whole text, beyond the snippet
+    assert browser.visible("#ds-news-gallery") == 1
+    first = page.locator("#ds-news-gallery .suspect").first
+    assert "THE END" not in first.locator("blockquote").first.inner_text()
+    whole = first.locator("details.full-text")
+    assert whole.evaluate("d => d.open") is False  # the whole text on demand
+    whole.locator("summary").press("Enter")
+    assert "THE END" in whole.inner_text()
+    page.locator("#ds-news form.filters button[type=reset]").click()
+    page.wait_for_function(
+        "document.querySelectorAll('#ds-news-gallery .suspect[hidden]').length == 0"
+    )
+    assert browser.visible("#ds-news-gallery") == 12
+    assert browser.errors == []
+    assert browser.other_requests(url) == []

@@ -8,35 +8,25 @@ the built-in models one-hot encode it (``hist_gradient_boosting`` uses its nativ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.formats import SourceFormat, check_path
 from pytest_labelquality.formats.readers import Table, read_table
-from pytest_labelquality.spec import Flips, _doc
+from pytest_labelquality.spec import CsvSource
 
 if TYPE_CHECKING:
     from pytest_labelquality.sources import Dataset
-    from pytest_labelquality.spec import CsvSource, DatasetSpec
+    from pytest_labelquality.spec import DatasetSpec
 
 
 @dataclass(frozen=True)
-class JsonlSource:
+class JsonlSource(CsvSource):
     """A JSON Lines file, one object per line: feature keys, a label key, optionally an id."""
 
     FORMAT: ClassVar[str] = "jsonl"
-    path: str = field(metadata=_doc("The .jsonl file, relative to the spec."))
-    label: str = field(metadata=_doc("Name of the label column."))
-    id: str | None = field(default=None, metadata=_doc("Name of the id column."))
-    features: tuple[str, ...] | None = field(
-        default=None, metadata=_doc("Feature columns (default: every other column).", minItems=1)
-    )
-    classes: tuple[str, ...] | None = field(
-        default=None, metadata=_doc("Class names (default: the labels found, sorted).", minItems=2)
-    )
-    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
 
 
 @dataclass(frozen=True)
@@ -73,9 +63,7 @@ def _all_columns(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
-def load_features(
-    spec: DatasetSpec, src: JsonlSource | CsvSource, cache_dir: Path | None
-) -> Dataset:
+def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: Path | None) -> Dataset:
     """A feature table: numeric and categorical columns, a label and optional id per row."""
     import numpy as np
 
@@ -139,7 +127,7 @@ def _encoded(table: Table, name: str) -> tuple[list[float], tuple[str, ...]]:
     return [index[t] for t in text], names
 
 
-def _check(spec: DatasetSpec, src: JsonlSource) -> tuple[str, str] | None:
+def _check(spec: DatasetSpec, src: CsvSource) -> tuple[str, str] | None:
     return check_path(spec, src.path, "path")
 
 
