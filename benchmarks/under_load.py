@@ -1,10 +1,10 @@
 """The gate beside a CPU hog: wall time of a cold run on an idle machine against the same run
 beside busy processes (four on 2 cores by default), side by side in one run.
 
-Each run is a whole ``pytest --label-quality`` process with a fresh cache, training the default
-image model (``hog_boosting``) on Quick, Draw! drawings. ``--compare-old`` adds the thread
-settings before this benchmark existed: OpenMP and BLAS as wide as the cores whatever the load,
-and OpenMP's default wait policy (its threads spin while they wait for each other).
+Each run is a whole ``pytest --label-quality`` process with a fresh cache, training
+``hog_boosting`` (boosted trees on OpenMP threads) on Quick, Draw! drawings. ``--compare-old``
+adds the thread settings before this benchmark existed: OpenMP and BLAS as wide as the cores
+whatever the load, and OpenMP's default wait policy (its threads spin while they wait).
 
     python benchmarks/under_load.py [--hogs 4] [--classes 4] [--limit 1500] [--compare-old]
 """
@@ -42,7 +42,7 @@ def main() -> None:
             "datasets:\n  - name: quickdraw\n"
             f"    source: {{format: quickdraw, dir: {args.data}, classes: [{classes}],"
             f" limit: {args.limit}}}\n"
-            "    cv: {folds: 3}\n    gate: {max_noise_rate: 1.0}\n"
+            "    model: {name: hog_boosting}\n    cv: {folds: 3}\n    gate: {max_noise_rate: 1.0}\n"
         )
         old = {"LABEL_QUALITY_THREADS": str(cores), "OMP_WAIT_POLICY": ""}
         runs = [("idle", 0, {}), (f"beside {args.hogs} busy processes", args.hogs, {})]

@@ -76,7 +76,7 @@ class ArrayCache:
             with tempfile.TemporaryFile(dir=self.root, prefix=".probe-"):
                 pass
         except OSError as exc:
-            message = os_error_message(exc, "cannot use the cache folder", CACHE_HINT)
+            message = os_error_message(exc, "cannot use the cache folder", CACHE_HINT, self.root)
             raise CacheError(message) from None
 
     def load(self, key: str, expect: Expect | None = None) -> dict[str, npt.NDArray[Any]] | None:
@@ -137,9 +137,8 @@ class ArrayCache:
                 typing.cast(Any, np.savez)(handle, **entry)
             os.replace(tmp, path)
         except OSError as exc:
-            raise CacheError(
-                os_error_message(exc, "cannot write the cache entry", CACHE_HINT)
-            ) from None
+            message = os_error_message(exc, "cannot write the cache entry", CACHE_HINT, path)
+            raise CacheError(message) from None
         finally:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)

@@ -180,7 +180,8 @@ def _save_fold(
     try:
         model.save(cache.path(key).with_suffix(""))
     except OSError as exc:
-        message = os_error_message(exc, "cannot save a fold model", CACHE_HINT)
+        stem = cache.path(key).with_suffix("")
+        message = os_error_message(exc, "cannot save a fold model", CACHE_HINT, stem)
         raise CacheError(message) from None
     cache.save(
         key,

@@ -53,9 +53,10 @@ class UserCodeError(ModelError):
         return (type(self), (str(self), self.frames))
 
 
-def os_error_message(exc: OSError, doing: str, hint: str) -> str:
-    """One line for a filesystem error: what was done, to which file, why, and what to do."""
+def os_error_message(exc: OSError, doing: str, hint: str, path: object = "") -> str:
+    """One line for a filesystem error: what was done, to which file (``path`` when the error
+    does not say, as when a write finds the disk full), why, and what to do."""
     target = exc.filename2 if exc.filename2 is not None else exc.filename  # os.replace's dest
-    name = target if target is not None else ""
+    name = target if target is not None else path
     why = exc.strerror or str(exc)
     return f"{doing} {name}: {why}; {hint}".replace(" :", ":")

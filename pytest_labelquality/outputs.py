@@ -25,9 +25,11 @@ def remove_stale(paths: Iterable[Path | None]) -> None:
 
 
 @contextlib.contextmanager
-def written() -> Iterator[None]:
-    """Turn a failure to write a result file into one :class:`OutputError` naming it."""
+def written(*paths: Path | str | None) -> Iterator[None]:
+    """Turn a failure to write a result file into one :class:`OutputError` naming it (or all
+    of ``paths`` when the error does not say which, as when the disk is full)."""
     try:
         yield
     except OSError as exc:
-        raise OutputError(os_error_message(exc, "cannot write", OUTPUT_HINT)) from None
+        every = ", ".join(str(p) for p in paths if p)
+        raise OutputError(os_error_message(exc, "cannot write", OUTPUT_HINT, every)) from None

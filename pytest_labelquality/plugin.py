@@ -419,8 +419,11 @@ class Controller:
 
         if hasattr(self.config, "workerinput") or not self.results:
             return
+        settings, step_summary = self.settings, os.environ.get("GITHUB_STEP_SUMMARY")
         try:
-            with written():
+            with written(
+                settings.json_path, settings.html_path, settings.markdown_path, step_summary
+            ):
                 if self.baselines:
                     from pytest_labelquality.baseline import write_baselines
                     from pytest_labelquality.report import git_commit
@@ -429,11 +432,11 @@ class Controller:
                 write_outputs(
                     self.results,
                     errors=self.errors,
-                    json_path=self.settings.json_path,
-                    html_path=self.settings.html_path,
-                    markdown_path=self.settings.markdown_path,
-                    step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
-                    max_suspects=self.settings.max_suspects,
+                    json_path=settings.json_path,
+                    html_path=settings.html_path,
+                    markdown_path=settings.markdown_path,
+                    step_summary=step_summary,
+                    max_suspects=settings.max_suspects,
                     repository=self.config.rootpath,
                 )
         except OutputError as exc:

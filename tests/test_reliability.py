@@ -629,6 +629,41 @@ def test_an_unusable_cache_folder_is_one_clear_error(
     assert "\n" not in text
 
 
+FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from pytest_labelquality.errors import LabelQualityError
+from pytest_labelquality.runner import check_dataset
+from pytest_labelquality.spec import load_spec
+
+(spec,) = load_spec(Path(sys.argv[1]))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+try:
+    check_dataset(spec, cache_dir=Path(sys.argv[2]), progress=lambda _: None)
+except LabelQualityError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_a_full_disk_is_one_cache_error(tmp_path: Path) -> None:
+    spec = iris_spec(tmp_path)
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-c", FULL_DISK, str(spec), str(cache)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.startswith(f"CacheError cannot write the cache entry {cache}")
+    assert "File too large" in done.stdout
+    assert not list(cache.rglob(".tmp-*"))  # no half-written entry left behind
+
+
+def test_data_removed_after_collection_is_one_error_naming_it(tmp_path: Path) -> None:
+    (spec,) = load_spec(iris_spec(tmp_path))
+    (tmp_path / "iris.npz").unlink()
+    with pytest.raises(DataError, match=f"cannot read {tmp_path / 'iris.npz'}: No such file"):
+        run(spec, tmp_path / "cache")
+
+
 # --- result files ----------------------------------------------------------------------------
 
 
