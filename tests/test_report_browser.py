@@ -180,7 +180,7 @@ def test_quickdraw_report_in_chromium(
         "datasets:\n  - name: quickdraw-cat-dog\n"
         f"    source: {{format: quickdraw, dir: {quickdraw_dir}, classes: [cat, dog],"
         " limit: 600, flip: {rate: 0.1}}\n"
-        "    model: {epochs: 4}\n    cv: {folds: 3}\n    gate: {max_noise_rate: 0.05}\n"
+        "    cv: {folds: 3}\n    gate: {max_noise_rate: 0.05}\n"
     )
     (spec,) = load_spec(spec_path)
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
