@@ -7,6 +7,7 @@ system one). Skips when either is missing.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,18 @@ CHROMIUM_FLAGS = [
 ]
 # 12 suspects: given cat x5 (suggested dog), dog x4 (suggested cat), fox x3 (suggested cat).
 PAIRS = [("cat", "dog")] * 5 + [("dog", "cat")] * 4 + [("fox", "cat")] * 3
+
+
+def wait_until(page: Any, expression: str, timeout: float = 10.0) -> None:
+    """Poll ``expression`` from outside the page until it is true.
+
+    Not ``page.wait_for_function``: after a first false answer it polls with code that the
+    report's Content-Security-Policy (no eval) blocks, so it fails whenever the page is slower
+    than the first check (a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.05)
 
 
 def chromium() -> str:
@@ -118,9 +131,10 @@ def test_report_in_chromium(browser: Browser, tmp_path: Path) -> None:
     animals.locator("select[name=suggested]").select_option(label="dog (5)")
     assert browser.visible("#ds-animals-gallery") == 0
     animals.locator("button[type=reset]").click()
-    page.wait_for_function(
+    wait_until(
+        page,
         "document.querySelector('#ds-animals form.filters output').textContent"
-        " === 'showing 12 of 12'"
+        " === 'showing 12 of 12'",
     )
     assert browser.visible("#ds-animals-gallery") == 12
     animals.locator("select[name=suggested]").select_option(label="cat (7)")
@@ -238,9 +252,10 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
     assert givens == ["cat"] * 5
 
     animals.locator("button[type=reset]").click()
-    page.wait_for_function(
+    wait_until(
+        page,
         "document.querySelector('#ds-animals form.filters output').textContent"
-        " === 'showing 12 of 12'"
+        " === 'showing 12 of 12'",
     )
     animals.locator('nav.pager button[data-step="1"]').click()
     assert pager.inner_text() == "page 2 of 3 (6-10)"
@@ -278,7 +293,7 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
     animals.locator("input[name=search]").fill("item-01")
     assert animals.locator("form.filters output").inner_text() == "showing 3 of 12"
     page.evaluate("location.hash = '#ds-animals-item-2'")  # an anchor outside the filter
-    page.wait_for_function("!document.getElementById('ds-animals-item-2').hidden")
+    wait_until(page, "!document.getElementById('ds-animals-item-2').hidden")
     assert animals.locator("form.filters output").inner_text() == "showing 12 of 12"
     assert browser.errors == []
     assert browser.other_requests(html.as_uri()) == []
@@ -302,9 +317,7 @@ def test_text_search_filters_suspects_in_chromium(browser: Browser, tmp_path: Pa
     whole.locator("summary").press("Enter")
     assert "THE END" in whole.inner_text()
     page.locator("#ds-news form.filters button[type=reset]").click()
-    page.wait_for_function(
-        "document.querySelectorAll('#ds-news-gallery .suspect[hidden]').length == 0"
-    )
+    wait_until(page, "document.querySelectorAll('#ds-news-gallery .suspect[hidden]').length == 0")
     assert browser.visible("#ds-news-gallery") == 12
     assert browser.errors == []
     assert browser.other_requests(url) == []
