@@ -389,9 +389,8 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, NoTensorFlow())
-import pytest
-sys.exit(pytest.main(sys.argv[1:]))
 """
+RUN_PYTEST = BLOCK_TENSORFLOW + "import pytest\nsys.exit(pytest.main(sys.argv[1:]))\n"
 
 
 def test_a_keras_model_without_tensorflow_is_one_line_naming_the_extra(
@@ -405,7 +404,7 @@ def test_a_keras_model_without_tensorflow_is_one_line_naming_the_extra(
         "    model: {name: cnn}\n    gate: {max_noise_rate: 0.5}\n",
     )
     run = pytester.run(
-        sys.executable, "-c", BLOCK_TENSORFLOW, "--label-quality", "-p", "no:cacheprovider"
+        sys.executable, "-c", RUN_PYTEST, "--label-quality", "-p", "no:cacheprovider"
     )
     assert run.ret == pytest.ExitCode.TESTS_FAILED
     line = (
@@ -414,6 +413,23 @@ def test_a_keras_model_without_tensorflow_is_one_line_naming_the_extra(
     )
     assert [x for x in run.stdout.lines if x.endswith(line)], run.stdout.str()
     assert "Traceback" not in run.stdout.str()
+
+
+def test_without_tensorflow_the_default_image_model_needs_none(pytester: pytest.Pytester) -> None:
+    """From 5 classes the default is small_cnn, but only where the keras extra is installed."""
+    resolve = (
+        "from pathlib import Path\n"
+        "from pytest_labelquality.models import resolve_model\n"
+        "from pytest_labelquality.spec import ModelSpec\n"
+        "for classes in (2, 10):\n"
+        "    config = resolve_model(ModelSpec(), image=True, spec_dir=Path('.'),"
+        " train_items=800, classes=classes)\n"
+        "    print(classes, config.name)\n"
+    )
+    without = pytester.run(sys.executable, "-c", BLOCK_TENSORFLOW + resolve)
+    assert without.stdout.lines == ["2 hog_boosting", "10 hog_boosting"], without.stderr.str()
+    installed = pytester.run(sys.executable, "-c", resolve)
+    assert installed.stdout.lines == ["2 hog_boosting", "10 small_cnn"], installed.stderr.str()
 
 
 def test_only_the_specs_are_collected_with_the_ini_twin(pytester: pytest.Pytester) -> None:
