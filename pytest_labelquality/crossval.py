@@ -177,10 +177,10 @@ def _save_fold(
     import numpy as np
 
     key = fold_key(run_key, fold)
+    stem = cache.path(key).with_suffix("")
     try:
-        model.save(cache.path(key).with_suffix(""))
+        model.save(stem)
     except OSError as exc:
-        stem = cache.path(key).with_suffix("")
         message = os_error_message(exc, "cannot save a fold model", CACHE_HINT, stem)
         raise CacheError(message) from None
     cache.save(
