@@ -13,13 +13,17 @@ a new cache) removes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_labelquality.backends import LOCAL, Backend, FoldResult, FoldTask, run_folds
 from pytest_labelquality.cache import (
     CACHE_HINT,
     ArrayCache,
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from pytest_labelquality.cache import CacheRoot
     from pytest_labelquality.sources import Dataset
 
 Progress = Callable[[str], None]
@@ -80,12 +85,14 @@ def out_of_fold(
     run_key: str,
     lineage_key: str,
     progress: Progress,
+    backend: Backend = LOCAL,
 ) -> OutOfFold:
     """Each item's class probabilities from a model that never saw it.
 
     Trains only the folds missing from the cache (an interrupted run resumes), unless the data
-    differs little from its lineage's last full run, which is then reused. scikit-learn folds
-    run ``jobs`` at a time through joblib (whose backend can be a Dask or Ray cluster); Keras and
+    differs little from its lineage's last full run, which is then reused. On a Ray or Dask
+    ``backend`` every missing fold is a task on the cluster, which writes its own cache entry.
+    Locally, scikit-learn folds run ``jobs`` at a time through joblib; Keras and
     ``hog_boosting`` folds run one after another, each using every core.
     """
     import numpy as np
@@ -122,19 +129,37 @@ def out_of_fold(
             return reused
     if missing:
         splits = _splits(data, folds=folds, seed=seed)
-        tasks = [(fold, *splits[fold]) for fold in missing]
-        if jobs > 1 and config.parallel_folds:
-            results: Iterable[Any] = _parallel(tasks, data, config, seed, jobs)
-        else:
-            results = (
-                _train_fold(fold, train, test, data, config, seed, progress, folds)
-                for fold, train, test in tasks
+        tasks: list[FoldTask] = [(fold, *splits[fold]) for fold in missing]
+        if not backend.local:
+            sent = f"{len(tasks)} fold{'s' if len(tasks) > 1 else ''} of {config.name}"
+            progress(f"{sent} sent to {backend.name.value}")
+            on_cluster = run_folds(
+                backend,
+                tasks,
+                data,
+                config,
+                content=content,
+                seed=seed,
+                cache_root=cache.root,
+                run_key=run_key,
             )
-        for fold, test, fold_probs, model, took in results:
-            probs[test] = fold_probs
-            seconds[fold] = took
-            _save_fold(data, fold, test, fold_probs, model, took, content, cache, run_key)
-            _report_fold(data, fold, folds, test, fold_probs, took, progress)
+            for fold, test, fold_probs, took in on_cluster:  # each task saved its own entry
+                probs[test] = fold_probs
+                seconds[fold] = took
+                _report_fold(data, fold, folds, test, fold_probs, took, progress)
+        else:
+            if jobs > 1 and config.parallel_folds:
+                results: Iterable[Any] = _parallel(tasks, data, config, seed, jobs)
+            else:
+                results = (
+                    _train_fold(fold, train, test, data, config, seed, progress, folds)
+                    for fold, train, test in tasks
+                )
+            for fold, test, fold_probs, model, took in results:
+                probs[test] = fold_probs
+                seconds[fold] = took
+                _save_fold(data, fold, test, fold_probs, model, took, content, cache, run_key)
+                _report_fold(data, fold, folds, test, fold_probs, took, progress)
     cache.save(lineage_key, {"meta": as_array({"run_key": run_key, "folds": folds})})
     return OutOfFold(pred_probs=probs, fold_seconds=tuple(seconds), folds_cached=cached)
 
@@ -177,12 +202,18 @@ def _save_fold(
     import numpy as np
 
     key = fold_key(run_key, fold)
-    stem = cache.path(key).with_suffix("")
-    try:
-        model.save(stem)
-    except OSError as exc:
-        message = os_error_message(exc, "cannot save a fold model", CACHE_HINT, stem)
-        raise CacheError(message) from None
+    with contextlib.ExitStack() as stack:
+        if cache.remote is None:
+            stem = cache.path(key).with_suffix("")
+        else:  # written here first, then uploaded whole
+            stem = Path(stack.enter_context(tempfile.TemporaryDirectory())) / key
+        try:
+            written = model.save(stem)
+        except OSError as exc:
+            message = os_error_message(exc, "cannot save a fold model", CACHE_HINT, stem)
+            raise CacheError(message) from None
+        if cache.remote is not None:
+            cache.put_file(key, written)
     cache.save(
         key,
         {
@@ -275,7 +306,8 @@ def _incremental(
         return None
     start = time.perf_counter()
     for fold, members in sorted(to_score.items()):
-        model = FoldModel.load(cache.path(fold_key(base_key, fold)).with_suffix(""))
+        with cache.local_files(fold_key(base_key, fold)) as stem:
+            model = FoldModel.load(stem)
         if model is None:
             cache.discard(fold_key(base_key, fold), "without a readable model beside it")
             return None
@@ -376,3 +408,32 @@ def _parallel(
         delayed(_train_fold)(fold, train, test, data, config, seed, None, 0)
         for fold, train, test in tasks
     )
+
+
+#: The dataset this worker process last received, by its token: the folds of one run that land
+#: on the same worker share it, and with it ``hog_boosting``'s features of its images.
+_RESIDENT: dict[str, tuple[Dataset, npt.NDArray[np.str_]]] = {}
+
+
+def run_fold(
+    payload: tuple[str, Dataset, npt.NDArray[np.str_]],
+    config: ModelConfig,
+    task: FoldTask,
+    seed: int,
+    cache_root: CacheRoot,
+    run_key: str,
+) -> FoldResult:
+    """One fold as a task on a Ray or Dask worker: train it, write its cache entry and model,
+    return its held-out probabilities. ``payload`` is (token, dataset, content hashes)."""
+    from pytest_labelquality.resources import passive_openmp
+
+    passive_openmp()
+    token, data, content = payload
+    if token not in _RESIDENT:
+        _RESIDENT.clear()
+        _RESIDENT[token] = (data, content)
+    data, content = _RESIDENT[token]
+    fold, train, test = task
+    _, test, probs, model, took = _train_fold(fold, train, test, data, config, seed, None, 0)
+    _save_fold(data, fold, test, probs, model, took, content, ArrayCache(cache_root), run_key)
+    return fold, test, probs, took

@@ -38,6 +38,10 @@ class CacheError(LabelQualityError):
     """The cache folder cannot be used: names the folder and how to point the cache elsewhere."""
 
 
+class BackendError(LabelQualityError):
+    """The Ray or Dask backend cannot be used: names the engine, its address or its extra."""
+
+
 class OutputError(LabelQualityError):
     """A result file (JSON, HTML, Markdown) could not be written: names the file."""
 

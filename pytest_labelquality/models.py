@@ -258,8 +258,8 @@ class FoldModel:
                 return _hog_predict(self.model, data, index)
             return _sklearn_predict(self.model, data, index)
 
-    def save(self, stem: Path) -> None:
-        """Write the model beside ``stem`` (``.keras`` or ``.joblib``), atomically."""
+    def save(self, stem: Path) -> Path:
+        """Write the model beside ``stem`` (``.keras`` or ``.joblib``), atomically; its path."""
         path = stem.with_suffix(".keras" if self.keras else ".joblib")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
@@ -275,6 +275,7 @@ class FoldModel:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+        return path
 
     @classmethod
     def load(cls, stem: Path) -> FoldModel | None:

@@ -27,9 +27,11 @@ from pytest_labelquality.errors import (
 )
 
 if TYPE_CHECKING:
+    from pytest_labelquality.cache import CacheRoot
     from pytest_labelquality.spec import DatasetSpec
 
 CACHE_ENV = "LABEL_QUALITY_CACHE_DIR"
+BACKEND_ENV = "LABEL_QUALITY_BACKEND"
 DEFAULT_JSON = "label-quality-report/label-quality.json"
 DEFAULT_HTML = "label-quality-report/index.html"
 DEFAULT_MAX_SUSPECTS = 100
@@ -48,7 +50,7 @@ class Settings:
     """Options resolved once: command line over environment over ini over default."""
 
     enabled: bool
-    cache_dir: Path
+    cache_dir: CacheRoot
     json_path: Path
     html_path: Path
     markdown_path: Path | None
@@ -57,6 +59,8 @@ class Settings:
     only: bool = False
     trusted_ref: str | None = None
     show_top: int = 0
+    backend: str = "local"
+    backend_address: str | None = None
 
 
 settings_key = pytest.StashKey[Settings]()
@@ -78,6 +82,15 @@ def _count_option(value: str) -> int:
     return number
 
 
+def _backend_option(value: str) -> str:
+    from pytest_labelquality.backends import BackendName
+
+    names = [b.value for b in BackendName]
+    if value not in names:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(names)}, got {value!r}")
+    return value
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("label-quality", "label quality of datasets (pytest-labelquality)")
     group.addoption(
@@ -91,8 +104,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--label-quality-cache-dir",
         type=_path_option,
         metavar="DIR",
-        help=f"cache of out-of-fold predictions (default: $ {CACHE_ENV}, else"
+        help=f"cache of out-of-fold predictions: a folder, or an fsspec URL such as"
+        f" s3://bucket/prefix that every worker shares (default: ${CACHE_ENV}, else"
         " <cache_dir>/d/label-quality; ini label_quality_cache_dir).",
+    )
+    group.addoption(
+        "--label-quality-backend",
+        type=_backend_option,
+        metavar="NAME",
+        help=f"where folds train: local, ray or dask (default: ${BACKEND_ENV}, else local; ini"
+        " label_quality_backend).",
+    )
+    group.addoption(
+        "--label-quality-backend-address",
+        type=_path_option,
+        metavar="ADDRESS",
+        help="the Ray cluster or Dask scheduler to send folds to (default: $RAY_ADDRESS or"
+        " $DASK_SCHEDULER_ADDRESS, else a cluster started on this machine; ini"
+        " label_quality_backend_address).",
     )
     group.addoption(
         "--label-quality-json",
@@ -158,6 +187,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "label_quality_trusted_ref", "commit to read baselines and reviews from", default=""
     )
     parser.addini("label_quality_cache_dir", "cache of out-of-fold predictions", default="")
+    parser.addini("label_quality_backend", "where folds train (default: local)", default="")
+    parser.addini(
+        "label_quality_backend_address",
+        "the Ray cluster or Dask scheduler (default: the engine's address variable)",
+        default="",
+    )
     parser.addini("label_quality_json", f"results file (default: {DEFAULT_JSON})", default="")
     parser.addini("label_quality_html", f"HTML report (default: {DEFAULT_HTML})", default="")
     parser.addini("label_quality_markdown", "Markdown summary file (default: none)", default="")
@@ -205,6 +240,12 @@ def _resolve_settings(config: pytest.Config) -> Settings:
             return Path(env)
         return root / ini if ini else default
 
+    def pick_cache(cli: str | None, env: str | None, ini: str, default: Path) -> CacheRoot:
+        from pytest_labelquality.cache import is_url
+
+        chosen = cli or env or ini
+        return chosen if chosen and is_url(chosen) else pick(cli, env, ini, default)
+
     cli_markdown = config.getoption("label_quality_markdown")
     ini_markdown = config.getini("label_quality_markdown")
     try:
@@ -213,7 +254,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         cache_root = root / ".pytest_cache"
     return Settings(
         enabled=enabled,
-        cache_dir=pick(
+        cache_dir=pick_cache(
             config.getoption("label_quality_cache_dir"),
             os.environ.get(CACHE_ENV),
             config.getini("label_quality_cache_dir"),
@@ -239,7 +280,28 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         only=only,
         trusted_ref=str(trusted_ref) if trusted_ref else None,
         show_top=_count_setting(config, "label_quality_show_top"),
+        backend=_backend_setting(config) if enabled else "local",
+        backend_address=config.getoption("label_quality_backend_address")
+        or config.getini("label_quality_backend_address")
+        or None,
     )
+
+
+def _backend_setting(config: pytest.Config) -> str:
+    """The backend's name, its engine checked to be installed."""
+    from pytest_labelquality.backends import BackendName, missing_extra
+
+    name = config.getoption("label_quality_backend") or os.environ.get(BACKEND_ENV)
+    where = f"${BACKEND_ENV}" if name else "ini label_quality_backend"
+    name = name or str(config.getini("label_quality_backend")) or "local"
+    try:
+        name = _backend_option(name)
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"{where} {exc}") from None
+    problem = missing_extra(BackendName(name))
+    if problem:
+        raise pytest.UsageError(problem)
+    return name
 
 
 def _count_setting(config: pytest.Config, name: str) -> int:
@@ -295,12 +357,14 @@ class DatasetItem(pytest.Item):
         self.add_marker("label_quality")
 
     def runtest(self) -> None:
+        from pytest_labelquality.backends import resolve
         from pytest_labelquality.results import failed_rules, failure_message, rule_text
         from pytest_labelquality.runner import check_dataset
 
         settings = self.config.stash[settings_key]
         self.result = check_dataset(
             self.spec,
+            backend=resolve(settings.backend, settings.backend_address),
             cache_dir=settings.cache_dir,
             progress=_progress_writer(self.config),
             keep_items=settings.update_baseline,

@@ -10,7 +10,6 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
@@ -20,6 +19,7 @@ from pytest_labelquality.auto import (
     candidate_spec,
     choose,
 )
+from pytest_labelquality.backends import LOCAL, Backend
 from pytest_labelquality.baseline import (
     Change,
     baseline_entry,
@@ -27,7 +27,7 @@ from pytest_labelquality.baseline import (
     compare,
     load_baseline,
 )
-from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+from pytest_labelquality.cache import ArrayCache, CacheRoot, as_array, fingerprint, from_array
 from pytest_labelquality.crossval import OutOfFold, first_fold, out_of_fold
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
 from pytest_labelquality.ensemble import combine, member_specs
@@ -67,18 +67,20 @@ EXEMPLAR_CLASSES = 40
 def check_dataset(
     spec: DatasetSpec,
     *,
-    cache_dir: Path,
+    cache_dir: CacheRoot,
     progress: Progress,
     keep_items: bool = False,
     trusted_ref: str | None = None,
     show_top: int = 0,
+    backend: Backend = LOCAL,
 ) -> dict[str, Any]:
     """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
 
     With ``keep_items`` the result also carries what a new baseline needs (every item's hash);
     with ``trusted_ref`` the baseline and reviews are read as at that commit. ``show_top`` also
     lists the items among the ``show_top`` most suspect of the ranking that are below the
-    estimated count (``below_estimate``), for reviewers who look further.
+    estimated count (``below_estimate``), for reviewers who look further. Folds train where
+    ``backend`` says; ``cache_dir`` may be a folder or an fsspec URL that its workers share.
     """
     import numpy as np
 
@@ -118,7 +120,9 @@ def check_dataset(
         progress(f"{spec.name}: cache hit, nothing to train")
     else:
         progress(f"{spec.name}: {len(data)} items, {len(data.class_names)} classes, {config.name}")
-        oof = _out_of_fold(spec, data, data_key, config, model_spec, cache, content(), progress)
+        oof = _out_of_fold(
+            spec, data, data_key, config, model_spec, cache, content(), progress, backend
+        )
         folds_cached, fold_seconds = oof.folds_cached, oof.fold_seconds
         incremental = oof.incremental
         trained = time.perf_counter()
@@ -140,6 +144,7 @@ def check_dataset(
         found,
         judged,
         show_top=show_top,
+        backend=backend.name.value,
         model={**config.as_dict(), **({"auto": chosen} if chosen else {})},
         versions={**config.versions(), "cleanlab": cleanlab_version()},
         cache={
@@ -222,6 +227,7 @@ def _out_of_fold(
     cache: ArrayCache,
     content: npt.NDArray[np.str_],
     progress: Progress,
+    backend: Backend,
 ) -> OutOfFold:
     """The out-of-fold probabilities of ``config``; an ensemble's are its members' mean."""
     if config.name == ModelName.ENSEMBLE:
@@ -230,7 +236,9 @@ def _out_of_fold(
             member_config = _resolve(spec, data, member)
             progress(f"{spec.name}: ensemble member {member_config.name}")
             parts.append(
-                _out_of_fold(spec, data, data_key, member_config, member, cache, content, progress)
+                _out_of_fold(
+                    spec, data, data_key, member_config, member, cache, content, progress, backend
+                )
             )
         return combine(parts)
     run_key, lineage_key = _run_keys(spec, data_key, config)
@@ -245,6 +253,7 @@ def _out_of_fold(
         run_key=run_key,
         lineage_key=lineage_key,
         progress=progress,
+        backend=backend,
     )
 
 

@@ -8,7 +8,6 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.errors import DataError
@@ -24,6 +23,8 @@ from pytest_labelquality.spec import (
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from pytest_labelquality.cache import CacheRoot
 
 
 class DataKind(enum.StrEnum):
@@ -67,7 +68,7 @@ class Dataset:
         return tuple(int(d) for d in self.features.shape[1:])
 
 
-def load_dataset(spec: DatasetSpec, *, cache_dir: Path | None = None) -> Dataset:
+def load_dataset(spec: DatasetSpec, *, cache_dir: CacheRoot | None = None) -> Dataset:
     """Load the dataset a spec names; raises :class:`DataError` for data that cannot be used.
 
     Formats of :mod:`pytest_labelquality.formats` may keep work (decoded images) in

@@ -14,12 +14,12 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.errors import DataError
 
 if TYPE_CHECKING:
+    from pytest_labelquality.cache import CacheRoot
     from pytest_labelquality.sources import Dataset
     from pytest_labelquality.spec import DatasetSpec
 
@@ -33,7 +33,7 @@ class SourceFormat:
     """
 
     spec_type: type[Any]
-    load: Callable[[DatasetSpec, Any, Path | None], Dataset]
+    load: Callable[[DatasetSpec, Any, CacheRoot | None], Dataset]
     check: Callable[[DatasetSpec, Any], tuple[str, str] | None]
 
 

@@ -25,6 +25,7 @@ from pytest_labelquality.formats.readers import CsvOptions, read_table
 from pytest_labelquality.spec import Flips, _doc
 
 if TYPE_CHECKING:
+    from pytest_labelquality.cache import CacheRoot
     from pytest_labelquality.sources import Dataset
     from pytest_labelquality.spec import DatasetSpec
 
@@ -93,7 +94,7 @@ class _File:
     stat: tuple[int, int]
 
 
-def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: Path | None) -> Dataset:
+def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: CacheRoot | None) -> Dataset:
     """List, decode (or read from the cache) and label the images."""
     import numpy as np
 
@@ -269,7 +270,7 @@ def _decoded(
     files: list[_File],
     size: tuple[int, ...],
     src: ImageFolderSource,
-    cache_dir: Path | None,
+    cache_dir: CacheRoot | None,
 ) -> tuple[Any, Any, Any, dict[int, str], int]:
     """Pixels, grey flags, content digests and decoding errors of ``files``, and how many
     files were decoded: from the cache where the listing is unchanged, else reusing every

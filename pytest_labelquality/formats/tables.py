@@ -18,6 +18,7 @@ from pytest_labelquality.formats.readers import Table, read_table
 from pytest_labelquality.spec import CsvSource
 
 if TYPE_CHECKING:
+    from pytest_labelquality.cache import CacheRoot
     from pytest_labelquality.sources import Dataset
     from pytest_labelquality.spec import DatasetSpec
 
@@ -63,7 +64,7 @@ def _all_columns(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
-def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: Path | None) -> Dataset:
+def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: CacheRoot | None) -> Dataset:
     """A feature table: numeric and categorical columns, a label and optional id per row."""
     import numpy as np
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pytest_labelquality.errors import DataError
@@ -12,6 +11,7 @@ from pytest_labelquality.formats.readers import CsvOptions, read_table
 from pytest_labelquality.spec import Flips, _doc
 
 if TYPE_CHECKING:
+    from pytest_labelquality.cache import CacheRoot
     from pytest_labelquality.sources import Dataset
     from pytest_labelquality.spec import DatasetSpec
 
@@ -35,7 +35,7 @@ class TextSource(CsvOptions):
     flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
 
 
-def load(spec: DatasetSpec, src: TextSource, cache_dir: Path | None) -> Dataset:
+def load(spec: DatasetSpec, src: TextSource, cache_dir: CacheRoot | None) -> Dataset:
     """Read the texts; an empty or missing text or label fails with its file and line."""
     import numpy as np
 

@@ -1,0 +1,82 @@
+"""Folds as Dask tasks: the data is scattered once (each worker that runs a fold holds one
+copy), each fold is a task that the scheduler runs again elsewhere when its worker dies."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pytest_labelquality.backends import FoldResult, FoldTask, check_reachable
+from pytest_labelquality.errors import BackendError
+
+if TYPE_CHECKING:
+    from pytest_labelquality.cache import CacheRoot
+    from pytest_labelquality.models import ModelConfig
+
+_clients: dict[str | None, Any] = {}
+_lock = threading.Lock()
+
+
+def connect(address: str | None) -> Any:
+    """A client of the scheduler at ``address`` (one per process and address); with none, of
+    a new local cluster."""
+    from distributed import Client
+
+    with _lock:
+        client = _clients.get(address)
+        if client is not None and client.status == "running":
+            return client
+        if address:
+            check_reachable("Dask", address)
+        try:
+            client = Client(address, set_as_default=False, timeout=30)  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"cannot join the Dask scheduler at {address}: {first}") from None
+        _clients[address] = client
+        return client
+
+
+def run(
+    address: str | None,
+    tasks: list[FoldTask],
+    payload: Any,
+    config: ModelConfig,
+    seed: int,
+    cache_root: CacheRoot,
+    run_key: str,
+) -> Iterator[FoldResult]:
+    """Submit each fold, yield results as they complete; a fold's own error is raised as is."""
+    from distributed import as_completed
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    from pytest_labelquality.crossval import run_fold
+
+    client = connect(address)
+    data = client.scatter(payload, broadcast=False, hash=False)
+    futures = [
+        client.submit(
+            run_fold,
+            data,
+            config,
+            task,
+            seed,
+            cache_root,
+            run_key,
+            pure=False,
+            key=f"label-quality-fold-{run_key[:16]}-{task[0]}-{payload[0][:8]}",
+        )
+        for task in tasks
+    ]
+    try:
+        for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
+            try:
+                result: FoldResult = future.result()
+            except (KilledWorker, FutureCancelledError) as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise BackendError(f"a fold failed on the Dask cluster: {first}") from None
+            yield result
+    finally:
+        client.cancel([*futures, data])

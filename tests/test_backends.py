@@ -1,0 +1,386 @@
+"""Folds on a real local Ray cluster and a real Dask LocalCluster (2 workers each, started once
+per session): the same estimate and flagged items as the local backend, a worker killed in the
+middle of a fold retried, one-line errors for a missing extra and a bad address."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import bars
+from sklearn.datasets import load_digits  # here, not in a pytester test that drops modules
+
+from pytest_labelquality.backends import Backend, BackendName, check_reachable, missing_extra
+from pytest_labelquality.cache import ArrayCache
+from pytest_labelquality.errors import BackendError
+from pytest_labelquality.runner import check_dataset
+from pytest_labelquality.spec import load_spec
+
+#: A factory whose model's first fit kills its process, leaving a marker file that keeps the
+#: later ones alive: the engine must run the fold again on a worker that lives.
+FLAKY_FACTORY = """\
+import os
+from pathlib import Path
+
+from sklearn.linear_model import LogisticRegression
+
+
+class DiesOnce(LogisticRegression):
+    def __init__(self, marker="", max_iter=2000):
+        super().__init__(max_iter=max_iter)
+        self.marker = marker
+
+    def fit(self, x, y):
+        if not Path(self.marker).exists():
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return super().fit(x, y)
+
+
+def model(marker):
+    return DiesOnce(marker)
+"""
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """A local Ray cluster of 2 CPUs, for the whole session; its address."""
+    ray = pytest.importorskip("ray")
+    with pytest.MonkeyPatch.context() as patch:
+        # on loopback, without the token Ray would write to ~/.ray for its clients to read
+        patch.setenv("RAY_AUTH_MODE", "disabled")
+        context = ray.init(
+            num_cpus=2,
+            object_store_memory=80 * 1024 * 1024,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+        yield str(context.address_info["gcs_address"])
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket() -> Iterator[str]:
+    """An S3 bucket on a moto server on loopback, for the whole session; the AWS variables
+    that lead s3fs to it are set for this process and the workers it starts."""
+    server_module = pytest.importorskip("moto.server")
+    fsspec = pytest.importorskip("fsspec")
+    pytest.importorskip("s3fs")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        fsspec.filesystem("s3", skip_instance_cache=True).mkdir("label-quality")
+        yield "label-quality"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_address(s3_bucket: str) -> Iterator[str]:
+    """A Dask LocalCluster of 2 single-threaded worker processes, for the whole session (its
+    workers reach the S3 bucket)."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=50,
+    )
+    yield str(cluster.scheduler_address)
+    cluster.close()
+
+
+@pytest.fixture(params=[BackendName.RAY, BackendName.DASK], ids=["ray", "dask"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    name: BackendName = request.param
+    fixture = "ray_address" if name is BackendName.RAY else "dask_address"
+    return Backend(name, request.getfixturevalue(fixture))
+
+
+def write_digits(folder: Path, model: str, *, count: int = 600) -> Path:
+    """A spec of 3 folds with ``model`` on ``count`` of sklearn's digits, or on 300 bar images
+    for the image models; about 10% of the labels are wrong, each item's flip drawn from its
+    own row of random numbers (a grown dataset keeps the first items' labels)."""
+    if "hog_boosting" in model:
+        x, y = bars(300)
+    else:
+        x, y = load_digits(return_X_y=True)
+        x, y = x[:count], y[:count]
+    classes = int(y.max()) + 1
+    draws = np.random.default_rng(1).random((len(y), 2))
+    shift = np.where(draws[:, 0] < 0.1, 1 + (draws[:, 1] * (classes - 1)).astype(int), 0)
+    np.savez(folder / "digits.npz", x=x, y=(y + shift) % classes)
+    path = folder / "digits.labelquality.yaml"
+    path.write_text(
+        "datasets:\n  - name: digits\n"
+        "    source: {format: npz, path: digits.npz}\n"
+        f"    model: {model}\n"
+        "    cv: {folds: 3, seed: 3}\n"
+        "    gate: {max_noise_rate: 0.3}\n"
+    )
+    return path
+
+
+def answer(result: dict[str, Any]) -> tuple[Any, ...]:
+    """What must not depend on where folds trained."""
+    return (
+        result["noise"]["count"],
+        result["noise"]["rate"],
+        result["noise"]["estimators"],
+        [entry["id"] for entry in result["flagged"]],
+    )
+
+
+LOCAL_ANSWERS: dict[str, tuple[Any, ...]] = {}
+
+
+def local_answer(folder: Path, model: str) -> tuple[Any, ...]:
+    """The local backend's answer for ``model`` on the digits, computed once per session."""
+    if model not in LOCAL_ANSWERS:
+        (spec,) = load_spec(write_digits(folder, f"{{name: {model}}}"))
+        result = check_dataset(spec, cache_dir=folder / "local-cache", progress=lambda _: None)
+        assert result["backend"] == "local"
+        LOCAL_ANSWERS[model] = answer(result)
+    return LOCAL_ANSWERS[model]
+
+
+@pytest.mark.parametrize("model", ["logistic_regression", "hog_boosting"])
+def test_an_engine_gives_the_local_answer(
+    backend: Backend, model: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    expected = local_answer(tmp_path_factory.mktemp("local"), model)
+    (spec,) = load_spec(write_digits(tmp_path, f"{{name: {model}}}"))
+    lines: list[str] = []
+    cache = tmp_path / "cache"
+    result = check_dataset(spec, cache_dir=cache, progress=lines.append, backend=backend)
+    assert result["backend"] == backend.name.value
+    assert answer(result) == expected
+    assert result["cache"]["status"] == "miss"
+    assert f"3 folds of {model} sent to {backend.name.value}" in lines
+    assert sum(line.startswith("fold ") for line in lines) == 3
+    assert len(list(cache.rglob("*.joblib"))) == 3  # each task saved its fold's model
+    # the entries the workers wrote are the next run's cache, wherever that one trains
+    for entry in cache.rglob("*.npz"):
+        fold = np.load(entry)
+        if "probs" not in fold.files:  # the detection: the folds are what is being checked
+            entry.unlink()
+    again: list[str] = []
+    warm = check_dataset(spec, cache_dir=cache, progress=again.append)
+    assert "3 of 3 folds from the cache" in again
+    assert answer(warm) == expected
+
+
+def test_folds_already_cached_are_not_submitted(tmp_path: Path, dask_address: str) -> None:
+    (spec,) = load_spec(write_digits(tmp_path, "{name: logistic_regression}"))
+    cache = tmp_path / "cache"
+    first = check_dataset(spec, cache_dir=cache, progress=lambda _: None)
+    folds = [entry for entry in cache.rglob("*.npz") if "probs" in np.load(entry).files]
+    assert len(folds) == 3
+    for entry in cache.rglob("*.npz"):  # one fold and the detection gone, two folds kept
+        if entry not in folds[1:]:
+            entry.unlink()
+    lines: list[str] = []
+    backend = Backend(BackendName.DASK, dask_address)
+    again = check_dataset(spec, cache_dir=cache, progress=lines.append, backend=backend)
+    assert answer(again) == answer(first)
+    assert "2 of 3 folds from the cache" in lines
+    assert [line for line in lines if "sent to" in line] == [
+        "1 fold of logistic_regression sent to dask"
+    ]
+
+
+def test_a_worker_killed_in_a_fold_is_retried(backend: Backend, tmp_path: Path) -> None:
+    """The factory's first fit on each cluster kills its worker process (``os._exit``); the
+    engine runs that fold again on a live worker and the answer is the local one."""
+    (tmp_path / "flaky.py").write_text(FLAKY_FACTORY)
+    marker = tmp_path / "died"
+    model = f"{{factory: 'flaky:model', params: {{marker: '{marker}'}}}}"
+    (spec,) = load_spec(write_digits(tmp_path, model))
+    result = check_dataset(
+        spec, cache_dir=tmp_path / "cache", progress=lambda _: None, backend=backend
+    )
+    assert marker.exists(), "no worker died: the test would prove nothing"
+    assert int(marker.read_text()) != os.getpid()
+    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None)
+    assert answer(result) == answer(local)
+
+
+def test_a_bad_address_is_one_line() -> None:
+    with pytest.raises(BackendError) as raised:
+        check_reachable("Dask", "tcp://127.0.0.1:9")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("cannot reach the Dask cluster at tcp://127.0.0.1:9: ")
+    assert "--label-quality-backend-address" in message
+
+
+REPORT = "label-quality-report/label-quality.json"
+
+
+def test_the_plugin_sends_folds_to_an_engine(
+    pytester: pytest.Pytester, dask_address: str, ray_address: str
+) -> None:
+    """Chosen by the option (Dask) and by the environment (Ray, whose address comes from
+    $RAY_ADDRESS); a bad address fails the dataset in one line."""
+    write_digits(pytester.path, "{name: logistic_regression}")
+    quiet = ["--label-quality", "-p", "no:cacheprovider"]
+    pytester.runpytest_subprocess(*quiet).assert_outcomes(passed=1)
+    (local,) = json.loads((pytester.path / REPORT).read_text())["datasets"]
+    assert local["backend"] == "local"
+    dask = ["--label-quality-backend=dask", f"--label-quality-backend-address={dask_address}"]
+    for name, options, env in (
+        ("dask", dask, {}),
+        ("ray", [], {"LABEL_QUALITY_BACKEND": "ray", "RAY_ADDRESS": ray_address}),
+    ):
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            run = pytester.runpytest_subprocess(
+                *quiet, f"--label-quality-cache-dir={name}", *options
+            )
+        run.assert_outcomes(passed=1)
+        run.stdout.fnmatch_lines([f"*3 folds of logistic_regression sent to {name}*"])
+        (remote,) = json.loads((pytester.path / REPORT).read_text())["datasets"]
+        assert remote["backend"] == name
+        assert remote["flagged"] == local["flagged"]
+        assert remote["noise"] == local["noise"]
+    address = ["--label-quality-backend=ray", "--label-quality-backend-address=127.0.0.1:9"]
+    bad = pytester.runpytest_subprocess(*quiet, "--label-quality-cache-dir=bad", *address)
+    bad.assert_outcomes(failed=1)
+    line = (
+        "digits.labelquality.yaml:2: dataset 'digits': cannot reach the Ray cluster at"
+        " 127.0.0.1:9: Connection refused; start it, or point --label-quality-backend-address"
+        " (or the engine's address variable) at it"
+    )
+    assert [x for x in bad.stdout.lines if x.endswith(line)], bad.stdout.str()
+    assert "Traceback" not in bad.stdout.str()
+
+
+BLOCK = """\
+import importlib.abc, sys
+
+class NoEngines(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("ray", "dask", "distributed"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoEngines())
+import pytest
+sys.exit(pytest.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("name", ["ray", "dask"])
+def test_a_missing_engine_is_one_line_naming_the_extra(
+    pytester: pytest.Pytester, name: str
+) -> None:
+    write_digits(pytester.path, "{name: logistic_regression}")
+    run = pytester.run(
+        sys.executable, "-c", BLOCK, "--label-quality", f"--label-quality-backend={name}"
+    )
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    modules = "ray" if name == "ray" else "dask and distributed"
+    run.stderr.fnmatch_lines(
+        [
+            f"ERROR: the {name} backend needs {modules}, which is not installed: install the"
+            f" {name} extra, pip install 'pytest-labelquality[{name}]'"
+        ]
+    )
+    assert missing_extra(BackendName(name)) == ""  # here, where the extra is installed
+
+
+def s3_objects(bucket: str, prefix: str) -> list[str]:
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    return [str(name) for name in fs.find(f"{bucket}/{prefix}")]
+
+
+def test_a_cache_in_an_object_store_is_atomic_and_checked(s3_bucket: str) -> None:
+    """Entries go through a temporary key; a garbled or truncated object is recomputed."""
+    url = f"s3://{s3_bucket}/unit"
+    repaired: list[str] = []
+    cache = ArrayCache(url, on_repair=repaired.append)
+    cache.check_usable()
+    cache.save("ab12", {"x": np.arange(5)})
+    assert s3_objects(s3_bucket, "unit") == [f"{s3_bucket}/unit/ab/ab12.npz"]  # no temporary
+    loaded = cache.load("ab12", {"x": ("i", (5,))})
+    assert loaded is not None
+    assert loaded["x"].tolist() == [0, 1, 2, 3, 4]
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    whole = fs.cat_file(f"{s3_bucket}/unit/ab/ab12.npz")
+    for broken in (whole[: len(whole) // 2], b"garbage"):
+        fs.pipe_file(f"{s3_bucket}/unit/ab/ab12.npz", broken)
+        assert cache.load("ab12") is None
+        assert s3_objects(s3_bucket, "unit") == []
+    assert len(repaired) == 2
+    assert repaired[0].startswith(f"cache entry {url}/ab/ab12.npz was unreadable")
+
+
+def test_workers_share_a_cache_in_an_object_store(
+    s3_bucket: str, dask_address: str, tmp_path: Path
+) -> None:
+    """Dask's workers write each fold's entry and model to S3; a later run on this machine
+    scores new items with those models (the incremental path downloads them)."""
+    (spec,) = load_spec(write_digits(tmp_path, "{name: logistic_regression}"))
+    url = f"s3://{s3_bucket}/shared"
+    backend = Backend(BackendName.DASK, dask_address)
+    result = check_dataset(spec, cache_dir=url, progress=lambda _: None, backend=backend)
+    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None)
+    assert answer(result) == answer(local)
+    assert result["cache"]["dir"] == url
+    objects = s3_objects(s3_bucket, "shared")
+    assert sum(name.endswith(".joblib") for name in objects) == 3
+    assert not [name for name in objects if "/.tmp-" in name]
+    (grown,) = load_spec(write_digits(tmp_path, "{name: logistic_regression}", count=610))
+    lines: list[str] = []
+    again = check_dataset(grown, cache_dir=url, progress=lines.append)
+    assert again["cache"]["status"] == "incremental", lines
+    assert again["cache"]["incremental"]["scored"] == 10
+    assert again["items"] == 610
+
+
+BLOCK_FSSPEC = """\
+import importlib.abc, sys
+
+class NoFsspec(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "fsspec":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoFsspec())
+from pytest_labelquality.cache import ArrayCache
+from pytest_labelquality.errors import CacheError
+try:
+    ArrayCache("s3://bucket/prefix")
+except CacheError as exc:
+    print(exc)
+"""
+
+
+def test_a_cache_url_without_fsspec_is_one_line_naming_the_extra(
+    pytester: pytest.Pytester,
+) -> None:
+    run = pytester.run(sys.executable, "-c", BLOCK_FSSPEC)
+    assert run.stdout.lines == [
+        "a cache URL needs fsspec (and the package of its protocol, e.g. s3fs), which is not"
+        " installed: pip install 'pytest-labelquality[fsspec]' s3fs"
+    ]
