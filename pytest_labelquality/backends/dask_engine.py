@@ -47,7 +47,11 @@ def run(
     cache_root: CacheRoot,
     run_key: str,
 ) -> Iterator[FoldResult]:
-    """Submit each fold, yield results as they complete; a fold's own error is raised as is."""
+    """Submit each fold, yield results as they complete; a fold's own error is raised as is.
+
+    A worker that dies in a fold has its task run again elsewhere by the scheduler. Scattered
+    data that died with the only worker holding it cannot be recomputed: then the data is
+    scattered again, once, and the folds not yet done are submitted again."""
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
@@ -55,28 +59,25 @@ def run(
     from pytest_labelquality.crossval import run_fold
 
     client = connect(address)
-    data = client.scatter(payload, broadcast=False, hash=False)
-    futures = [
-        client.submit(
-            run_fold,
-            data,
-            config,
-            task,
-            seed,
-            cache_root,
-            run_key,
-            pure=False,
-            key=f"label-quality-fold-{run_key[:16]}-{task[0]}-{payload[0][:8]}",
-        )
-        for task in tasks
-    ]
-    try:
-        for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
-            try:
-                result: FoldResult = future.result()
-            except (KilledWorker, FutureCancelledError) as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise BackendError(f"a fold failed on the Dask cluster: {first}") from None
-            yield result
-    finally:
-        client.cancel([*futures, data])
+    remaining = {task[0]: task for task in tasks}
+    for attempt in range(2):
+        [data] = client.scatter([payload], broadcast=False, hash=False)
+        futures = [
+            client.submit(run_fold, data, config, task, seed, cache_root, run_key, pure=False)
+            for task in remaining.values()
+        ]
+        try:
+            for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
+                try:
+                    result: FoldResult = future.result()
+                except (KilledWorker, FutureCancelledError) as exc:
+                    if attempt == 0 and isinstance(exc, FutureCancelledError):
+                        break  # the data was lost with its worker: scatter it again
+                    first = str(exc).strip().splitlines()[0]
+                    raise BackendError(f"a fold failed on the Dask cluster: {first}") from None
+                del remaining[result[0]]
+                yield result
+            else:
+                return
+        finally:
+            client.cancel([*futures, data])

@@ -23,13 +23,13 @@ _lock = threading.Lock()
 def connect(address: str | None) -> Any:
     """The ``ray`` module, connected: to the cluster this process already joined, else to
     ``address``, else wherever ``ray.init`` goes by itself ($RAY_ADDRESS, or a new local one)."""
+    if address and address not in ("auto", "local"):
+        check_reachable("Ray", address)  # before Ray's import and its own long retries
     import ray
 
     with _lock:
         if ray.is_initialized():
             return ray
-        if address and address not in ("auto", "local"):
-            check_reachable("Ray", address)
         try:
             ray.init(
                 address=address,
