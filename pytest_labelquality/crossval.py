@@ -425,8 +425,11 @@ def run_fold(
 ) -> FoldResult:
     """One fold as a task on a Ray or Dask worker: train it, write its cache entry and model,
     return its held-out probabilities. ``payload`` is (token, dataset, content hashes)."""
-    from pytest_labelquality.resources import passive_openmp
+    from pytest_labelquality.resources import THREADS_ENV, passive_openmp
 
+    # a task holds one CPU (Ray's num_cpus=1, one thread of a Dask worker): one thread for
+    # OpenMP, BLAS and TensorFlow, whatever the worker inherited, unless the user fixed it
+    os.environ.setdefault(THREADS_ENV, "1")
     passive_openmp()
     token, data, content = payload
     if token not in _RESIDENT:

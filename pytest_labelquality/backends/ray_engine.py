@@ -57,7 +57,9 @@ def run(
     ray = connect(address)
     from pytest_labelquality.crossval import run_fold
 
-    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1)(run_fold)
+    remote = ray.remote(  # few, long tasks: spread over the nodes rather than packed on one
+        max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1, scheduling_strategy="SPREAD"
+    )(run_fold)
     data_ref = ray.put(payload)
     pending = [remote.remote(data_ref, config, task, seed, cache_root, run_key) for task in tasks]
     try:
