@@ -105,7 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=_path_option,
         metavar="DIR",
         help=f"cache of out-of-fold predictions: a folder, or an fsspec URL such as"
-        f" s3://bucket/prefix that every worker shares (default: ${CACHE_ENV}, else"
+        f" s3://bucket/prefix that every worker shares (default: $ {CACHE_ENV}, else"
         " <cache_dir>/d/label-quality; ini label_quality_cache_dir).",
     )
     group.addoption(

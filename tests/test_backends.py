@@ -415,3 +415,17 @@ def test_a_cache_url_without_fsspec_is_one_line_naming_the_extra(
         "a cache URL needs fsspec (and the package of its protocol, e.g. s3fs), which is not"
         " installed: pip install 'pytest-labelquality[fsspec]' s3fs"
     ]
+
+
+def test_a_bad_backend_name_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    run = pytester.runpytest_subprocess("--label-quality", "--label-quality-backend=spark")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(
+        ["*--label-quality-backend: must be one of local, ray, dask, got 'spark'*"]
+    )
+    pytester.makeini("[pytest]\nlabel_quality_backend = spark\n")
+    run = pytester.runpytest_subprocess("--label-quality")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(
+        ["ERROR: ini label_quality_backend must be one of local, ray, dask, got 'spark'"]
+    )
