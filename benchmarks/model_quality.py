@@ -15,9 +15,9 @@ against today's default (``hog_boosting``).
 
 Scenarios: ``catdog`` (4,000 drawings, the 3,000 cats and 1,000 dogs of the shared data, 10%
 uniform flips), ``catdog-pairs`` (the same, 10% of the dogs flipped to cat: class-conditional
-noise), ``all14`` (all 26,000 drawings
-of the 14 classes, no injected flips: out-of-fold accuracy), ``all14-pairs`` (the 26,000 with
-10% of each named class flipped to its look-alike: cat/dog, lion/bear, duck/frog, sheep/rabbit, monkey/bear).
+noise), ``all14`` (all 26,000 drawings of the 14 classes, no injected flips: out-of-fold
+accuracy), ``all14-pairs`` (the 26,000 with 10% of each named class flipped to its look-alike:
+cat/dog, lion/bear, duck/frog, sheep/rabbit, monkey/bear).
 
 Reads ``../shared/data/quickdraw/numpy_bitmap`` (or ``--data DIR``) and exits with a message when
 the drawings are absent. Record ``uptime`` beside the figures: on a shared machine they stretch.

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import measured
+from common import DEV_ONLY_PLUGINS, measured
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" / "test.csv"
 SPEC = """\
@@ -43,7 +43,8 @@ def run(work: Path, name: str, label: str) -> None:
     status, wall, peak, out = measured(
         [
             sys.executable, "-m", "pytest", "--label-quality", "-q", "-p", "no:randomly",
-            f"{name}.labelquality.yaml", "--label-quality-cache-dir", str(work / "cache"),
+            *DEV_ONLY_PLUGINS, f"{name}.labelquality.yaml",
+            "--label-quality-cache-dir", str(work / "cache"),
         ],
         cwd=work,
     )  # fmt: skip
