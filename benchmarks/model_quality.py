@@ -13,10 +13,11 @@ against today's default (``hog_boosting``).
     python benchmarks/model_quality.py                         # cat+dog scenarios
     python benchmarks/model_quality.py --scenarios all14 --models small_cnn
 
-Scenarios: ``catdog`` (4,000 cats and dogs, 10% uniform flips), ``catdog-pairs`` (the same, 10%
-of the items flipped from dog to cat: class-conditional noise), ``all14`` (all 26,000 drawings
-of the 14 classes, no injected flips: out-of-fold accuracy), ``all14-pairs`` (the 26,000 with
-10% flipped between look-alike classes: cat/dog, lion/bear, duck/frog, sheep/rabbit, monkey/bear).
+Scenarios: ``catdog`` (4,000 drawings, the 3,000 cats and 1,000 dogs of the shared data, 10%
+uniform flips), ``catdog-pairs`` (the same, 10% of the dogs flipped to cat: class-conditional
+noise), ``all14`` (all 26,000 drawings of the 14 classes, no injected flips: out-of-fold
+accuracy), ``all14-pairs`` (the 26,000 with 10% of each named class flipped to its look-alike:
+cat/dog, lion/bear, duck/frog, sheep/rabbit, monkey/bear).
 
 Reads ``../shared/data/quickdraw/numpy_bitmap`` (or ``--data DIR``) and exits with a message when
 the drawings are absent. Record ``uptime`` beside the figures: on a shared machine they stretch.
@@ -135,7 +136,7 @@ def main() -> int:
         )
     for scenario in args.scenarios:
         base = next(
-            (r for r in rows if r["scenario"] == scenario and r["model"] == MODELS[0]), None
+            (r for r in rows if r["scenario"] == scenario and r["model"] == "hog_boosting"), None
         )
         if base is None:
             continue

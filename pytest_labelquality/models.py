@@ -324,7 +324,7 @@ def fit_predict(
     if keras_model:
         model = _keras_fit(config, model, data, train, seed=seed, progress=progress)
     else:
-        with _sklearn_threads():
+        with _sklearn_threads(rows=len(train)):
             if config.name == ModelName.HOG_BOOSTING:
                 model = _hog_fit(config, data, train, seed=seed, progress=progress)
             else:
@@ -334,14 +334,20 @@ def fit_predict(
     return fitted.predict(data, test), fitted
 
 
+SMALL_FIT_ROWS = 2_000
+
+
 @contextlib.contextmanager
-def _sklearn_threads() -> Iterator[None]:
-    """OpenMP and BLAS pools (boosted trees, linear algebra) at most :func:`cores` wide; a lower
-    limit already set (``OMP_NUM_THREADS``, a joblib worker's) stays."""
+def _sklearn_threads(rows: int | None = None) -> Iterator[None]:
+    """OpenMP and BLAS pools (boosted trees, linear algebra) at most :func:`cores` wide, and one
+    thread to fit fewer than :data:`SMALL_FIT_ROWS` rows: there every parallel step is too short
+    to share (boosted trees on 192 rows: 2.5 s on one thread, 4.7 s on two sleeping ones, half of
+    it in the kernel). A lower limit already set (``OMP_NUM_THREADS``, a joblib worker's) stays."""
     import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime, so that it is limited too)
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    widest = cores(spinning=not passive_openmp())
+    small = rows is not None and rows < SMALL_FIT_ROWS
+    widest = 1 if small else cores(spinning=not passive_openmp())
     limits = {pool["user_api"]: min(widest, pool["num_threads"]) for pool in threadpool_info()}
     with threadpool_limits(limits=limits or widest):
         yield

@@ -481,7 +481,7 @@ class Controller:
         from pytest_labelquality.outputs import written
         from pytest_labelquality.results import write_outputs
 
-        if hasattr(self.config, "workerinput") or not self.results:
+        if hasattr(self.config, "workerinput") or not (self.results or self.errors):
             return
         settings, step_summary = self.settings, os.environ.get("GITHUB_STEP_SUMMARY")
         try:
@@ -511,15 +511,20 @@ class Controller:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from pytest_labelquality.results import format_table, summary_notes, summary_row
 
-        if not self.results:
+        if not (self.results or self.errors):
             return
         terminalreporter.section("label quality")
         rows = [summary_row(r) for r in sorted(self.results, key=lambda r: r["name"])]
         lines = format_table(rows)
-        terminalreporter.write_line(lines[0])
+        if lines:
+            terminalreporter.write_line(lines[0])
         for row, line in zip(rows, lines[1:], strict=True):
             passed = row["verdict"] == "PASS"
             terminalreporter.write_line(line, green=passed, red=not passed)
+        if self.errors:
+            count = len(self.errors)
+            what = "dataset or spec file" if count == 1 else "datasets or spec files"
+            terminalreporter.write_line(f"{count} {what} could not be checked", red=True)
         for result in sorted(self.results, key=lambda r: r["name"]):
             for note in summary_notes(result):
                 terminalreporter.write_line(note, red=True, bold=True)

@@ -69,12 +69,14 @@ def render_html(
         for d, anchor in zip(datasets, anchors, strict=True)
     ]
     failed = sum(not v["passed"] for v in views)
+    errors = document.get("errors", [])
     return env.get_template("report.html.j2").render(
         plugin=document.get("plugin", "pytest-labelquality"),
         version=document.get("version", ""),
-        passed=bool(document.get("passed", failed == 0)),
+        passed=bool(document.get("passed", failed == 0 and not errors)),
         failed=failed,
         datasets=views,
+        errors=errors,
         git_commit=git_commit,
         script=script,
         script_hash=f"sha256-{digest}",
@@ -96,10 +98,16 @@ def render_markdown(
 
     datasets = document.get("datasets", [])
     failed = [d for d in datasets if not d["gate"]["passed"]]
-    verdict = "PASS" if not failed else "FAIL"
+    errors = document.get("errors", [])
+    verdict = "PASS" if document.get("passed", not failed and not errors) else "FAIL"
     lines = [f"## Label quality: {verdict}", ""]
     if report_link:
         lines += [f"Report: {report_link}", ""]
+    if errors:
+        what = "dataset or spec file" if len(errors) == 1 else "datasets or spec files"
+        lines += [f"**{len(errors)} {what} could not be checked:**", ""]
+        lines += [f"- {_md(e['test'])}: {_md(e['error'])}" for e in errors]
+        lines.append("")
     if not datasets:
         return "\n".join([*lines, "No datasets were checked.", ""])
     lines.append(f"{len(datasets) - len(failed)} of {_plural(len(datasets), 'dataset')} passed.")

@@ -300,16 +300,16 @@ def _load_sklearn(src: SklearnSource) -> Dataset:
 
 
 def _flip(data: Dataset, flips: Flips) -> Dataset:
-    """Move a share of the items to another class, uniformly, or with ``pairs`` from each named
-    class to its look-alike; record which."""
+    """Move a share of the items to another class, uniformly (``rate`` of all items), or with
+    ``pairs`` from each named class to its look-alike (``rate`` of each named class's items: a
+    noise-matrix entry, the usual meaning of class-conditional noise); record which."""
     import numpy as np
 
     rng = np.random.default_rng(flips.seed)
     n, k = len(data.labels), len(data.class_names)
-    size = round(flips.rate * n)
     labels = data.labels.copy()
     if not flips.pairs:
-        chosen = np.sort(rng.choice(n, size=size, replace=False))
+        chosen = np.sort(rng.choice(n, size=round(flips.rate * n), replace=False))
         labels[chosen] = (labels[chosen] + rng.integers(1, k, size=len(chosen))) % k
         return dataclasses.replace(data, labels=labels, flipped=chosen.astype(np.int64))
     index = {name: i for i, name in enumerate(data.class_names)}
@@ -319,17 +319,13 @@ def _flip(data: Dataset, flips: Flips) -> Dataset:
             f"source.flip.pairs: unknown class {unknown[0]!r}; classes:"
             f" {', '.join(data.class_names)}"
         )
-    into = np.arange(k)
-    for given, wrong in flips.pairs.items():
-        into[index[given]] = index[wrong]
-    eligible = np.flatnonzero(into[data.labels] != data.labels)
-    if size > len(eligible):
-        raise DataError(
-            f"source.flip: rate {flips.rate} asks for {size} flips but the classes in pairs hold"
-            f" {len(eligible)} items"
-        )
-    chosen = np.sort(rng.choice(eligible, size=size, replace=False))
-    labels[chosen] = into[labels[chosen]]
+    chosen_per_class = []
+    for given, wrong in flips.pairs.items():  # each named class loses its own share
+        members = np.flatnonzero(data.labels == index[given])
+        picked = rng.choice(members, size=round(flips.rate * len(members)), replace=False)
+        labels[picked] = index[wrong]
+        chosen_per_class.append(picked)
+    chosen = np.sort(np.concatenate(chosen_per_class))
     return dataclasses.replace(data, labels=labels, flipped=chosen.astype(np.int64))
 
 

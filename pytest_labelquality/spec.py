@@ -104,13 +104,19 @@ class Flips:
     uniformly at random, or with ``pairs`` to its class's look-alike (class-conditional noise,
     the kind people make). The flipped items are recorded in the results."""
 
-    rate: float = field(metadata=_doc("Share of items to flip.", minimum=0, exclusiveMaximum=1))
+    rate: float = field(
+        metadata=_doc(
+            "Share of items to flip: of all items, or with ``pairs`` of each named class's items.",
+            minimum=0,
+            exclusiveMaximum=1,
+        )
+    )
     seed: int = field(default=0, metadata=_doc("Seed of the flips.", **SEED_RANGE))
     pairs: dict[str, str] = field(
         default_factory=dict,
         metadata=_doc(
-            "Class-conditional flips: items are chosen only from these classes, and each moves"
-            " to the class it maps to (e.g. ``{dog: cat, frog: duck}``)."
+            "Class-conditional flips: ``rate`` of each named class's items move to the class it"
+            " maps to (e.g. ``{dog: cat, frog: duck}``); other classes keep their labels."
         ),
     )
 

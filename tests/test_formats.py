@@ -92,6 +92,9 @@ def test_warm_load_decodes_nothing_and_a_moved_file_keeps_its_content(tmp_path: 
     picture((0, 200, 0), (16, 16), 9).save(root / "red" / "green.png")
     grown = load_dataset(spec, cache_dir=tmp_path / "c")
     assert grown.stats["decoded"] == 1  # the copy's bytes are known; only the new picture
+    # each change replaces the folder's decoded pixels: the entry and its pointer, no pile-up
+    assert len(list((tmp_path / "c").rglob("*.npz"))) == 2
+    assert load_dataset(spec, cache_dir=tmp_path / "c").stats["decoded"] == 0
 
 
 def test_exif_orientation_grey_mode_and_gif_first_frame(tmp_path: Path) -> None:

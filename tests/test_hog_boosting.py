@@ -180,6 +180,25 @@ def test_xdist_workers_share_the_cores_instead_of_each_taking_all(
         assert all(pool["num_threads"] == 1 for pool in openmp)
 
 
+def test_small_fits_run_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime the trees use)
+    from threadpoolctl import threadpool_info
+
+    from pytest_labelquality.models import SMALL_FIT_ROWS, _sklearn_threads
+    from pytest_labelquality.resources import THREADS_ENV
+
+    def openmp_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+
+    monkeypatch.setenv(THREADS_ENV, "2")  # what the machine's load allows, fixed for the test
+    before = openmp_threads()
+    with _sklearn_threads(rows=SMALL_FIT_ROWS - 1):
+        assert openmp_threads() == {1}
+    with _sklearn_threads(rows=SMALL_FIT_ROWS):
+        assert openmp_threads() == {min(2, *before)}
+    assert openmp_threads() == before
+
+
 def test_new_drawings_are_scored_by_reloaded_fold_models(
     tmp_path: Path, bars_spec: Callable[..., Path], add_bars: Callable[[int], None]
 ) -> None:

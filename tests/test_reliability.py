@@ -930,9 +930,12 @@ def test_every_error_of_one_run_is_one_line_and_the_json_says_not_passed(
     stale = pytester.path / "label-quality-report"
     stale.mkdir()
     (stale / "label-quality.json").write_text(json.dumps({"passed": True, "datasets": []}))
-    result = pytester.runpytest_subprocess("--label-quality", "--continue-on-collection-errors")
+    result = pytester.runpytest_subprocess(
+        "--label-quality", "--continue-on-collection-errors", "--label-quality-markdown=summary.md"
+    )
     result.assert_outcomes(passed=1, failed=2, errors=1)
     output = result.stdout.str()
+    assert "3 datasets or spec files could not be checked" in output
     assert "bad.labelquality.yaml:4: datasets[0].cv.seed: -1 is out of range" in output
     assert "data.labelquality.yaml:2: dataset 'short': " in output
     assert "short.npz: mismatched lengths" in output
@@ -945,6 +948,15 @@ def test_every_error_of_one_run_is_one_line_and_the_json_says_not_passed(
     assert document["passed"] is False
     assert {e["test"].split("::")[-1] for e in document["errors"]} >= {"short", "raising"}
     assert [d["name"] for d in document["datasets"]] == ["iris"]
+    # the reviewer's page and the pull-request comment name them too, and say FAIL
+    summary = (pytester.path / "summary.md").read_text()
+    assert summary.startswith("## Label quality: FAIL")
+    assert "3 datasets or spec files could not be checked" in summary
+    assert "data.labelquality.yaml::short: " in summary
+    html = (stale / "index.html").read_text()
+    assert 'id="overall-verdict">FAIL<' in html
+    assert "could not be checked" in html
+    assert "short.npz: mismatched lengths" in html
 
 
 def test_outputs_that_cannot_be_written_fail_the_run_but_the_verdict_is_printed(
@@ -970,7 +982,9 @@ def test_outputs_that_cannot_be_written_fail_the_run_but_the_verdict_is_printed(
     _no_plugin_traceback(output)
 
 
-def test_a_run_that_only_errors_leaves_no_old_report_saying_pass(pytester: pytest.Pytester) -> None:
+def test_a_run_that_only_errors_replaces_an_old_report_saying_pass(
+    pytester: pytest.Pytester,
+) -> None:
     np.savez(pytester.path / "short.npz", x=IRIS_X, y=IRIS_Y[::30])
     pytester.makefile(
         ".labelquality.yaml",
@@ -988,10 +1002,18 @@ def test_a_run_that_only_errors_leaves_no_old_report_saying_pass(pytester: pytes
     report.mkdir()
     for name in ("label-quality.json", "index.html"):
         (report / name).write_text('{"passed": true}')
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest_subprocess("-n", "2", "--label-quality-markdown=s.md")
     result.assert_outcomes(failed=1)
     assert "short.npz: mismatched lengths" in result.stdout.str()
-    assert not list(report.iterdir())
+    assert "1 dataset or spec file could not be checked" in result.stdout.str()
+    document = json.loads((report / "label-quality.json").read_text())
+    assert document["passed"] is False
+    assert document["datasets"] == []
+    assert [e["test"].split("::")[-1] for e in document["errors"]] == ["short"]
+    assert 'id="overall-verdict">FAIL<' in (report / "index.html").read_text()
+    summary = (pytester.path / "s.md").read_text()
+    assert summary.startswith("## Label quality: FAIL")
+    assert "No datasets were checked." in summary
 
 
 def test_xdist_baseline_holds_every_dataset_and_errors_keep_file_names(

@@ -314,7 +314,7 @@ def test_text_search_filters_suspects_in_chromium(browser: Browser, tmp_path: Pa
     assert "THE END" not in first.locator("blockquote").first.inner_text()
     whole = first.locator("details.full-text")
     assert whole.evaluate("d => d.open") is False  # the whole text on demand
-    whole.locator("summary").press("Enter")
+    whole.locator("summary").click()  # a reviewer clicks it with the mouse
     assert "THE END" in whole.inner_text()
     page.locator("#ds-news form.filters button[type=reset]").click()
     wait_until(page, "document.querySelectorAll('#ds-news-gallery .suspect[hidden]').length == 0")

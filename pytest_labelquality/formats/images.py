@@ -284,10 +284,12 @@ def _decoded(
     stats = [[f.rel, *f.stat] for f in files]
     cache = ArrayCache(cache_dir) if cache_dir is not None else None
     key = fingerprint("images", str(root), stats, settings)
-    lineage = fingerprint("images-lineage", str(root), settings)
+    # the latest entry of this folder as this source lists it (its classes, its labels table)
+    lineage = fingerprint("images-lineage", str(root), settings, repr(src))
     known: dict[str, int] = {}  # content digest -> row of the previous entry
     by_stat: dict[tuple[str, int, int], str] = {}
     previous: dict[str, Any] | None = None
+    pointer: dict[str, Any] | None = None
     if cache is not None:
         entry = cache.load(key)
         if entry is not None:
@@ -354,6 +356,10 @@ def _decoded(
             },
         )
         cache.save(lineage, {"key": np.array(key)})
+        if (
+            pointer is not None and str(pointer["key"]) != key
+        ):  # one entry per folder, not per change
+            cache.discard(str(pointer["key"]), "superseded by the folder's current listing")
     return pixels, grey, digests, errors, decoded
 
 

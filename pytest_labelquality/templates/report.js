@@ -56,7 +56,12 @@
     }
     function render() {
       var sorted = cards.slice().sort(SORTS[field("sort").value] || byRank);
-      sorted.forEach(function (card) { gallery.appendChild(card); });
+      var current = gallery.querySelectorAll(".suspect");
+      // move cards only when the order changes: a move between a press and its release (the
+      // search box's change event fires on that press) cancels the click, e.g. on "whole text"
+      if (sorted.some(function (card, i) { return current[i] !== card; })) {
+        sorted.forEach(function (card) { gallery.appendChild(card); });
+      }
       var matching = sorted.filter(matches);
       var pages = Math.max(1, Math.ceil(matching.length / size));
       view.page = Math.min(Math.max(view.page, 0), pages - 1);
