@@ -50,8 +50,9 @@ def model(marker):
 
 
 @pytest.fixture(scope="session")
-def ray_address() -> Iterator[str]:
-    """A local Ray cluster of 2 CPUs, for the whole session; its address."""
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray cluster of 2 CPUs, for the whole session, its logs and sockets in the
+    session's temporary folder (not ``/tmp/ray``); its address."""
     ray = pytest.importorskip("ray")
     with pytest.MonkeyPatch.context() as patch:
         # on loopback, without the token Ray would write to ~/.ray for its clients to read
@@ -62,6 +63,7 @@ def ray_address() -> Iterator[str]:
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
+            _temp_dir=str(tmp_path_factory.mktemp("ray")),
         )
         yield str(context.address_info["gcs_address"])
         ray.shutdown()
