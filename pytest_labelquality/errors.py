@@ -57,6 +57,12 @@ class UserCodeError(ModelError):
         return (type(self), (str(self), self.frames))
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message, first line; its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def os_error_message(exc: OSError, doing: str, hint: str, path: object = "") -> str:
     """One line for a filesystem error: what was done, to which file (``path`` when the error
     does not say, as when a write finds the disk full), why, and what to do."""

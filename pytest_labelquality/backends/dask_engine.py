@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.backends import FoldResult, FoldTask, check_reachable
-from pytest_labelquality.errors import BackendError
+from pytest_labelquality.errors import BackendError, first_line
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
@@ -32,8 +32,9 @@ def connect(address: str | None) -> Any:
         try:
             client = Client(address, set_as_default=False, timeout=30)  # type: ignore[no-untyped-call]
         except (OSError, TimeoutError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"cannot join the Dask scheduler at {address}: {first}") from None
+            raise BackendError(
+                f"cannot join the Dask scheduler at {address}: {first_line(exc)}"
+            ) from None
         _clients[address] = client
         return client
 
@@ -73,8 +74,9 @@ def run(
                 except (KilledWorker, FutureCancelledError) as exc:
                     if attempt == 0 and isinstance(exc, FutureCancelledError):
                         break  # the data was lost with its worker: scatter it again
-                    first = str(exc).strip().splitlines()[0]
-                    raise BackendError(f"a fold failed on the Dask cluster: {first}") from None
+                    raise BackendError(
+                        f"a fold failed on the Dask cluster: {first_line(exc)}"
+                    ) from None
                 del remaining[result[0]]
                 yield result
             else:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.backends import FoldResult, FoldTask, check_reachable
-from pytest_labelquality.errors import BackendError
+from pytest_labelquality.errors import BackendError, first_line
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
@@ -39,8 +39,9 @@ def connect(address: str | None) -> Any:
                 configure_logging=False,
             )
         except Exception as exc:  # Ray's own errors and the builtins it raises, told in a line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"cannot join the Ray cluster at {address}: {first}") from None
+            raise BackendError(
+                f"cannot join the Ray cluster at {address}: {first_line(exc)}"
+            ) from None
     return ray
 
 
@@ -70,8 +71,7 @@ def run(
             except ray.exceptions.RayTaskError as exc:  # the fold's own error, as raised there
                 raise exc.cause from None
             except ray.exceptions.RayError as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise BackendError(f"a fold failed on the Ray cluster: {first}") from None
+                raise BackendError(f"a fold failed on the Ray cluster: {first_line(exc)}") from None
             yield result
     finally:
         for ref in pending:  # a failed fold stops the others
