@@ -66,6 +66,10 @@ class OutOfFold:
     fold_seconds: tuple[float, ...]
     folds_cached: int
     incremental: dict[str, Any] = field(default_factory=dict)
+    #: An encoder model's embedding work: items encoded and reused, seconds.
+    embeddings: dict[str, Any] = field(default_factory=dict)
+    #: ``tfidf_encoder``'s choice and each option's out-of-fold accuracy.
+    blend: dict[str, Any] = field(default_factory=dict)
 
 
 def fold_key(run_key: str, fold: int) -> str:

@@ -23,7 +23,13 @@ from pytest_labelquality import __version__
 from pytest_labelquality.errors import ModelError
 from pytest_labelquality.guards import class_probabilities, user_error
 from pytest_labelquality.resources import cores, passive_openmp
-from pytest_labelquality.spec import KERAS_MODELS, MIRROR_MODELS, ModelName, ModelSpec
+from pytest_labelquality.spec import (
+    ENCODER_MODELS,
+    KERAS_MODELS,
+    MIRROR_MODELS,
+    ModelName,
+    ModelSpec,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,6 +63,9 @@ class ModelConfig:
     factory_digest: str | None = None
     factory_dir: str | None = None
     mirror: bool = False
+    encoder: str | None = None
+    tokenizer: str | None = None
+    encoder_identity: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_keras(self) -> bool:
@@ -70,6 +79,11 @@ class ModelConfig:
         its features once for all folds."""
         return not (self.is_keras or self.factory or self.name == ModelName.HOG_BOOSTING)
 
+    @property
+    def uses_encoder(self) -> bool:
+        """Whether folds train on a frozen encoder's embeddings (``encoder_linear``)."""
+        return self.name == ModelName.ENCODER_LINEAR
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form, for the cache key and the results."""
         out = {
@@ -80,6 +94,9 @@ class ModelConfig:
             "learning_rate": self.learning_rate,
             "params": self.params,
             "mirror": self.mirror,
+            "encoder": self.encoder,
+            "tokenizer": self.tokenizer,
+            "encoder_identity": self.encoder_identity,
         }
         return {k: v for k, v in out.items() if v not in (None, {}, False)}
 
@@ -105,6 +122,7 @@ def _model_code_digest() -> str:
         "small_cnn.py",
         "ensemble.py",
         "auto.py",
+        "heads.py",
     ):
         digest.update(Path(__file__).with_name(module).read_bytes())
     return digest.hexdigest()
@@ -123,6 +141,31 @@ def _version(dist: str) -> str:
 CNN_DEFAULT_CLASSES = 5
 
 
+def encoders_installed(kind: str) -> bool:
+    """Whether the built-in encoder for ``kind`` (``image``, ``text``) can run, found without
+    importing anything heavy."""
+    from pytest_labelquality.encoders import DEFAULT_ENCODERS, builtin_installed
+
+    return builtin_installed(DEFAULT_ENCODERS[kind])  # type: ignore[index]
+
+
+def default_model(*, image: bool, text: bool, colour: bool, classes: int) -> ModelName:
+    """The model of a spec that names none, from measurements: with the encoders extra,
+    colour photos get ``encoder_linear`` (EfficientNet-Lite0) and texts ``tfidf_encoder``;
+    otherwise (and for grey drawings and digits) images get ``hog_boosting`` below
+    :data:`CNN_DEFAULT_CLASSES` classes and ``small_cnn`` from there, texts ``tfidf_linear``,
+    tables ``logistic_regression``."""
+    if text:
+        return ModelName.TFIDF_ENCODER if encoders_installed("text") else ModelName.TFIDF_LINEAR
+    if not image:
+        return ModelName.LOGISTIC_REGRESSION
+    if colour and encoders_installed("image"):
+        return ModelName.ENCODER_LINEAR
+    # small_cnn needs the keras extra; without it the default stays hog_boosting
+    many = classes >= CNN_DEFAULT_CLASSES and tensorflow_installed()
+    return ModelName.SMALL_CNN if many else ModelName.HOG_BOOSTING
+
+
 def resolve_model(
     spec: ModelSpec,
     *,
@@ -132,23 +175,44 @@ def resolve_model(
     mirror_default: bool = False,
     text: bool = False,
     classes: int = 2,
+    colour: bool = False,
 ) -> ModelConfig:
-    """Fill in the defaults: for images ``hog_boosting`` below :data:`CNN_DEFAULT_CLASSES`
-    classes and ``small_cnn`` from there, ``tfidf_linear`` for texts, ``logistic_regression``
-    otherwise; ``mirror`` as the source's default where the model supports it.
+    """Fill in the defaults (:func:`default_model`; ``mirror`` as the source's default where
+    the model supports it; an encoder model's encoder as the built-in for its items).
 
     ``cnn``'s epochs default to ``ceil(CNN_PASSES / train_items)``, from 1 to 10. A factory's
     module is looked up on ``sys.path`` and in the spec's folder."""
-    name = spec.name or (ModelName.TFIDF_LINEAR if text else ModelName.LOGISTIC_REGRESSION)
-    if image and not spec.name:
-        # small_cnn needs the keras extra; without it the default stays hog_boosting
-        many = classes >= CNN_DEFAULT_CLASSES and tensorflow_installed()
-        name = ModelName.SMALL_CNN if many else ModelName.HOG_BOOSTING
-    if not spec.factory and text != (name == ModelName.TFIDF_LINEAR):
+    name = spec.name or default_model(image=image, text=text, colour=colour, classes=classes)
+    text_models = {ModelName.TFIDF_LINEAR, ModelName.TFIDF_ENCODER, ModelName.ENCODER_LINEAR}
+    if not spec.factory and text and name not in text_models:
         raise ModelError(
-            f"model {name.value} cannot train on texts; use tfidf_linear or a factory"
-            if text
-            else "model tfidf_linear needs a text source (format: text)"
+            f"model {name.value} cannot train on texts; use tfidf_linear, encoder_linear,"
+            " tfidf_encoder or a factory"
+        )
+    if not spec.factory and not text and name in (ModelName.TFIDF_LINEAR, ModelName.TFIDF_ENCODER):
+        raise ModelError(f"model {name.value} needs a text source (format: text)")
+    if not spec.factory and not (text or image) and name == ModelName.ENCODER_LINEAR:
+        raise ModelError("model encoder_linear needs images or texts; this dataset is a table")
+    if name in ENCODER_MODELS and not spec.factory:
+        from pytest_labelquality.encoders import DEFAULT_ENCODERS
+
+        ignored = [k for k in ("epochs", "batch_size", "learning_rate") if getattr(spec, k)]
+        if ignored:
+            raise ModelError(
+                f"model.{ignored[0]} applies to Keras models, but this dataset's model is"
+                f" {name.value}: remove it"
+            )
+        if spec.mirror:
+            raise ModelError(f"model.mirror is not supported by {name.value}")
+        return ModelConfig(
+            name.value,
+            None,
+            None,
+            None,
+            None,
+            dict(spec.params),
+            encoder=spec.encoder or DEFAULT_ENCODERS["text" if text else "image"],
+            tokenizer=spec.tokenizer,
         )
     if (spec.factory or name not in MIRROR_MODELS) and spec.mirror:
         supported = ", ".join(sorted(m.value for m in MIRROR_MODELS))
@@ -419,6 +483,10 @@ def _sklearn_model(config: ModelConfig, seed: int, data: Dataset) -> Any:
             return text_pipeline(params, seed)
         if config.name == ModelName.LOGISTIC_REGRESSION:
             return make_pipeline(*encoded(True), LogisticRegression(**{"max_iter": 2000, **params}))
+        if config.name == ModelName.ENCODER_LINEAR:
+            from pytest_labelquality.heads import TunedLogistic
+
+            return TunedLogistic(**{"seed": seed, **params})
         if config.name == ModelName.HIST_GRADIENT_BOOSTING:
             native = {"categorical_features": categorical} if categorical else {}
             return HistGradientBoostingClassifier(**{"random_state": seed, **native, **params})

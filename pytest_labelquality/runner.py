@@ -30,7 +30,9 @@ from pytest_labelquality.baseline import (
 from pytest_labelquality.cache import ArrayCache, CacheRoot, as_array, fingerprint, from_array
 from pytest_labelquality.crossval import OutOfFold, first_fold, out_of_fold
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
-from pytest_labelquality.ensemble import combine, member_specs
+from pytest_labelquality.embeddings import embed
+from pytest_labelquality.encoders import load_encoder
+from pytest_labelquality.ensemble import best_of, blend_specs, combine, member_specs
 from pytest_labelquality.gate import Verdict, decide
 from pytest_labelquality.models import ModelConfig, resolve_model, tensorflow_installed
 from pytest_labelquality.previews import preview, previews
@@ -56,6 +58,8 @@ from pytest_labelquality.trust import read_trusted
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from pytest_labelquality.encoders.base import Encoder, Kind
 
 Progress = Callable[[str], None]
 WEAK_MODEL_SKILL = 0.3
@@ -114,6 +118,8 @@ def check_dataset(
     folds_cached = spec.cv.folds
     fold_seconds: tuple[float, ...] = ()
     incremental: dict[str, Any] = {}
+    embeddings: dict[str, Any] | None = None
+    blend: dict[str, Any] = {}
     entry = _cached_detection(cache, detection_key, data)
     if entry is not None:
         found = entry
@@ -125,6 +131,7 @@ def check_dataset(
         )
         folds_cached, fold_seconds = oof.folds_cached, oof.fold_seconds
         incremental = oof.incremental
+        embeddings, blend = oof.embeddings or None, oof.blend
         trained = time.perf_counter()
         found = detect(data.labels, oof.pred_probs, spec.detection, seed=spec.cv.seed)
         cache.save(detection_key, found.to_arrays())
@@ -145,7 +152,11 @@ def check_dataset(
         judged,
         show_top=show_top,
         backend=backend.name.value,
-        model={**config.as_dict(), **({"auto": chosen} if chosen else {})},
+        model={
+            **config.as_dict(),
+            **({"auto": chosen} if chosen else {}),
+            **({"blend": blend} if blend else {}),
+        },
         versions={**config.versions(), "cleanlab": cleanlab_version()},
         cache={
             "key": detection_key,
@@ -154,6 +165,7 @@ def check_dataset(
             "dir": str(cache_dir),
             "incremental": incremental or None,
             "repaired": repaired,
+            "embeddings": embeddings,
         },
         timings={
             "load": round(loaded - start, 3),
@@ -192,6 +204,29 @@ def _cached_detection(cache: ArrayCache, key: str, data: Dataset) -> Detection |
 
 
 def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
+    config = _resolve_only(spec, data, model)
+    if config.uses_encoder:  # the weights' identity is part of every cache key of the run
+        identity = _encoder(spec, data, config).identity()
+        config = dataclasses.replace(config, encoder_identity=identity)
+    return config
+
+
+def _encoder(spec: DatasetSpec, data: Dataset, config: ModelConfig) -> Encoder:
+    """The encoder of ``config``, loaded once per process."""
+    assert config.encoder is not None
+    kind: Kind = "text" if data.kind is DataKind.TEXT else "image"
+    where = (config.encoder, config.tokenizer, str(spec.base_dir), kind)
+    if where not in _ENCODERS:
+        _ENCODERS[where] = load_encoder(
+            config.encoder, kind=kind, tokenizer=config.tokenizer, base_dir=spec.base_dir
+        )
+    return _ENCODERS[where]
+
+
+_ENCODERS: dict[tuple[str, str | None, str, str], Encoder] = {}
+
+
+def _resolve_only(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
     return resolve_model(
         model,
         image=data.kind is DataKind.IMAGE,
@@ -201,6 +236,7 @@ def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
         mirror_default=isinstance(spec.source, QuickDrawSource),
         text=data.kind is DataKind.TEXT,
         classes=len(data.class_names),
+        colour=data.kind is DataKind.IMAGE and data.features.ndim == 4,
     )
 
 
@@ -229,7 +265,25 @@ def _out_of_fold(
     progress: Progress,
     backend: Backend,
 ) -> OutOfFold:
-    """The out-of-fold probabilities of ``config``; an ensemble's are its members' mean."""
+    """The out-of-fold probabilities of ``config``: an ensemble's are its members' mean,
+    ``tfidf_encoder``'s the best of its members and their mean; an encoder model's folds train
+    on the items' cached embeddings."""
+    if config.name == ModelName.TFIDF_ENCODER:
+        parts = []
+        for member in blend_specs(model):
+            member_config = _resolve(spec, data, member)
+            progress(f"{spec.name}: tfidf_encoder member {member_config.name}")
+            parts.append(
+                _out_of_fold(
+                    spec, data, data_key, member_config, member, cache, content, progress, backend
+                )
+            )
+        blended = best_of(parts, data.labels)
+        progress(f"{spec.name}: tfidf_encoder chose {blended.blend['chosen']}")
+        return blended
+    embedded: dict[str, Any] = {}
+    if config.uses_encoder:
+        data, embedded = _embedded(spec, data, config, cache, content, progress)
     if config.name == ModelName.ENSEMBLE:
         parts = []
         for member in member_specs(model):
@@ -242,7 +296,7 @@ def _out_of_fold(
             )
         return combine(parts)
     run_key, lineage_key = _run_keys(spec, data_key, config)
-    return out_of_fold(
+    oof = out_of_fold(
         data,
         config,
         content=content,
@@ -255,6 +309,34 @@ def _out_of_fold(
         progress=progress,
         backend=backend,
     )
+    return dataclasses.replace(oof, embeddings=embedded) if embedded else oof
+
+
+def _embedded(
+    spec: DatasetSpec,
+    data: Dataset,
+    config: ModelConfig,
+    cache: ArrayCache,
+    content: npt.NDArray[np.str_],
+    progress: Progress,
+) -> tuple[Dataset, dict[str, Any]]:
+    """``data`` with each item's embedding as its features (a table of floats), and what the
+    embedding cost: items encoded, items whose vectors came from the cache, seconds."""
+    found = embed(
+        data.features,
+        content,
+        _encoder(spec, data, config),
+        cache=cache,
+        dataset=f"{spec.spec_path.name}:{spec.name}",
+        progress=progress,
+    )
+    if found.encoded:
+        progress(f"{spec.name}: encoded {found.encoded} items in {found.seconds:.1f}s")
+    table = dataclasses.replace(
+        data, features=found.vectors, kind=DataKind.TABULAR, image_shape=None, categories=()
+    )
+    stats = {"encoded": found.encoded, "reused": found.reused, "seconds": round(found.seconds, 3)}
+    return table, stats
 
 
 def _choose_model(

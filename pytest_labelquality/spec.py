@@ -62,9 +62,13 @@ class ModelName(enum.StrEnum):
     HIST_GRADIENT_BOOSTING = "hist_gradient_boosting"
     RANDOM_FOREST = "random_forest"
     TFIDF_LINEAR = "tfidf_linear"
+    ENCODER_LINEAR = "encoder_linear"
+    TFIDF_ENCODER = "tfidf_encoder"
 
 
 KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN, ModelName.SMALL_CNN})
+#: Models that train on a frozen encoder's embeddings, and so take ``model.encoder``.
+ENCODER_MODELS = frozenset({ModelName.ENCODER_LINEAR, ModelName.TFIDF_ENCODER})
 MIRROR_MODELS = frozenset(
     {ModelName.HOG_BOOSTING, ModelName.SMALL_CNN, ModelName.ENSEMBLE, ModelName.AUTO}
 )
@@ -225,6 +229,24 @@ class ModelSpec:
     params: dict[str, Any] = field(
         default_factory=dict,
         metadata=_doc("Keyword arguments for the estimator or the factory."),
+    )
+    encoder: str | None = field(
+        default=None,
+        metadata=_doc(
+            "encoder_linear and tfidf_encoder: the frozen encoder whose embeddings the head"
+            " trains on: a built-in (efficientnet_lite0, efficientnet_lite2, minilm_l6),"
+            " sentence-transformers:NAME, timm:NAME, open_clip:ARCH/PRETRAINED, or onnx:PATH"
+            " (a local ONNX file; texts also need model.tokenizer). Default: efficientnet_lite0"
+            " for images, minilm_l6 for texts.",
+            minLength=1,
+        ),
+    )
+    tokenizer: str | None = field(
+        default=None,
+        metadata=_doc(
+            "With encoder onnx:PATH on texts: the model's tokenizer.json, relative to the spec.",
+            minLength=1,
+        ),
     )
     mirror: bool | None = field(
         default=None,
@@ -616,6 +638,15 @@ def _check_model_keys(
                 f"applies to Keras models (cnn, walkthrough_cnn, small_cnn, ensemble, auto, or a"
                 f" factory), not to {chosen};"
                 " remove it, or set params for a scikit-learn model",
+            )
+    encoder_named = model.name is None or model.name in ENCODER_MODELS
+    for name in ("encoder", "tokenizer"):
+        if getattr(model, name) is not None and (not encoder_named or model.factory):
+            raise walker.fail(
+                line_of("model", name),
+                f"{key}.{name}",
+                f"applies to encoder_linear and tfidf_encoder, not to {chosen};"
+                " remove it, or name one of them (model.name: encoder_linear)",
             )
     if model.params and model.name in KERAS_MODELS:
         raise walker.fail(

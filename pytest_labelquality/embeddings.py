@@ -1,0 +1,101 @@
+"""Embeddings of a dataset's items by a frozen encoder, cached per item content.
+
+A dataset's embeddings are one cache entry keyed by the encoder's identity and the items'
+content hashes (a warm run reads it and encodes nothing). A lineage entry per dataset and
+encoder points at the last one, so a changed dataset encodes only the items whose content is
+new: a moved or relabelled file keeps its vector. The superseded entry is removed once its
+successor is saved. Entries share the cache's atomic writes, checksums and repair, locally or
+at an fsspec URL; vectors are stored as float16.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from pytest_labelquality.encoders.base import Encoder
+
+#: Changes whenever what an embeddings entry holds, or how it is keyed, changes.
+EMBEDDINGS_VERSION = 1
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A dataset's vectors and how they were obtained."""
+
+    vectors: npt.NDArray[np.float32]
+    encoded: int
+    reused: int
+    seconds: float
+
+
+def embeddings_key(identity: dict[str, str], content: npt.NDArray[np.str_]) -> str:
+    """The key of the embeddings of exactly these items' contents."""
+    return fingerprint("embeddings", EMBEDDINGS_VERSION, identity, content)
+
+
+def lineage_key(identity: dict[str, str], dataset: str) -> str:
+    """The key of the pointer to a dataset's last embeddings under this encoder."""
+    return fingerprint("embeddings-lineage", EMBEDDINGS_VERSION, identity, dataset)
+
+
+def embed(
+    items: npt.NDArray[Any],
+    content: npt.NDArray[np.str_],
+    encoder: Encoder,
+    *,
+    cache: ArrayCache,
+    dataset: str,
+    progress: Progress,
+) -> Embedded:
+    """Every item's vector: from the cache where its content was encoded before, else
+    encoded now (only those items), then saved."""
+    import numpy as np
+
+    start = time.perf_counter()
+    identity = encoder.identity()
+    key = embeddings_key(identity, content)
+    n = len(content)
+    entry = cache.load(key, {"vectors": ("f", (n, None))})
+    if entry is not None:
+        return Embedded(entry["vectors"].astype(np.float32), 0, n, time.perf_counter() - start)
+    pointer = lineage_key(identity, dataset)
+    known: dict[str, int] = {}
+    previous: dict[str, Any] | None = None
+    last = cache.load(pointer, {"meta": ("U", ())})
+    if last is not None:
+        old_key = str(from_array(last["meta"]).get("key", ""))
+        previous = cache.load(old_key, {"vectors": ("f", (None, None)), "content": ("U", (None,))})
+        if previous is not None and len(previous["content"]) == len(previous["vectors"]):
+            known = {str(c): i for i, c in enumerate(previous["content"])}
+        else:
+            previous = None
+    reuse = np.array([known.get(str(c), -1) for c in content], dtype=np.int64)
+    missing = np.flatnonzero(reuse < 0)
+    if len(missing):
+        progress(f"  encoding {len(missing)} of {n} items (the others are cached)")
+    fresh = encoder.encode(items[missing], progress=progress) if len(missing) else None
+    source = fresh if fresh is not None else previous["vectors"]  # type: ignore[index]
+    dim = int(source.shape[1])
+    vectors = np.empty((n, dim), np.float16)
+    if fresh is not None:
+        vectors[missing] = fresh
+    if previous is not None:
+        kept = reuse >= 0
+        vectors[kept] = previous["vectors"][reuse[kept]]
+    cache.save(key, {"vectors": vectors, "content": np.asarray(content, dtype=np.str_)})
+    cache.save(pointer, {"meta": as_array({"key": key})})
+    if previous is not None and old_key != key:  # one entry per dataset, not one per change
+        ArrayCache(cache.root).discard(old_key, "superseded")
+    return Embedded(
+        vectors.astype(np.float32), len(missing), n - len(missing), time.perf_counter() - start
+    )
