@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
 
@@ -25,7 +25,18 @@ if TYPE_CHECKING:
 
 #: Changes whenever what an embeddings entry holds, or how it is keyed, changes.
 EMBEDDINGS_VERSION = 1
+#: Items are read and encoded this many at a time, so that files decoded at an encoder's
+#: resolution never all sit in memory at once.
+CHUNK = 512
 Progress = Callable[[str], None]
+
+
+class Items(Protocol):
+    """What :func:`embed` encodes: an array, or files decoded on demand, indexed by rows."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ def lineage_key(identity: dict[str, str], dataset: str) -> str:
 
 
 def embed(
-    items: npt.NDArray[Any],
+    items: Items,
     content: npt.NDArray[np.str_],
     encoder: Encoder,
     *,
@@ -81,9 +92,14 @@ def embed(
             previous = None
     reuse = np.array([known.get(str(c), -1) for c in content], dtype=np.int64)
     missing = np.flatnonzero(reuse < 0)
+    fresh = None
     if len(missing):
         progress(f"  encoding {len(missing)} of {n} items (the others are cached)")
-    fresh = encoder.encode(items[missing], progress=progress) if len(missing) else None
+        parts = []
+        for start in range(0, len(missing), CHUNK):
+            parts.append(encoder.encode(items[missing[start : start + CHUNK]]))
+            progress(f"  encoded {min(start + CHUNK, len(missing))} of {len(missing)}")
+        fresh = np.concatenate(parts)
     source = fresh if fresh is not None else previous["vectors"]  # type: ignore[index]
     dim = int(source.shape[1])
     vectors = np.empty((n, dim), np.float16)

@@ -322,10 +322,16 @@ def _embedded(
 ) -> tuple[Dataset, dict[str, Any]]:
     """``data`` with each item's embedding as its features (a table of floats), and what the
     embedding cost: items encoded, items whose vectors came from the cache, seconds."""
+    encoder = _encoder(spec, data, config)
+    items: Any = data.features
+    if encoder.resolution and len(data.files) == len(data):  # an image folder: its files
+        from pytest_labelquality.formats.images import FileImages
+
+        items = FileImages(data.files, encoder.resolution)
     found = embed(
-        data.features,
+        items,
         content,
-        _encoder(spec, data, config),
+        encoder,
         cache=cache,
         dataset=f"{spec.spec_path.name}:{spec.name}",
         progress=progress,

@@ -31,6 +31,9 @@ class Encoder(ABC):
     kind: Kind
     #: Length of one vector.
     dim: int
+    #: Images only: the square size it reads, decoded from the original files where there are
+    #: files (an image folder); None where it takes the working-size pixels.
+    resolution: int | None = None
 
     @abstractmethod
     def identity(self) -> dict[str, str]:

@@ -181,6 +181,7 @@ class EfficientNetLite(Encoder):
 
     def __init__(self, variant: LiteVariant, *, batch_size: int = 32) -> None:
         self.variant = variant
+        self.resolution = variant.resolution
         self.path = weights_path(variant)
         self.batch_size = batch_size
         self._session: Any = None

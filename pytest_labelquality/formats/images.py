@@ -261,6 +261,27 @@ def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bo
     return pixels, grey
 
 
+class FileImages:
+    """Image files decoded on demand at one square size, centre-cropped: what an encoder with
+    its own resolution reads, instead of the working-size pixels (a photo brought down to 64
+    pixels would lose the detail the encoder is for), a batch at a time."""
+
+    def __init__(self, paths: tuple[str, ...], size: int) -> None:
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: Any) -> Any:
+        import numpy as np
+
+        out = np.empty((len(index), self.size, self.size, 3), np.uint8)
+        for row, i in enumerate(index):
+            with open(self.paths[int(i)], "rb") as handle:
+                out[row] = _decode(handle.read(), (self.size, self.size), Aspect.CROP)[0]
+        return out
+
+
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
