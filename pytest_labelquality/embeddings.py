@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 #: Changes whenever what an embeddings entry holds, or how it is keyed, changes.
 EMBEDDINGS_VERSION = 1
-#: Items are read and encoded this many at a time, so that files decoded at an encoder's
+#: Files are read and encoded this many at a time, so that images decoded at an encoder's
 #: resolution never all sit in memory at once.
 CHUNK = 512
 Progress = Callable[[str], None]
@@ -67,13 +67,14 @@ def embed(
     cache: ArrayCache,
     dataset: str,
     progress: Progress,
+    identity: dict[str, str] | None = None,
 ) -> Embedded:
     """Every item's vector: from the cache where its content was encoded before, else
-    encoded now (only those items), then saved."""
+    encoded now (only those items), then saved. ``identity`` defaults to the encoder's."""
     import numpy as np
 
     start = time.perf_counter()
-    identity = encoder.identity()
+    identity = identity or encoder.identity()
     key = embeddings_key(identity, content)
     n = len(content)
     entry = cache.load(key, {"vectors": ("f", (n, None))})
@@ -95,11 +96,14 @@ def embed(
     fresh = None
     if len(missing):
         progress(f"  encoding {len(missing)} of {n} items (the others are cached)")
-        parts = []
-        for start in range(0, len(missing), CHUNK):
-            parts.append(encoder.encode(items[missing[start : start + CHUNK]]))
-            progress(f"  encoded {min(start + CHUNK, len(missing))} of {len(missing)}")
-        fresh = np.concatenate(parts)
+        if isinstance(items, np.ndarray):  # in memory already: one call, batched by the encoder
+            fresh = encoder.encode(items[missing], progress=progress)
+        else:
+            parts = []
+            for start in range(0, len(missing), CHUNK):
+                parts.append(_encoded(encoder, items[missing[start : start + CHUNK]]))
+                progress(f"  encoded {min(start + CHUNK, len(missing))} of {len(missing)}")
+            fresh = np.concatenate(parts)
     source = fresh if fresh is not None else previous["vectors"]  # type: ignore[index]
     dim = int(source.shape[1])
     vectors = np.empty((n, dim), np.float16)
@@ -115,3 +119,21 @@ def embed(
     return Embedded(
         vectors.astype(np.float32), len(missing), n - len(missing), time.perf_counter() - start
     )
+
+
+def _encoded(encoder: Encoder, rows: Any) -> npt.NDArray[np.float32]:
+    """The vectors of an array of rows, or of a list of arrays (images of several sizes),
+    encoded a size at a time."""
+    import numpy as np
+
+    if not isinstance(rows, list):
+        return encoder.encode(rows)
+    out: npt.NDArray[np.float32] | None = None
+    for shape in {row.shape for row in rows}:
+        at = [i for i, row in enumerate(rows) if row.shape == shape]
+        vectors = encoder.encode(np.stack([rows[i] for i in at]))
+        if out is None:
+            out = np.empty((len(rows), vectors.shape[1]), np.float32)
+        out[at] = vectors
+    assert out is not None
+    return out

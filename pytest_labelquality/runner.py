@@ -205,10 +205,22 @@ def _cached_detection(cache: ArrayCache, key: str, data: Dataset) -> Detection |
 
 def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
     config = _resolve_only(spec, data, model)
-    if config.uses_encoder:  # the weights' identity is part of every cache key of the run
-        identity = _encoder(spec, data, config).identity()
+    if config.uses_encoder:  # what makes the embeddings is part of every cache key of the run
+        encoder = _encoder(spec, data, config)
+        reads = FILE_READS if _reads_files(encoder, data) else "pixels"
+        identity = {**encoder.identity(), "reads": reads}
         config = dataclasses.replace(config, encoder_identity=identity)
     return config
+
+
+#: How an encoder with its own resolution reads an image folder's files (version it when
+#: :class:`~pytest_labelquality.formats.images.FileImages` changes what it returns).
+FILE_READS = "files:square-crop:1"
+
+
+def _reads_files(encoder: Encoder, data: Dataset) -> bool:
+    """Whether the encoder reads the original files (an image folder) or the features."""
+    return bool(encoder.resolution) and len(data.files) == len(data) > 0
 
 
 def _encoder(spec: DatasetSpec, data: Dataset, config: ModelConfig) -> Encoder:
@@ -324,14 +336,16 @@ def _embedded(
     embedding cost: items encoded, items whose vectors came from the cache, seconds."""
     encoder = _encoder(spec, data, config)
     items: Any = data.features
-    if encoder.resolution and len(data.files) == len(data):  # an image folder: its files
+    if _reads_files(encoder, data):
         from pytest_labelquality.formats.images import FileImages
 
+        assert encoder.resolution is not None
         items = FileImages(data.files, encoder.resolution)
     found = embed(
         items,
         content,
         encoder,
+        identity=config.encoder_identity,
         cache=cache,
         dataset=f"{spec.spec_path.name}:{spec.name}",
         progress=progress,

@@ -64,6 +64,9 @@ def onnx_session(model: str | Path | bytes, *, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # batches of ever other shapes (texts of other lengths) grow an arena that never shrinks:
+    # 3.2 GB against 1.7 GB encoding AG News
+    options.enable_cpu_mem_arena = False
     providers = ["CPUExecutionProvider"]
     wants_gpu = os.environ.get("LABEL_QUALITY_DEVICE", "auto").lower() != "cpu"
     if wants_gpu and "CUDAExecutionProvider" in ort.get_available_providers():

