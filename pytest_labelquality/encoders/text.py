@@ -80,7 +80,7 @@ class OnnxTextEncoder(Encoder):
         from pytest_labelquality.resources import cores
 
         try:
-            self._session = onnx_session(self.path, threads=cores(spinning=False))
+            self._session = onnx_session(self.path, threads=cores(spinning=False), arena=False)
         except Exception as exc:  # onnxruntime raises its own Exception subclasses
             raise ModelError(
                 f"encoder {self.name}: cannot load {self.path}: {first_line(exc)}"
