@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.cache import as_array, from_array
-from pytest_labelquality.spec import CountMethod, DetectionSpec, FilterBy
+from pytest_labelquality.spec import CountMethod, DetectionSpec, FilterBy, RankedBy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,13 +103,10 @@ def detect(
     """Score every item, choose the suspects, bound the noise estimate by bootstrap, count with
     both of cleanlab's estimators, and run the canary (:func:`canary`)."""
     import numpy as np
-    from cleanlab.rank import get_label_quality_scores
 
     probs = np.asarray(pred_probs, dtype=np.float64)
     num_classes = probs.shape[1]
-    scores = np.asarray(
-        get_label_quality_scores(labels, probs, method=spec.ranked_by.value), dtype=np.float64
-    )
+    scores = quality_scores(labels, probs, spec.ranked_by)
     estimator = count_method(spec, num_classes)
     flagged = _flag(labels, probs, scores, spec, estimator)
     method = {
@@ -128,6 +125,36 @@ def detect(
         estimates={e: _estimate(labels, probs, e) for e in ESTIMATORS},
         canary=canary(labels, probs, flagged, spec, estimator, seed=seed),
     )
+
+
+def quality_scores(
+    labels: npt.NDArray[np.int64], probs: npt.NDArray[np.float64], ranked_by: RankedBy
+) -> npt.NDArray[np.float64]:
+    """Each item's label-quality score in [0, 1], the lowest the most suspect.
+
+    ``given_vs_rival`` is ``p_given / (p_given + p_rival)`` with ``p_rival`` the highest
+    probability of another class: the log-odds of the given label against its rival, bounded.
+    Measured against cleanlab's scores on the same folds, it finds as many uniform random flips
+    as ``self_confidence`` and as many flips between look-alike classes as ``normalized_margin``
+    (README, "Ranking suspects")."""
+    import numpy as np
+
+    if ranked_by is not RankedBy.GIVEN_VS_RIVAL:
+        from cleanlab.rank import get_label_quality_scores
+
+        scored = get_label_quality_scores(labels, probs, method=ranked_by.value)
+        return np.asarray(scored, dtype=np.float64)
+    rows = np.arange(len(labels))
+    given = probs[rows, labels]
+    others = probs.copy()
+    others[rows, labels] = -np.inf
+    rival = others.max(axis=1)
+    total = given + rival
+    # both zero (an item no class claims): an even split, as a tie
+    share: npt.NDArray[np.float64] = np.divide(
+        given, total, out=np.full_like(given, 0.5), where=total > 0
+    )
+    return share
 
 
 def _estimate(labels: npt.NDArray[np.int64], probs: npt.NDArray[np.float64], how: str) -> int:
@@ -167,10 +194,8 @@ def canary(
         np.bincount(noisy, minlength=k) > 0, np.bincount(labels, minlength=k) > 0
     ):
         return {"injected": 0}  # a class lost every item: cleanlab cannot count
-    from cleanlab.rank import get_label_quality_scores
-
-    scores = get_label_quality_scores(noisy, probs, method=spec.ranked_by.value)
-    found = _flag(noisy, probs, np.asarray(scores, dtype=np.float64), spec, estimator)
+    scores = quality_scores(noisy, probs, spec.ranked_by)
+    found = _flag(noisy, probs, scores, spec, estimator)
     recovered = int(np.isin(chosen, found).sum())
     newly = np.setdiff1d(found, flagged)
     return {
@@ -215,14 +240,10 @@ def _flag(
         # cleanlab's low_<score> filters, with the estimator this dataset calls for
         count = _count(labels, probs, spec, estimator)
         return np.argsort(scores, kind="stable")[:count].astype(np.int64)
-    ranked = find_label_issues(
-        labels,
-        probs,
-        filter_by=spec.filter_by.value,
-        return_indices_ranked_by=spec.ranked_by.value,
-        n_jobs=1,
+    found = np.flatnonzero(
+        find_label_issues(labels, probs, filter_by=spec.filter_by.value, n_jobs=1)
     )
-    return np.asarray(ranked, dtype=np.int64)
+    return found[np.argsort(scores[found], kind="stable")].astype(np.int64)
 
 
 def _bootstrap(

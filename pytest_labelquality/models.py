@@ -152,13 +152,13 @@ def encoders_installed(kind: str) -> bool:
 def default_model(*, image: bool, text: bool, colour: bool, classes: int) -> ModelName:
     """The model of a spec that names none, from measurements: with the encoders extra,
     colour photos get ``encoder_linear`` (EfficientNet-Lite0) and texts ``tfidf_encoder``;
-    otherwise (and for grey drawings and digits) images get ``hog_boosting`` below
-    :data:`CNN_DEFAULT_CLASSES` classes and ``small_cnn`` from there, texts ``tfidf_linear``,
-    tables ``logistic_regression``."""
+    otherwise (and for grey drawings) images get ``hog_boosting`` below
+    :data:`CNN_DEFAULT_CLASSES` classes and ``small_cnn`` from there, texts ``tfidf_linear``;
+    tables get ``table_ensemble``."""
     if text:
         return ModelName.TFIDF_ENCODER if encoders_installed("text") else ModelName.TFIDF_LINEAR
     if not image:
-        return ModelName.LOGISTIC_REGRESSION
+        return ModelName.TABLE_ENSEMBLE
     if colour and encoders_installed("image"):
         return ModelName.ENCODER_LINEAR
     # small_cnn needs the keras extra; without it the default stays hog_boosting
@@ -193,6 +193,14 @@ def resolve_model(
         raise ModelError(f"model {name.value} needs a text source (format: text)")
     if not spec.factory and not (text or image) and name == ModelName.ENCODER_LINEAR:
         raise ModelError("model encoder_linear needs images or texts; this dataset is a table")
+    if not spec.factory and name is ModelName.TABLE_ENSEMBLE:
+        if image:
+            raise ModelError("model table_ensemble needs a table; this dataset is images")
+        if spec.params:
+            raise ModelError(
+                "model.params: table_ensemble's members keep their own settings; to tune one,"
+                " name it (model.name: hist_gradient_boosting)"
+            )
     if name in ENCODER_MODELS and not spec.factory:
         from pytest_labelquality.encoders import DEFAULT_ENCODERS
 

@@ -32,7 +32,14 @@ from pytest_labelquality.crossval import OutOfFold, first_fold, out_of_fold
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
 from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
-from pytest_labelquality.ensemble import best_of, blend_specs, combine, member_specs
+from pytest_labelquality.ensemble import (
+    TABLE_MEMBERS,
+    best_of,
+    blend_specs,
+    combine,
+    member_specs,
+    table_member_specs,
+)
 from pytest_labelquality.gate import Verdict, decide
 from pytest_labelquality.models import ModelConfig, resolve_model, tensorflow_installed
 from pytest_labelquality.previews import preview, previews
@@ -112,7 +119,7 @@ def check_dataset(
     config = _resolve(spec, data, model_spec)
     run_key, _ = _run_keys(spec, data_key, config)
     detection_key = fingerprint(
-        run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__, 2
+        run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__, 3
     )
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
@@ -277,36 +284,33 @@ def _out_of_fold(
     progress: Progress,
     backend: Backend,
 ) -> OutOfFold:
-    """The out-of-fold probabilities of ``config``: an ensemble's are its members' mean,
-    ``tfidf_encoder``'s the best of its members and their mean; an encoder model's folds train
-    on the items' cached embeddings."""
-    if config.name == ModelName.TFIDF_ENCODER:
+    """The out-of-fold probabilities of ``config``: an ensemble's (``ensemble``,
+    ``table_ensemble``) are its members' mean, ``tfidf_encoder``'s the best of its members and
+    their mean; an encoder model's folds train on the items' cached embeddings."""
+
+    def members(specs: list[ModelSpec], role: str) -> list[OutOfFold]:
         parts = []
-        for member in blend_specs(model):
+        for member in specs:
             member_config = _resolve(spec, data, member)
-            progress(f"{spec.name}: tfidf_encoder member {member_config.name}")
+            progress(f"{spec.name}: {role} member {member_config.name}")
             parts.append(
                 _out_of_fold(
                     spec, data, data_key, member_config, member, cache, content, progress, backend
                 )
             )
-        blended = best_of(parts, data.labels)
+        return parts
+
+    if config.name == ModelName.TFIDF_ENCODER:
+        blended = best_of(members(blend_specs(model), config.name), data.labels)
         progress(f"{spec.name}: tfidf_encoder chose {blended.blend['chosen']}")
         return blended
+    if config.name == ModelName.TABLE_ENSEMBLE:
+        return combine(members(table_member_specs(model), config.name), TABLE_MEMBERS)
     embedded: dict[str, Any] = {}
     if config.uses_encoder:
         data, embedded = _embedded(spec, data, config, cache, content, progress)
     if config.name == ModelName.ENSEMBLE:
-        parts = []
-        for member in member_specs(model):
-            member_config = _resolve(spec, data, member)
-            progress(f"{spec.name}: ensemble member {member_config.name}")
-            parts.append(
-                _out_of_fold(
-                    spec, data, data_key, member_config, member, cache, content, progress, backend
-                )
-            )
-        return combine(parts)
+        return combine(members(member_specs(model), config.name))
     run_key, lineage_key = _run_keys(spec, data_key, config)
     oof = out_of_fold(
         data,

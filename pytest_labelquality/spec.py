@@ -64,6 +64,7 @@ class ModelName(enum.StrEnum):
     TFIDF_LINEAR = "tfidf_linear"
     ENCODER_LINEAR = "encoder_linear"
     TFIDF_ENCODER = "tfidf_encoder"
+    TABLE_ENSEMBLE = "table_ensemble"
 
 
 KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN, ModelName.SMALL_CNN})
@@ -75,8 +76,10 @@ MIRROR_MODELS = frozenset(
 
 
 class RankedBy(enum.StrEnum):
-    """cleanlab's label-quality score used to rank suspects."""
+    """The label-quality score that ranks suspects: ``given_vs_rival`` (the given label's share
+    of the probability it and its strongest rival hold), or one of cleanlab's."""
 
+    GIVEN_VS_RIVAL = "given_vs_rival"
     NORMALIZED_MARGIN = "normalized_margin"
     SELF_CONFIDENCE = "self_confidence"
     CONFIDENCE_WEIGHTED_ENTROPY = "confidence_weighted_entropy"
@@ -277,7 +280,7 @@ class DetectionSpec:
     """How cleanlab finds suspects and counts them."""
 
     ranked_by: RankedBy = field(
-        default=RankedBy.NORMALIZED_MARGIN, metadata=_doc("Label-quality score.")
+        default=RankedBy.GIVEN_VS_RIVAL, metadata=_doc("Label-quality score.")
     )
     filter_by: FilterBy = field(default=FilterBy.ESTIMATE, metadata=_doc("Suspect filter."))
     count: CountMethod = field(default=CountMethod.AUTO, metadata=_doc("Noise-count estimator."))
@@ -648,6 +651,13 @@ def _check_model_keys(
                 f"applies to encoder_linear and tfidf_encoder, not to {chosen};"
                 " remove it, or name one of them (model.name: encoder_linear)",
             )
+    if model.params and model.name is ModelName.TABLE_ENSEMBLE:
+        raise walker.fail(
+            line_of("model", "params"),
+            f"{key}.params",
+            "table_ensemble's members keep their own settings; to tune one, name it"
+            " (model.name: hist_gradient_boosting)",
+        )
     if model.params and model.name in KERAS_MODELS:
         raise walker.fail(
             line_of("model", "params"),

@@ -13,9 +13,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pytest_labelquality.detection import Detection, count_method, detect
+from pytest_labelquality.detection import Detection, count_method, detect, quality_scores
 from pytest_labelquality.gate import decide
-from pytest_labelquality.spec import CountMethod, DetectionSpec, FilterBy, GateSpec
+from pytest_labelquality.spec import CountMethod, DetectionSpec, FilterBy, GateSpec, RankedBy
 
 
 @lru_cache
@@ -67,6 +67,35 @@ def test_a_cleanlab_filter_gates_on_the_items_it_flags() -> None:
     mask = find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)
     assert sorted(found.flagged.tolist()) == np.flatnonzero(mask).tolist()
     assert found.method["count"] == "len(find_label_issues)"
+    assert np.all(np.diff(found.scores[found.flagged]) >= 0), "most suspect first"
+
+
+def test_given_vs_rival_is_the_given_share_against_the_strongest_other_class() -> None:
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    labels = np.array([0, 0, 0, 1])
+    scores = quality_scores(labels, probs, RankedBy.GIVEN_VS_RIVAL)
+    np.testing.assert_allclose(scores, [0.7 / 0.9, 0.1 / 0.7, 0.0, 0.5])
+
+
+def test_given_vs_rival_ranks_random_flips_and_look_alike_flips_first() -> None:
+    """A diffuse item whose given label is unlikely (a random flip) is more suspect than a
+    correct item with a strong rival, as by self_confidence; of two confusions, the one with
+    the more confident rival (a look-alike flip) is more suspect, as by normalized_margin."""
+    rest = 0.75 / 8
+    diffuse = [0.05, 0.2, *[rest] * 8]
+    strong_rival = [0.15, 0.5, *[0.35 / 8] * 8]
+    pair = [0.4, 0.6, *[0.0] * 8]
+    spread = [0.3, 0.35, *[0.35 / 8] * 8]
+    probs = np.array([diffuse, strong_rival, pair, spread])
+    labels = np.zeros(4, dtype=np.int64)
+
+    def more_suspect(method: RankedBy) -> tuple[bool, bool]:
+        s = quality_scores(labels, probs, method)
+        return bool(s[0] < s[1]), bool(s[2] < s[3])
+
+    assert more_suspect(RankedBy.GIVEN_VS_RIVAL) == (True, True)
+    assert more_suspect(RankedBy.SELF_CONFIDENCE) == (True, False)
+    assert more_suspect(RankedBy.NORMALIZED_MARGIN) == (False, True)
 
 
 def test_auto_count_calibrates_below_four_classes() -> None:

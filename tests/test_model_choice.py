@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+from pytest_labelquality.ensemble import REGULARISED_BOOSTING
+from pytest_labelquality.errors import ModelError
 from pytest_labelquality.models import CNN_DEFAULT_CLASSES, FoldModel, resolve_model
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.sources import load_dataset
-from pytest_labelquality.spec import ModelSpec, load_spec
+from pytest_labelquality.spec import ModelName, ModelSpec, load_spec
 
 
 def test_the_image_default_depends_on_the_number_of_classes(tmp_path: Path) -> None:
@@ -26,7 +30,7 @@ def test_the_image_default_depends_on_the_number_of_classes(tmp_path: Path) -> N
 
     assert default(2) == default(CNN_DEFAULT_CLASSES - 1) == "hog_boosting"
     assert default(CNN_DEFAULT_CLASSES) == default(14) == "small_cnn"
-    assert default(14, image=False) == "logistic_regression"
+    assert default(14, image=False) == "table_ensemble"
     config = resolve_model(
         ModelSpec(), image=True, spec_dir=tmp_path, train_items=20_800, classes=14
     )
@@ -110,4 +114,60 @@ def p_vertical(result: dict[str, Any]) -> np.ndarray:
     rows = zip(ranking["index"], ranking["suggested"], ranking["suggested_prob"], strict=True)
     for index, suggested, prob in rows:
         out[index] = prob if suggested == "vertical" else 1 - prob
+    return out
+
+
+def test_table_ensemble_is_the_mean_of_its_members_and_shares_their_folds(tmp_path: Path) -> None:
+    """The table default trains logistic regression and boosted trees (plain and regularised)
+    as runs of their own: a member that ran alone is not trained again, the members' own runs
+    afterwards train nothing, and the ensemble's probabilities are the members' mean."""
+    cache = tmp_path / "cache"
+
+    def run(model: str) -> tuple[dict[str, Any], list[str]]:
+        spec_file = tmp_path / "cancer.labelquality.yaml"
+        spec_file.write_text(
+            "datasets:\n  - name: cancer\n"
+            "    source: {format: sklearn, name: breast_cancer, flip: {rate: 0.05, seed: 0}}\n"
+            f"    model: {model}\n    cv: {{folds: 3}}\n    gate: {{max_noise_rate: 1.0}}\n"
+        )
+        (spec,) = load_spec(spec_file)
+        lines: list[str] = []
+        return check_dataset(spec, cache_dir=cache, progress=lines.append), lines
+
+    linear, _ = run("{name: logistic_regression}")
+    default, lines = run("{}")
+    assert default["model"]["name"] == "table_ensemble"
+    trained = [line for line in lines if "fold 1/3: training" in line]
+    assert len(trained) == 2, "logistic_regression's folds come from its own run"
+    assert all("hist_gradient_boosting" in line for line in trained)
+    assert default["injected"]["recall"] >= 0.7
+    members = [linear]
+    regularised = json.dumps(REGULARISED_BOOSTING)
+    for model in (
+        "{name: hist_gradient_boosting}",
+        f"{{name: hist_gradient_boosting, params: {regularised}}}",
+    ):
+        result, lines = run(model)
+        assert not any("training" in line for line in lines), f"{model} trained again"
+        members.append(result)
+    malignant = [p_class(r, "malignant") for r in (default, *members)]
+    np.testing.assert_allclose(malignant[0], np.mean(malignant[1:], axis=0), atol=2e-4)
+
+
+def test_table_ensemble_refuses_images_and_params(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="table_ensemble needs a table"):
+        resolve_model(
+            ModelSpec(name=ModelName.TABLE_ENSEMBLE), image=True, spec_dir=tmp_path, train_items=9
+        )
+    with pytest.raises(ModelError, match="keep their own settings"):
+        resolve_model(ModelSpec(params={"C": 1}), image=False, spec_dir=tmp_path, train_items=9)
+
+
+def p_class(result: dict[str, Any], name: str) -> np.ndarray:
+    """Each item's probability of ``name`` (one of two classes), by index, from the ranking."""
+    ranking = result["ranking"]
+    out = np.zeros(result["items"])
+    rows = zip(ranking["index"], ranking["suggested"], ranking["suggested_prob"], strict=True)
+    for index, suggested, prob in rows:
+        out[index] = prob if suggested == name else 1 - prob
     return out

@@ -52,7 +52,7 @@ def test_minimal_spec_gets_documented_defaults(tmp_path: Path) -> None:
     assert ds.line == 2
     assert isinstance(ds.source, SklearnSource)
     assert (ds.cv.folds, ds.cv.seed, ds.cv.jobs) == (5, 0, 1)
-    assert ds.detection.ranked_by is RankedBy.NORMALIZED_MARGIN
+    assert ds.detection.ranked_by is RankedBy.GIVEN_VS_RIVAL
     assert ds.detection.filter_by is FilterBy.ESTIMATE
     assert ds.detection.count is CountMethod.AUTO
     assert ds.model.name is None
@@ -136,7 +136,7 @@ def test_quickdraw_paths_resolve_against_the_spec(tmp_path: Path) -> None:
             "    gate: {max_noise_rate: 0.1}\n    detection: {ranked_by: margin}\n",
             5,
             "datasets[0].detection.ranked_by",
-            "normalized_margin, self_confidence, confidence_weighted_entropy",
+            "given_vs_rival, normalized_margin, self_confidence, confidence_weighted_entropy",
         ),
         (
             "datasets:\n  - name: d\n    source: {format: sklearn, name: iris}\n"
