@@ -53,13 +53,19 @@ datasets:
     detection: {{ranked_by: {ranked_by}}}
     gate: {{max_noise_rate: 1.0}}
 """
-NM, SC = "normalized_margin", "self_confidence"  # the default ranking, and cleanlab's default
+DEFAULT = "given_vs_rival"  # the default ranking
+#: The default ranking of a cold run, then cleanlab's two on the same folds (nothing retrained).
+RANKINGS = (
+    (DEFAULT, "", "cold"),
+    ("normalized_margin", "-nm", "same folds, normalized_margin"),
+    ("self_confidence", "-sc", "same folds, self_confidence"),
+)
 
 
 def cache_of(work: Path, name: str) -> Path:
     """Each model's own cache (``news-tfidf_linear-sc`` shares ``news-tfidf_linear``'s), so that
     no model's cold run finds another's folds."""
-    return work / "cache" / name.removesuffix("-sc")
+    return work / "cache" / name.removesuffix("-sc").removesuffix("-nm")
 
 
 def run(work: Path, name: str, label: str) -> dict[str, Any]:
@@ -129,11 +135,11 @@ def cifar(work: Path, source: Path, models: list[str]) -> None:
     truth.update(moved)
     print(f"CIFAR-10 subset: {len(files)} JPEGs, {len(moved)} moved to a wrong class folder")
     for model in models:
-        for ranked_by, label in ((NM, f"{model} cold"), (SC, "same folds, self_confidence")):
-            name = f"cifar-{model}" + ("-sc" if ranked_by == SC else "")
+        for ranked_by, suffix, label in RANKINGS:
+            name = f"cifar-{model}{suffix}"
             spec = IMAGES.format(name=name, folder="cifar", model=model, ranked_by=ranked_by)
             (work / f"{name}.labelquality.yaml").write_text(spec)
-            data = run(work, name, label)
+            data = run(work, name, f"{model} {label}" if not suffix else label)
             ids = ids_of(work, name)
             true = np.array([classes.index(truth[i]) for i in ids])
             accuracy = float(np.mean(suggested(cache_of(work, name), data) == true))
@@ -160,7 +166,7 @@ def clean(work: Path, source: Path, models: list[str]) -> None:
     for model in models:
         name = f"clean-{model}"
         (work / f"{name}.labelquality.yaml").write_text(
-            IMAGES.format(name=name, folder="clean", model=model, ranked_by=NM)
+            IMAGES.format(name=name, folder="clean", model=model, ranked_by=DEFAULT)
         )
         data = run(work, name, f"{model} cold")
         print(f"    estimated noise {data['noise']['rate']:.1%} ({data['noise']['count']})")
@@ -169,12 +175,12 @@ def clean(work: Path, source: Path, models: list[str]) -> None:
 def news(work: Path, path: Path, models: list[str]) -> None:
     print("AG News, 7,600 texts, 10% uniform flips:")
     for model in models:
-        for ranked_by, label in ((NM, f"{model} cold"), (SC, "same folds, self_confidence")):
-            name = f"news-{model}" + ("-sc" if ranked_by == SC else "")
+        for ranked_by, suffix, label in RANKINGS:
+            name = f"news-{model}{suffix}"
             flip = "flip: {rate: 0.1, seed: 0}"
             spec = TEXTS.format(name=name, path=path, model=model, flip=flip, ranked_by=ranked_by)
             (work / f"{name}.labelquality.yaml").write_text(spec)
-            data = run(work, name, label)
+            data = run(work, name, f"{model} {label}" if not suffix else label)
             injected = data["injected"]
             blend = data["model"].get("blend")
             print(

@@ -3,12 +3,12 @@
 1. AG News test set (7,600 real news items, 4 classes, a headerless CSV of label, title and
    description) with 10% uniform flips, the default text model: cold and warm whole pytest
    processes (wall time, peak memory), precision and recall of the flagged items against the
-   flips; then the same folds ranked by ``self_confidence`` instead of the default
-   ``normalized_margin`` (nothing retrained: the folds come from the cache).
+   flips, ranked by cleanlab's ``normalized_margin``; then the same folds ranked by
+   ``self_confidence`` (nothing retrained: the folds come from the cache). The gate's default,
+   ``given_vs_rival``, is compared with both in ``benchmarks/ranking.py``.
 2. The same texts with class-conditional flips, the confusions people make: 10% of World
    flipped to Business, of Business to Sci/Tech and of Sci/Tech to Business, under both
-   rankings: uniform flips favour ``self_confidence``, look-alike flips ``normalized_margin``,
-   the default.
+   rankings: uniform flips favour ``self_confidence``, look-alike flips ``normalized_margin``.
 3. 25,000 texts built from AG News with light synthetic variation: the 7,600 originals, then
    copies in which each word is dropped with probability 0.15 and two random adjacent words are
    swapped (seeded), so no two texts are identical; 10% flips; one cold pytest process.
@@ -43,7 +43,7 @@ datasets:
     detection: {{ranked_by: {ranked_by}}}
     gate: {{max_noise_rate: 1.0}}
 """
-NM = "normalized_margin"  # the default ranking
+NM = "normalized_margin"  # cleanlab's margin; self_confidence is the other ranking measured
 UNIFORM = "{rate: 0.1, seed: 0}"
 # AG News classes: 1 World, 2 Sports, 3 Business, 4 Sci/Tech
 LOOK_ALIKE = "{rate: 0.1, seed: 0, pairs: {'1': '3', '3': '4', '4': '3'}}"
