@@ -59,7 +59,7 @@ def baseline_entry(
 
 def write_baselines(entries: dict[Path, dict[str, dict[str, Any]]], commit: str | None) -> None:
     """Merge each spec's new dataset entries into its baseline file (others are kept)."""
-    from pytest_labelquality.report import write_text_atomic
+    from pytest_labelquality.outputs import write_text_atomic
 
     for spec_path, datasets in entries.items():
         existing = load_baseline(spec_path) or {"datasets": {}}

@@ -23,15 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.backends import LOCAL, Backend, FoldResult, FoldTask, run_folds
+from pytest_labelquality.backends import LOCAL, Backend, run_folds
+from pytest_labelquality.backends.tasks import FoldResult, FoldTask
 from pytest_labelquality.cache import (
     CACHE_HINT,
     ArrayCache,
     Expect,
     as_array,
-    fingerprint,
     from_array,
 )
+from pytest_labelquality.cache_keys import fold_key
 from pytest_labelquality.errors import CacheError, os_error_message
 from pytest_labelquality.guards import blame_factory
 from pytest_labelquality.models import FoldModel, ModelConfig, fit_predict
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from pytest_labelquality.cache import CacheRoot
-    from pytest_labelquality.sources import Dataset
+    from pytest_labelquality.dataset import Dataset
 
 Progress = Callable[[str], None]
 INCREMENTAL_MAX_SHARE = 0.05
@@ -70,11 +71,6 @@ class OutOfFold:
     embeddings: dict[str, Any] = field(default_factory=dict)
     #: ``tfidf_encoder``'s choice and each option's out-of-fold accuracy.
     blend: dict[str, Any] = field(default_factory=dict)
-
-
-def fold_key(run_key: str, fold: int) -> str:
-    """The cache key of one fold's out-of-fold predictions."""
-    return fingerprint(run_key, "fold", fold)
 
 
 def out_of_fold(
@@ -146,6 +142,7 @@ def out_of_fold(
                 seed=seed,
                 cache_root=cache.root,
                 run_key=run_key,
+                fold=run_fold,
             )
             for fold, test, fold_probs, took in on_cluster:  # each task saved its own entry
                 probs[test] = fold_probs

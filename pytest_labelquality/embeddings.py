@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+from pytest_labelquality.cache import ArrayCache, as_array, from_array
+from pytest_labelquality.cache_keys import embeddings_key, embeddings_lineage_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
     from pytest_labelquality.encoders.base import Encoder
 
-#: Changes whenever what an embeddings entry holds, or how it is keyed, changes.
-EMBEDDINGS_VERSION = 1
 #: Files are read and encoded this many at a time, so that images decoded at an encoder's
 #: resolution never all sit in memory at once.
 CHUNK = 512
@@ -49,16 +48,6 @@ class Embedded:
     seconds: float
 
 
-def embeddings_key(identity: dict[str, str], content: npt.NDArray[np.str_]) -> str:
-    """The key of the embeddings of exactly these items' contents."""
-    return fingerprint("embeddings", EMBEDDINGS_VERSION, identity, content)
-
-
-def lineage_key(identity: dict[str, str], dataset: str) -> str:
-    """The key of the pointer to a dataset's last embeddings under this encoder."""
-    return fingerprint("embeddings-lineage", EMBEDDINGS_VERSION, identity, dataset)
-
-
 def embed(
     items: Items,
     content: npt.NDArray[np.str_],
@@ -80,7 +69,7 @@ def embed(
     entry = cache.load(key, {"vectors": ("f", (n, None))})
     if entry is not None:
         return Embedded(entry["vectors"].astype(np.float32), 0, n, time.perf_counter() - start)
-    pointer = lineage_key(identity, dataset)
+    pointer = embeddings_lineage_key(identity, dataset)
     known: dict[str, int] = {}
     previous: dict[str, Any] | None = None
     last = cache.load(pointer, {"meta": ("U", ())})

@@ -478,8 +478,7 @@ class Controller:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_labelquality.outputs import written
-        from pytest_labelquality.results import write_outputs
+        from pytest_labelquality.outputs import write_outputs, written
 
         if hasattr(self.config, "workerinput") or not (self.results or self.errors):
             return
@@ -490,7 +489,7 @@ class Controller:
             ):
                 if self.baselines:
                     from pytest_labelquality.baseline import write_baselines
-                    from pytest_labelquality.report import git_commit
+                    from pytest_labelquality.outputs import git_commit
 
                     write_baselines(self.baselines, git_commit(self.config.rootpath))
                 write_outputs(

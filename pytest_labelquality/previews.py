@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from pytest_labelquality.sources import Dataset
+    from pytest_labelquality.dataset import Dataset
 
 PREVIEW_LIMIT = 5000
 TEXT_PREVIEW_CHARS = 20_000  # the whole text on demand, up to this many characters
@@ -57,7 +57,7 @@ def png_data_uri(image: npt.NDArray[Any]) -> str:
 def preview(data: Dataset, index: int) -> dict[str, Any]:
     """The preview of one item: ``{"image": uri}``, ``{"text": str}`` or ``{"features": {name:
     value}}`` (a categorical column's value as its category name)."""
-    from pytest_labelquality.sources import DataKind
+    from pytest_labelquality.dataset import DataKind
 
     row = data.features[index]
     if data.kind is DataKind.TEXT:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -126,13 +124,6 @@ def results_document(
     }
 
 
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write the results file atomically, so a reader never sees half a file."""
-    from pytest_labelquality.report import write_text_atomic
-
-    write_text_atomic(path, json.dumps(document, indent=1) + "\n")
-
-
 def report_link(env: Mapping[str, str]) -> str | None:
     """Markdown naming the report artifact and linking the workflow run that holds it, on
     GitHub Actions (``LABEL_QUALITY_ARTIFACT`` names the artifact; the action sets it)."""
@@ -142,85 +133,3 @@ def report_link(env: Mapping[str, str]) -> str | None:
     url = "{}/{}/actions/runs/{}".format(*(env[k] for k in keys))
     name = env.get("LABEL_QUALITY_ARTIFACT", "label-quality-report").replace("`", "")
     return f"the `{name}` artifact of [this workflow run]({url}#artifacts) (open index.html)"
-
-
-def ranking_path(folder: Path, name: str, taken: set[Path]) -> Path:
-    """Where a dataset's ranking goes: ``label-quality-ranking.<name>.csv.gz``, numbered when
-    two spec files use the same dataset name."""
-    path = folder / f"label-quality-ranking.{name}.csv.gz"
-    number = 2
-    while path in taken:
-        path = folder / f"label-quality-ranking.{name}.{number}.csv.gz"
-        number += 1
-    return path
-
-
-def write_rankings(results: Iterable[dict[str, Any]], folder: Path) -> None:
-    """Move each result's whole ranking into a gzipped CSV beside the JSON (every item: rank,
-    index, id, given and suggested label, p(suggested), score, flagged), and record its file
-    name in the result as ``ranking_file``."""
-    import csv
-    import gzip
-    import io
-    import os
-
-    taken: set[Path] = set()
-    for result in sorted(results, key=lambda r: (r["spec"]["file"], r["spec"]["line"])):
-        columns = result.pop("ranking", None)
-        if columns is None:
-            continue
-        path = ranking_path(folder, result["name"], taken)
-        taken.add(path)
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(zip(*columns.values(), strict=True))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        try:
-            tmp.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        result["ranking_file"] = path.name
-
-
-def write_outputs(
-    results: list[dict[str, Any]],
-    *,
-    json_path: Path,
-    html_path: Path,
-    markdown_path: Path | None,
-    step_summary: str | None,
-    max_suspects: int,
-    repository: Path,
-    errors: Iterable[dict[str, str]] = (),
-) -> None:
-    """Write the JSON, the HTML report and the Markdown summary (to a file, and appended to
-    GitHub's ``$GITHUB_STEP_SUMMARY`` when set)."""
-    from pytest_labelquality.report import (
-        git_commit,
-        render_html,
-        render_markdown,
-        write_text_atomic,
-    )
-
-    write_rankings(results, json_path.parent)
-    document = results_document(results, errors)
-    write_json(json_path, document)
-    html = render_html(
-        document,
-        max_suspects=max_suspects,
-        git_commit=git_commit(repository),
-        results_path=json_path,
-        root=repository,
-    )
-    write_text_atomic(html_path, html)
-    if markdown_path is None and not step_summary:
-        return
-    markdown = render_markdown(document, report_link=report_link(os.environ))
-    if markdown_path is not None:
-        write_text_atomic(markdown_path, markdown)
-    if step_summary:
-        with Path(step_summary).open("a", encoding="utf-8") as handle:
-            handle.write(markdown)

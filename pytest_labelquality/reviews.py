@@ -136,7 +136,7 @@ def add_reviews(
 ) -> list[Review]:
     """Record entries for ``ids``, with hashes from the last run's results, replacing earlier
     entries for the same items; returns them. ``label`` (fixed only) is the label the fix set."""
-    from pytest_labelquality.report import write_text_atomic
+    from pytest_labelquality.outputs import write_text_atomic
     from pytest_labelquality.sources import review_hash
 
     try:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality import __version__
+from pytest_labelquality import __version__, cache_keys
 from pytest_labelquality.auto import (
     IMAGE_CANDIDATES,
     TABULAR_CANDIDATES,
@@ -27,8 +27,9 @@ from pytest_labelquality.baseline import (
     compare,
     load_baseline,
 )
-from pytest_labelquality.cache import ArrayCache, CacheRoot, as_array, fingerprint, from_array
+from pytest_labelquality.cache import ArrayCache, CacheRoot, as_array, from_array
 from pytest_labelquality.crossval import OutOfFold, first_fold, out_of_fold
+from pytest_labelquality.dataset import DataKind, Dataset
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
 from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
@@ -45,21 +46,14 @@ from pytest_labelquality.models import ModelConfig, resolve_model, tensorflow_in
 from pytest_labelquality.previews import preview, previews
 from pytest_labelquality.resources import passive_openmp
 from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews, reviews_path
+from pytest_labelquality.source_specs import QuickDrawSource
 from pytest_labelquality.sources import (
-    DataKind,
-    Dataset,
     check_folds,
     item_keys,
     load_dataset,
     review_hash,
 )
-from pytest_labelquality.spec import (
-    KERAS_MODELS,
-    DatasetSpec,
-    ModelName,
-    ModelSpec,
-    QuickDrawSource,
-)
+from pytest_labelquality.spec import KERAS_MODELS, DatasetSpec, ModelName, ModelSpec
 from pytest_labelquality.trust import read_trusted
 
 if TYPE_CHECKING:
@@ -103,7 +97,7 @@ def check_dataset(
     repaired: list[str] = []
     cache = ArrayCache(cache_dir, on_repair=repaired.append)
     cache.check_usable()
-    data_key = fingerprint("data", data.features, data.labels, data.ids, list(data.class_names))
+    data_key = cache_keys.data_key(data)
     keys: dict[str, tuple[str, str]] | None = None  # hashed when needed: a warm run skips it
 
     def content() -> npt.NDArray[np.str_]:
@@ -118,8 +112,8 @@ def check_dataset(
         model_spec = candidate_spec(model_spec, ModelName(chosen["chosen"]))
     config = _resolve(spec, data, model_spec)
     run_key, _ = _run_keys(spec, data_key, config)
-    detection_key = fingerprint(
-        run_key, "detection", spec.detection.__dict__, cleanlab_version(), __version__, 3
+    detection_key = cache_keys.detection_key(
+        run_key, spec.detection, cleanlab=cleanlab_version(), plugin=__version__
     )
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
@@ -262,15 +256,11 @@ def _resolve_only(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelCo
 def _run_keys(spec: DatasetSpec, data_key: str, config: ModelConfig) -> tuple[str, str]:
     """The cache keys of a run (this data, model and folds) and of its lineage (the same dataset
     and settings, whatever the data: where a small change finds its base)."""
-    settings = (
-        config.as_dict(),
-        config.factory_digest,
-        config.versions(),
-        spec.cv.folds,
-        spec.cv.seed,
+    folds, seed = spec.cv.folds, spec.cv.seed
+    return (
+        cache_keys.run_key(data_key, config, folds=folds, seed=seed),
+        cache_keys.lineage_key(spec.spec_path.name, spec.name, config, folds=folds, seed=seed),
     )
-    run_key = fingerprint("run", data_key, *settings)
-    return run_key, fingerprint("lineage", spec.spec_path.name, spec.name, *settings)
 
 
 def _out_of_fold(
@@ -379,14 +369,13 @@ def _choose_model(
             c for c in candidates if c not in KERAS_MODELS and c != ModelName.ENSEMBLE
         )
     probe = _resolve(spec, data, candidate_spec(spec.model, ModelName.SMALL_CNN))
-    key = fingerprint(
-        "auto",
+    key = cache_keys.auto_key(
         data_key,
         [c.value for c in candidates],
-        dataclasses.asdict(spec.model),
+        spec.model,
         probe.versions(),
-        spec.cv.folds,
-        spec.cv.seed,
+        folds=spec.cv.folds,
+        seed=spec.cv.seed,
     )
     entry = cache.load(key)
     if entry is not None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from pytest_labelquality.sources import Dataset
+    from pytest_labelquality.dataset import Dataset
 
 #: Item-passes per fold when ``epochs`` is not set: epochs = PASSES / training items, from
 #: MIN_EPOCHS to MAX_EPOCHS (12 epochs for the 20,800 training drawings of a fold of the 14
@@ -124,7 +124,7 @@ def fit(
     import keras
     import numpy as np
 
-    from pytest_labelquality.models import _batches
+    from pytest_labelquality.keras_data import batches
 
     order = np.random.default_rng(seed).permutation(train)
     held = round(len(order) * VALIDATION_SHARE) if len(order) >= EARLY_STOP_MIN else 0
@@ -136,8 +136,8 @@ def fit(
         start_from_epoch=epochs // 2,
     )
     model.fit(
-        _batches(data, fit_rows, size=batch_size, shuffle_seed=seed, one_hot=True),
-        validation_data=(_batches(data, check_rows, size=512, one_hot=True) if held else None),
+        batches(data, fit_rows, size=batch_size, shuffle_seed=seed, one_hot=True),
+        validation_data=(batches(data, check_rows, size=512, one_hot=True) if held else None),
         epochs=epochs,
         shuffle=False,
         verbose=0,

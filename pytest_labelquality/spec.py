@@ -17,11 +17,20 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 import yaml
 
 from pytest_labelquality.errors import SpecError
+from pytest_labelquality.source_specs import (
+    BUILTIN_SOURCES,
+    SEED_RANGE,
+    CsvSource,
+    NpzSource,
+    QuickDrawSource,
+    SourceSpec,
+    field_doc,
+)
 
 SPEC_SUFFIXES = (".labelquality.yaml", ".labelquality.yml")
 SCHEMA_FILE = Path(__file__).with_name("labelquality.schema.json")
@@ -30,23 +39,6 @@ SCHEMA_FILE = Path(__file__).with_name("labelquality.schema.json")
 def is_spec_file(path: Path) -> bool:
     """Whether a file name follows the namespaced spec pattern."""
     return path.name.endswith(SPEC_SUFFIXES)
-
-
-#: numpy's seeds are unsigned 32-bit integers.
-SEED_RANGE = {"minimum": 0, "maximum": 2**32 - 1}
-
-
-def _doc(text: str, **extra: Any) -> dict[str, Any]:
-    return {"doc": text, **extra}
-
-
-class SklearnDataset(enum.StrEnum):
-    """scikit-learn's bundled datasets (no download)."""
-
-    DIGITS = "digits"
-    IRIS = "iris"
-    WINE = "wine"
-    BREAST_CANCER = "breast_cancer"
 
 
 class ModelName(enum.StrEnum):
@@ -105,101 +97,6 @@ class CountMethod(enum.StrEnum):
     OFF_DIAGONAL_CALIBRATED = "off_diagonal_calibrated"
 
 
-@dataclass(frozen=True)
-class Flips:
-    """Synthetic label flips for demos and calibration: each chosen item moves to another class,
-    uniformly at random, or with ``pairs`` to its class's look-alike (class-conditional noise,
-    the kind people make). The flipped items are recorded in the results."""
-
-    rate: float = field(
-        metadata=_doc(
-            "Share of items to flip: of all items, or with ``pairs`` of each named class's items.",
-            minimum=0,
-            exclusiveMaximum=1,
-        )
-    )
-    seed: int = field(default=0, metadata=_doc("Seed of the flips.", **SEED_RANGE))
-    pairs: dict[str, str] = field(
-        default_factory=dict,
-        metadata=_doc(
-            "Class-conditional flips: ``rate`` of each named class's items move to the class it"
-            " maps to (e.g. ``{dog: cat, frog: duck}``); other classes keep their labels."
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class QuickDrawSource:
-    """Per-class ``.npy`` files in Google's Quick, Draw! format: 2-D ``uint8``, one drawing per
-    row; the class name is the file name."""
-
-    FORMAT: ClassVar[str] = "quickdraw"
-    dir: str = field(metadata=_doc("Folder holding ``<class>.npy``, relative to the spec."))
-    classes: tuple[str, ...] = field(metadata=_doc("Class names (file stems).", minItems=2))
-    limit: int | None = field(
-        default=None, metadata=_doc("Use the first N drawings of each class.", minimum=1)
-    )
-    shape: tuple[int, ...] = field(default=(28, 28), metadata=_doc("Shape of one drawing."))
-    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
-
-
-@dataclass(frozen=True)
-class NpzSource:
-    """A ``.npz`` file with a feature array, a label array and optionally an id array."""
-
-    FORMAT: ClassVar[str] = "npz"
-    path: str = field(metadata=_doc("The ``.npz`` file, relative to the spec."))
-    features: str = field(default="x", metadata=_doc("Name of the feature array."))
-    labels: str = field(default="y", metadata=_doc("Name of the label array."))
-    ids: str | None = field(default=None, metadata=_doc("Name of an array of item ids."))
-    classes: tuple[str, ...] | None = field(
-        default=None, metadata=_doc("Class names; integer labels index into them.", minItems=2)
-    )
-    shape: tuple[int, ...] | None = field(
-        default=None, metadata=_doc("Reshape each row to this image shape (images).")
-    )
-    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
-
-
-@dataclass(frozen=True)
-class CsvSource:
-    """A CSV file with a header row: feature columns, a label column, optionally an id column."""
-
-    FORMAT: ClassVar[str] = "csv"
-    path: str = field(metadata=_doc("The CSV file, relative to the spec."))
-    label: str = field(metadata=_doc("Name of the label column."))
-    id: str | None = field(default=None, metadata=_doc("Name of the id column."))
-    features: tuple[str, ...] | None = field(
-        default=None, metadata=_doc("Feature columns (default: every other column).", minItems=1)
-    )
-    classes: tuple[str, ...] | None = field(
-        default=None, metadata=_doc("Class names (default: the labels found, sorted).", minItems=2)
-    )
-    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
-
-
-@dataclass(frozen=True)
-class SklearnSource:
-    """One of scikit-learn's bundled datasets, by name."""
-
-    FORMAT: ClassVar[str] = "sklearn"
-    name: SklearnDataset = field(metadata=_doc("Which dataset."))
-    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
-
-
-class SourceSpec(Protocol):
-    """What every source's spec type has: its ``format`` and optional injected flips."""
-
-    FORMAT: ClassVar[str]
-
-    @property
-    def flip(self) -> Flips | None: ...
-
-
-Source = QuickDrawSource | NpzSource | CsvSource | SklearnSource
-BUILTIN_SOURCES: tuple[type[Any], ...] = typing.get_args(Source)
-
-
 def source_types() -> tuple[type[Any], ...]:
     """Every source's spec type: the built-ins and :mod:`pytest_labelquality.formats`'."""
     from pytest_labelquality.formats import registered
@@ -216,26 +113,30 @@ class ModelSpec:
 
     The default is ``hog_boosting`` for images and ``logistic_regression`` otherwise."""
 
-    name: ModelName | None = field(default=None, metadata=_doc("A built-in model."))
+    name: ModelName | None = field(default=None, metadata=field_doc("A built-in model."))
     factory: str | None = field(
         default=None,
-        metadata=_doc(
+        metadata=field_doc(
             "``module:callable`` returning a Keras model or a scikit-learn estimator.",
             pattern=FACTORY_PATTERN.pattern,
         ),
     )
-    epochs: int | None = field(default=None, metadata=_doc("Keras: training epochs.", minimum=1))
-    batch_size: int | None = field(default=None, metadata=_doc("Keras: batch size.", minimum=1))
+    epochs: int | None = field(
+        default=None, metadata=field_doc("Keras: training epochs.", minimum=1)
+    )
+    batch_size: int | None = field(
+        default=None, metadata=field_doc("Keras: batch size.", minimum=1)
+    )
     learning_rate: float | None = field(
-        default=None, metadata=_doc("Keras: Adam's learning rate.", exclusiveMinimum=0)
+        default=None, metadata=field_doc("Keras: Adam's learning rate.", exclusiveMinimum=0)
     )
     params: dict[str, Any] = field(
         default_factory=dict,
-        metadata=_doc("Keyword arguments for the estimator or the factory."),
+        metadata=field_doc("Keyword arguments for the estimator or the factory."),
     )
     encoder: str | None = field(
         default=None,
-        metadata=_doc(
+        metadata=field_doc(
             "encoder_linear and tfidf_encoder: the frozen encoder whose embeddings the head"
             " trains on: a built-in (efficientnet_lite0, efficientnet_lite2, minilm_l6),"
             " sentence-transformers:NAME, timm:NAME, open_clip:ARCH/PRETRAINED, or onnx:PATH"
@@ -246,14 +147,14 @@ class ModelSpec:
     )
     tokenizer: str | None = field(
         default=None,
-        metadata=_doc(
+        metadata=field_doc(
             "With encoder onnx:PATH on texts: the model's tokenizer.json, relative to the spec.",
             minLength=1,
         ),
     )
     mirror: bool | None = field(
         default=None,
-        metadata=_doc(
+        metadata=field_doc(
             "Images keep their label when mirrored left to right (drawings or photos of objects;"
             " not text or digits): train on mirror images too and average each prediction over"
             " both. Default: true for Quick, Draw! sources, false otherwise."
@@ -265,13 +166,13 @@ class ModelSpec:
 class CvSpec:
     """Stratified K-fold cross-validation."""
 
-    folds: int = field(default=5, metadata=_doc("Number of folds.", minimum=2))
+    folds: int = field(default=5, metadata=field_doc("Number of folds.", minimum=2))
     seed: int = field(
-        default=0, metadata=_doc("Seed of the fold split and of training.", **SEED_RANGE)
+        default=0, metadata=field_doc("Seed of the fold split and of training.", **SEED_RANGE)
     )
     jobs: int = field(
         default=1,
-        metadata=_doc("Folds trained at once (scikit-learn models; joblib).", minimum=1),
+        metadata=field_doc("Folds trained at once (scikit-learn models; joblib).", minimum=1),
     )
 
 
@@ -280,10 +181,12 @@ class DetectionSpec:
     """How cleanlab finds suspects and counts them."""
 
     ranked_by: RankedBy = field(
-        default=RankedBy.GIVEN_VS_RIVAL, metadata=_doc("Label-quality score.")
+        default=RankedBy.GIVEN_VS_RIVAL, metadata=field_doc("Label-quality score.")
     )
-    filter_by: FilterBy = field(default=FilterBy.ESTIMATE, metadata=_doc("Suspect filter."))
-    count: CountMethod = field(default=CountMethod.AUTO, metadata=_doc("Noise-count estimator."))
+    filter_by: FilterBy = field(default=FilterBy.ESTIMATE, metadata=field_doc("Suspect filter."))
+    count: CountMethod = field(
+        default=CountMethod.AUTO, metadata=field_doc("Noise-count estimator.")
+    )
 
 
 @dataclass(frozen=True)
@@ -291,27 +194,27 @@ class GateSpec:
     """When the test item fails."""
 
     max_noise_rate: float = field(
-        metadata=_doc("Fail above this estimated share of wrong labels.", minimum=0, maximum=1)
+        metadata=field_doc("Fail above this estimated share of wrong labels.", minimum=0, maximum=1)
     )
     max_class_noise_rate: dict[str, float] = field(
         default_factory=dict,
-        metadata=_doc("Per-class maxima, by class name.", minimum=0, maximum=1),
+        metadata=field_doc("Per-class maxima, by class name.", minimum=0, maximum=1),
     )
     max_increase: float | None = field(
         default=None,
-        metadata=_doc(
+        metadata=field_doc(
             "Fail when the estimate rises more than this over the baseline's.", minimum=0
         ),
     )
     max_new_suspects: int | None = field(
         default=None,
-        metadata=_doc(
+        metadata=field_doc(
             "Fail when more items that this change added or relabelled are suspect.", minimum=0
         ),
     )
     max_new_suspect_share: float | None = field(
         default=None,
-        metadata=_doc(
+        metadata=field_doc(
             "Fail when a larger share of the items this change added or relabelled is suspect.",
             minimum=0,
             maximum=1,
@@ -323,12 +226,14 @@ class GateSpec:
 class DatasetSpec:
     """One dataset to check: becomes one test item."""
 
-    name: str = field(metadata=_doc("Name of the test item.", pattern=r"^[A-Za-z0-9_.\-]+$"))
-    source: SourceSpec = field(metadata=_doc("Where the items and labels come from."))
-    gate: GateSpec = field(metadata=_doc("Thresholds."))
-    model: ModelSpec = field(default_factory=ModelSpec, metadata=_doc("The classifier."))
-    cv: CvSpec = field(default_factory=CvSpec, metadata=_doc("Cross-validation."))
-    detection: DetectionSpec = field(default_factory=DetectionSpec, metadata=_doc("Detection."))
+    name: str = field(metadata=field_doc("Name of the test item.", pattern=r"^[A-Za-z0-9_.\-]+$"))
+    source: SourceSpec = field(metadata=field_doc("Where the items and labels come from."))
+    gate: GateSpec = field(metadata=field_doc("Thresholds."))
+    model: ModelSpec = field(default_factory=ModelSpec, metadata=field_doc("The classifier."))
+    cv: CvSpec = field(default_factory=CvSpec, metadata=field_doc("Cross-validation."))
+    detection: DetectionSpec = field(
+        default_factory=DetectionSpec, metadata=field_doc("Detection.")
+    )
     spec_path: Path = field(default=Path(), metadata={"yaml": False})
     line: int = field(default=0, metadata={"yaml": False})
 
@@ -352,7 +257,7 @@ class SpecFile:
     """A whole spec file."""
 
     datasets: tuple[DatasetSpec, ...] = field(
-        metadata=_doc("The datasets of this file; each one becomes a test item.", minItems=1)
+        metadata=field_doc("The datasets of this file; each one becomes a test item.", minItems=1)
     )
 
 

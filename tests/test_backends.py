@@ -17,7 +17,8 @@ import pytest
 from conftest import bars
 from sklearn.datasets import load_digits  # here, not in a pytester test that drops modules
 
-from pytest_labelquality.backends import Backend, BackendName, check_reachable, missing_extra
+from pytest_labelquality.backends import Backend, BackendName, missing_extra
+from pytest_labelquality.backends.tasks import check_reachable
 from pytest_labelquality.cache import ArrayCache
 from pytest_labelquality.errors import BackendError
 from pytest_labelquality.runner import check_dataset

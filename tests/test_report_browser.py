@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from test_report import make_document, make_result
 
-from pytest_labelquality.report import render_html, write_text_atomic
+from pytest_labelquality.outputs import write_text_atomic
+from pytest_labelquality.report import render_html
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = [
@@ -220,7 +221,8 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
 
     import yaml
 
-    from pytest_labelquality.results import results_document, write_json
+    from pytest_labelquality.outputs import write_json
+    from pytest_labelquality.results import results_document
     from pytest_labelquality.sources import review_hash
 
     spec = tmp_path / "data" / "animals.labelquality.yaml"

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_labelquality.dataset import DataKind
 from pytest_labelquality.errors import DataError
-from pytest_labelquality.sources import DataKind, check_folds, load_dataset
+from pytest_labelquality.sources import check_folds, load_dataset
 from pytest_labelquality.spec import DatasetSpec, load_spec
 
 

@@ -10,14 +10,13 @@ import pytest
 import yaml
 
 from pytest_labelquality.errors import SpecError
+from pytest_labelquality.source_specs import QuickDrawSource, SklearnSource
 from pytest_labelquality.spec import (
     SCHEMA_FILE,
     CountMethod,
     FilterBy,
     ModelName,
-    QuickDrawSource,
     RankedBy,
-    SklearnSource,
     is_spec_file,
     json_schema,
     load_spec,

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.backends import FoldResult, FoldTask, check_reachable
+from pytest_labelquality.backends.tasks import FoldFunction, FoldResult, FoldTask, check_reachable
 from pytest_labelquality.errors import BackendError, first_line
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ def connect(address: str | None) -> Any:
 
 def run(
     address: str | None,
+    fold: FoldFunction,
     tasks: list[FoldTask],
     payload: Any,
     config: ModelConfig,
@@ -57,14 +58,12 @@ def run(
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
-    from pytest_labelquality.crossval import run_fold
-
     client = connect(address)
     remaining = {task[0]: task for task in tasks}
     for attempt in range(2):
         [data] = client.scatter([payload], broadcast=False, hash=False)
         futures = [
-            client.submit(run_fold, data, config, task, seed, cache_root, run_key, pure=False)
+            client.submit(fold, data, config, task, seed, cache_root, run_key, pure=False)
             for task in remaining.values()
         ]
         try:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.backends import FoldResult, FoldTask, check_reachable
+from pytest_labelquality.backends.tasks import FoldFunction, FoldResult, FoldTask, check_reachable
 from pytest_labelquality.errors import BackendError, first_line
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def connect(address: str | None) -> Any:
 
 def run(
     address: str | None,
+    fold: FoldFunction,
     tasks: list[FoldTask],
     payload: Any,
     config: ModelConfig,
@@ -56,11 +57,9 @@ def run(
 ) -> Iterator[FoldResult]:
     """Submit each fold, yield results as they complete; a fold's own error is raised as is."""
     ray = connect(address)
-    from pytest_labelquality.crossval import run_fold
-
     remote = ray.remote(  # few, long tasks: spread over the nodes rather than packed on one
         max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1, scheduling_strategy="SPREAD"
-    )(run_fold)
+    )(fold)
     data_ref = ray.put(payload)
     pending = [remote.remote(data_ref, config, task, seed, cache_root, run_key) for task in tasks]
     try:

@@ -20,7 +20,7 @@ from pytest_labelquality.errors import DataError
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
-    from pytest_labelquality.sources import Dataset
+    from pytest_labelquality.dataset import Dataset
     from pytest_labelquality.spec import DatasetSpec
 
 

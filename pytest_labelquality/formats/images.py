@@ -22,19 +22,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.formats import SourceFormat, check_path, need
 from pytest_labelquality.formats.readers import CsvOptions, read_table
-from pytest_labelquality.spec import Flips, _doc
+from pytest_labelquality.source_specs import Flips, field_doc
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
-    from pytest_labelquality.sources import Dataset
+    from pytest_labelquality.dataset import Dataset
     from pytest_labelquality.spec import DatasetSpec
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"})
 DEFAULT_LONGEST_SIDE = 64
 THUMBNAIL_SIDE = 128
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
-#: Part of the decoding cache's key: bump when decoding changes what it produces.
-DECODER_VERSION = 1
 
 
 class Aspect(enum.StrEnum):
@@ -59,30 +57,33 @@ class ImageFolderSource(CsvOptions):
     ``labels``, a table mapping each file's path to its label."""
 
     FORMAT: ClassVar[str] = "images"
-    dir: str = field(metadata=_doc("The folder, relative to the spec."))
+    dir: str = field(metadata=field_doc("The folder, relative to the spec."))
     labels: str | None = field(
         default=None,
-        metadata=_doc("A CSV, JSONL or Parquet table of paths (relative to dir) and labels."),
+        metadata=field_doc("A CSV, JSONL or Parquet table of paths (relative to dir) and labels."),
     )
-    path_column: str = field(default="path", metadata=_doc("labels: the path column."))
-    label_column: str = field(default="label", metadata=_doc("labels: the label column."))
+    path_column: str = field(default="path", metadata=field_doc("labels: the path column."))
+    label_column: str = field(default="label", metadata=field_doc("labels: the label column."))
     id_column: str | None = field(
-        default=None, metadata=_doc("labels: an id column (default: the relative path).")
+        default=None, metadata=field_doc("labels: an id column (default: the relative path).")
     )
     classes: tuple[str, ...] | None = field(
-        default=None, metadata=_doc("Class names (default: the labels found, sorted).", minItems=2)
+        default=None,
+        metadata=field_doc("Class names (default: the labels found, sorted).", minItems=2),
     )
     size: tuple[int, ...] | None = field(
         default=None,
-        metadata=_doc("Working size [height, width] (default: the first image's, at most 64)."),
+        metadata=field_doc(
+            "Working size [height, width] (default: the first image's, at most 64)."
+        ),
     )
-    aspect: Aspect = field(default=Aspect.PAD, metadata=_doc("pad, crop or stretch to size."))
-    mode: ColorMode = field(default=ColorMode.AUTO, metadata=_doc("auto, rgb or grey."))
+    aspect: Aspect = field(default=Aspect.PAD, metadata=field_doc("pad, crop or stretch to size."))
+    mode: ColorMode = field(default=ColorMode.AUTO, metadata=field_doc("auto, rgb or grey."))
     skip_unreadable: bool = field(
         default=False,
-        metadata=_doc("Skip undecodable files (listed in the report) instead of failing."),
+        metadata=field_doc("Skip undecodable files (listed in the report) instead of failing."),
     )
-    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
+    flip: Flips | None = field(default=None, metadata=field_doc("Inject synthetic label flips."))
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: CacheRoot | None)
     """List, decode (or read from the cache) and label the images."""
     import numpy as np
 
-    from pytest_labelquality.sources import DataKind, Dataset, _encode_labels
+    from pytest_labelquality.dataset import DataKind, Dataset, encode_labels
 
     need("PIL.Image", "images")
     root = spec.resolve(src.dir)
@@ -132,7 +133,7 @@ def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: CacheRoot | None)
         weights = np.array([0.299, 0.587, 0.114], np.float32)
         features = (pixels[keep] @ weights).round().astype(np.uint8)
     kept = [files[i] for i in keep.tolist()]
-    labels, names = _encode_labels(
+    labels, names = encode_labels(
         np.array([f.label for f in kept], dtype=np.str_), src.classes, str(root)
     )
     return Dataset(
@@ -303,15 +304,16 @@ def _decoded(
     known file content's pixels and decoding the rest in parallel."""
     import numpy as np
 
-    from pytest_labelquality.cache import ArrayCache, as_array, fingerprint, from_array
+    from pytest_labelquality.cache import ArrayCache, as_array, from_array
+    from pytest_labelquality.cache_keys import images_key, images_lineage_key
     from pytest_labelquality.resources import cores
 
-    settings = [list(size), src.aspect.value, DECODER_VERSION]
+    settings = [list(size), src.aspect.value]
     stats = [[f.rel, *f.stat] for f in files]
     cache = ArrayCache(cache_dir) if cache_dir is not None else None
-    key = fingerprint("images", str(root), stats, settings)
+    key = images_key(root, stats, settings)
     # the latest entry of this folder as this source lists it (its classes, its labels table)
-    lineage = fingerprint("images-lineage", str(root), settings, repr(src))
+    lineage = images_lineage_key(root, settings, repr(src))
     known: dict[str, int] = {}  # content digest -> row of the previous entry
     by_stat: dict[tuple[str, int, int], str] = {}
     previous: dict[str, Any] | None = None

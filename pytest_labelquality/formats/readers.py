@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_labelquality.errors import DataError
-from pytest_labelquality.spec import _doc
+from pytest_labelquality.source_specs import field_doc
 
 
 class TableKind(enum.StrEnum):
@@ -40,17 +40,21 @@ EXTENSIONS = {
 class CsvOptions:
     """How a CSV table is read (ignored for JSONL and Parquet)."""
 
-    header: bool = field(default=True, metadata=_doc("CSV: the first row names the columns."))
+    header: bool = field(default=True, metadata=field_doc("CSV: the first row names the columns."))
     columns: tuple[str, ...] | None = field(
         default=None,
-        metadata=_doc("CSV without a header: the column names (default: 1, 2, 3...).", minItems=1),
+        metadata=field_doc(
+            "CSV without a header: the column names (default: 1, 2, 3...).", minItems=1
+        ),
     )
     delimiter: str | None = field(
-        default=None, metadata=_doc("CSV: the field delimiter (default: tab for .tsv, else ,).")
+        default=None,
+        metadata=field_doc("CSV: the field delimiter (default: tab for .tsv, else ,)."),
     )
-    quotechar: str = field(default='"', metadata=_doc("CSV: the quote character."))
+    quotechar: str = field(default='"', metadata=field_doc("CSV: the quote character."))
     encoding: str = field(
-        default="utf-8", metadata=_doc("CSV: the text encoding (UTF-8 with a BOM is read right).")
+        default="utf-8",
+        metadata=field_doc("CSV: the text encoding (UTF-8 with a BOM is read right)."),
     )
 
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.formats import SourceFormat, check_path
 from pytest_labelquality.formats.readers import Table, read_table
-from pytest_labelquality.spec import CsvSource
+from pytest_labelquality.source_specs import CsvSource
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
-    from pytest_labelquality.sources import Dataset
+    from pytest_labelquality.dataset import Dataset
     from pytest_labelquality.spec import DatasetSpec
 
 
@@ -68,7 +68,7 @@ def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: CacheRoot | None
     """A feature table: numeric and categorical columns, a label and optional id per row."""
     import numpy as np
 
-    from pytest_labelquality.sources import DataKind, Dataset, _content_ids, _encode_labels
+    from pytest_labelquality.dataset import DataKind, Dataset, content_ids, encode_labels
 
     path = spec.resolve(src.path)
     columns = src.features or tuple(c for c in _all_columns(path) if c not in (src.label, src.id))
@@ -80,13 +80,13 @@ def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: CacheRoot | None
         features[:, j], names = _encoded(table, name)
         categories.append(names)
     raw = np.array(["" if v is None else str(v) for v in table.columns[src.label]], dtype=np.str_)
-    labels, names = _encode_labels(raw, src.classes, str(path))
+    labels, names = encode_labels(raw, src.classes, str(path))
     return Dataset(
         features=features,
         labels=labels,
         ids=np.array([str(v) for v in table.columns[src.id]], dtype=np.str_)
         if src.id
-        else _content_ids(features),
+        else content_ids(features),
         class_names=names,
         kind=DataKind.TABULAR,
         origin=str(path),

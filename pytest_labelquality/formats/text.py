@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, ClassVar
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.formats import SourceFormat, check_path
 from pytest_labelquality.formats.readers import CsvOptions, read_table
-from pytest_labelquality.spec import Flips, _doc
+from pytest_labelquality.source_specs import Flips, field_doc
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
-    from pytest_labelquality.sources import Dataset
+    from pytest_labelquality.dataset import Dataset
     from pytest_labelquality.spec import DatasetSpec
 
 
@@ -21,25 +21,28 @@ class TextSource(CsvOptions):
     """Texts and labels from a CSV, JSONL or Parquet table (format from the extension)."""
 
     FORMAT: ClassVar[str] = "text"
-    path: str = field(metadata=_doc("The table, relative to the spec."))
+    path: str = field(metadata=field_doc("The table, relative to the spec."))
     text: tuple[str, ...] = field(
-        metadata=_doc("The text column, or several joined by a newline.", minItems=1, oneOrMore=1)
+        metadata=field_doc(
+            "The text column, or several joined by a newline.", minItems=1, oneOrMore=1
+        )
     )
-    label: str = field(metadata=_doc("The label column."))
+    label: str = field(metadata=field_doc("The label column."))
     id: str | None = field(
-        default=None, metadata=_doc("The id column (default: a hash of the text).")
+        default=None, metadata=field_doc("The id column (default: a hash of the text).")
     )
     classes: tuple[str, ...] | None = field(
-        default=None, metadata=_doc("Class names (default: the labels found, sorted).", minItems=2)
+        default=None,
+        metadata=field_doc("Class names (default: the labels found, sorted).", minItems=2),
     )
-    flip: Flips | None = field(default=None, metadata=_doc("Inject synthetic label flips."))
+    flip: Flips | None = field(default=None, metadata=field_doc("Inject synthetic label flips."))
 
 
 def load(spec: DatasetSpec, src: TextSource, cache_dir: CacheRoot | None) -> Dataset:
     """Read the texts; an empty or missing text or label fails with its file and line."""
     import numpy as np
 
-    from pytest_labelquality.sources import DataKind, Dataset, _content_ids, _encode_labels
+    from pytest_labelquality.dataset import DataKind, Dataset, content_ids, encode_labels
 
     path = spec.resolve(src.path)
     wanted = list(dict.fromkeys([*src.text, src.label, *([src.id] if src.id else [])]))
@@ -60,11 +63,11 @@ def load(spec: DatasetSpec, src: TextSource, cache_dir: CacheRoot | None) -> Dat
         raise DataError(f"{path}: the table has no rows")
     features = np.array(texts, dtype=object)
     raw = np.array([str(v) for v in table.columns[src.label]], dtype=np.str_)
-    labels, names = _encode_labels(raw, src.classes, str(path))
+    labels, names = encode_labels(raw, src.classes, str(path))
     ids = (
         np.array([str(v) for v in table.columns[src.id]], dtype=np.str_)
         if src.id
-        else _content_ids(features)
+        else content_ids(features)
     )
     return Dataset(
         features=features,
