@@ -1090,3 +1090,98 @@ def test_no_joblib_worker_outlives_a_killed_run(pytester: pytest.Pytester) -> No
             run_.kill()
         for pid in [p for p in workers if _alive(p)]:
             os.kill(pid, signal.SIGKILL)  # a failed check leaves nothing running either
+
+
+# --- The dataset's folder is a boundary: nothing outside it is read, nor shown in the report.
+
+
+def _photos(root: Path, per_class: int = 4) -> None:
+    """Two classes of small real PNGs (noise around a colour) under ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, colour in {"red": (200, 30, 30), "blue": (30, 30, 200)}.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.clip(np.array(colour) + rng.integers(-20, 20, (12, 12, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+
+
+def _secret(folder: Path) -> Path:
+    """An image outside the dataset, as a file on the runner a pull request should not reach."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "secret.png"
+    Image.fromarray(np.full((12, 12, 3), 77, dtype=np.uint8)).save(path)
+    return path
+
+
+def _labels_table(secret: Path) -> dict[str, str]:
+    return {
+        "dotdot": "../outside/secret.png",
+        "absolute": str(secret),
+        "nested dotdot": "red/../../outside/secret.png",
+    }
+
+
+@pytest.mark.parametrize("row", ["dotdot", "absolute", "nested dotdot"])
+def test_a_labels_table_row_outside_the_folder_is_refused_naming_the_row(
+    tmp_path: Path, row: str
+) -> None:
+    _photos(tmp_path / "imgs")
+    secret = _secret(tmp_path / "outside")
+    bad = _labels_table(secret)[row]
+    lines = [f"red/{i}.png,red" for i in range(4)] + [f"blue/{i}.png,blue" for i in range(4)]
+    (tmp_path / "labels.csv").write_text("path,label\n" + "\n".join([*lines, f"{bad},red"]) + "\n")
+    source = "{format: images, dir: imgs, labels: labels.csv}"
+    spec = load_spec(write_spec(tmp_path, _images_spec(source)))[0]
+    with pytest.raises(DataError, match=r"labels\.csv:10: .* is outside the dataset's folder"):
+        run(spec, tmp_path / "cache")
+
+
+def _images_spec(source: str) -> str:
+    return f"datasets:\n  - name: photos\n    source: {source}\n    cv: {{folds: 2}}\n" \
+        "    model: {name: logistic_regression}\n    gate: {max_noise_rate: 1}\n"  # fmt: skip
+
+
+def _link_file(root: Path, secret: Path) -> None:
+    (root / "red" / "9.png").symlink_to(secret)
+
+
+def _link_folder(root: Path, secret: Path) -> None:
+    (root / "red" / "more").symlink_to(secret.parent, target_is_directory=True)
+
+
+def _link_class(root: Path, secret: Path) -> None:
+    shutil.rmtree(root / "blue")
+    (secret.parent / "blue").mkdir()
+    _photos(secret.parent / "tmp")
+    shutil.move(secret.parent / "tmp" / "blue", secret.parent / "blue" / "x")
+    (root / "blue").symlink_to(secret.parent / "blue" / "x", target_is_directory=True)
+
+
+@pytest.mark.parametrize("make", [_link_file, _link_folder, _link_class])
+def test_a_symlink_out_of_the_folder_is_refused_naming_it(
+    tmp_path: Path, make: Callable[[Path, Path], None]
+) -> None:
+    _photos(tmp_path / "imgs")
+    secret = _secret(tmp_path / "outside")
+    make(tmp_path / "imgs", secret)
+    spec = load_spec(write_spec(tmp_path, _images_spec("{format: images, dir: imgs}")))[0]
+    with pytest.raises(DataError, match=r"imgs/(red|blue)\S*: .* is outside the dataset's folder"):
+        run(spec, tmp_path / "cache")
+
+
+def test_symlinks_inside_the_folder_and_an_explicit_opt_out_are_read(tmp_path: Path) -> None:
+    _photos(tmp_path / "imgs")
+    (tmp_path / "imgs" / "red" / "again.png").symlink_to(tmp_path / "imgs" / "red" / "0.png")
+    spec = load_spec(write_spec(tmp_path, _images_spec("{format: images, dir: imgs}")))[0]
+    assert run(spec, tmp_path / "cache")["items"] == 9  # a link that stays inside is fine
+
+    secret = _secret(tmp_path / "outside")
+    rows = ["red/0.png,red", "red/1.png,red", "blue/0.png,blue", "blue/1.png,blue"]
+    (tmp_path / "labels.csv").write_text("path,label\n" + "\n".join([*rows, f"{secret},blue"]))
+    source = "{format: images, dir: imgs, labels: labels.csv, outside: true}"
+    spec = load_spec(write_spec(tmp_path, _images_spec(source), name="opt"))[0]
+    assert run(spec, tmp_path / "cache2")["items"] == 5  # the spec said so, in review

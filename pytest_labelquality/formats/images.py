@@ -83,6 +83,13 @@ class ImageFolderSource(CsvOptions):
         default=False,
         metadata=field_doc("Skip undecodable files (listed in the report) instead of failing."),
     )
+    outside: bool = field(
+        default=False,
+        metadata=field_doc(
+            "Allow files outside dir: a labels table's absolute or ../ paths, symlinks out of"
+            " the folder (off: a pull request cannot pull other files into the report)."
+        ),
+    )
     flip: Flips | None = field(default=None, metadata=field_doc("Inject synthetic label flips."))
 
 
@@ -157,10 +164,44 @@ def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: CacheRoot | None)
     )
 
 
+class _Boundary:
+    """The dataset's folder as a boundary: a path is inside when it resolves, after symlinks,
+    to the folder or below it. Parent folders are resolved once each."""
+
+    def __init__(self, root: Path, allowed: bool) -> None:
+        self.root = os.path.realpath(root)
+        self.allowed = allowed
+        self._parents: dict[str, bool] = {}
+
+    def _holds(self, real: str) -> bool:
+        return real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep)
+
+    def inside(self, path: str, *, link: bool | None = None) -> bool:
+        """Whether ``path`` (a file or folder) resolves inside; ``link``: whether it is a
+        symlink, when the caller knows (a listing does), else it is looked up."""
+        if self.allowed:
+            return True
+        if link is None:
+            link = os.path.islink(path)
+        if link:
+            return self._holds(os.path.realpath(path))
+        parent = os.path.dirname(path)
+        if parent not in self._parents:
+            self._parents[parent] = self._holds(os.path.realpath(parent))
+        return self._parents[parent]
+
+    def refuse(self, where: str, what: str) -> DataError:
+        return DataError(
+            f"{where}: {what} is outside the dataset's folder {self.root}; keep the files in"
+            " dir, or set source.outside: true if the spec should read files outside it"
+        )
+
+
 def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
     """Layout A: one sub-folder per class (nested folders inside a class folder count too)."""
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
+    boundary = _Boundary(root, src.outside)
     files: list[_File] = []
     ignored = 0
     classes = src.classes or tuple(
@@ -171,7 +212,9 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
         folder = root / name
         if not folder.is_dir():
             raise DataError(f"{folder}: no folder for class {name!r}")
-        for rel, path, stat in _walk(str(folder), name):
+        if not boundary.inside(str(folder), link=True):
+            raise boundary.refuse(str(folder), f"the folder of class {name!r}")
+        for rel, path, stat in _walk(str(folder), name, boundary):
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 ignored += 1
                 continue
@@ -179,13 +222,16 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
     return files, ignored
 
 
-def _walk(folder: str, rel: str) -> Iterator[tuple[str, str, os.stat_result]]:
+def _walk(folder: str, rel: str, boundary: _Boundary) -> Iterator[tuple[str, str, os.stat_result]]:
     """Files below ``folder`` as (relative POSIX path, path, stat), sorted, hidden folders
-    skipped (plain strings: pathlib costs more than the listing itself on 50,000 files)."""
+    skipped (plain strings: pathlib costs more than the listing itself on 50,000 files). A
+    symlink that leads out of the dataset's folder is an error naming it."""
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_symlink() and not boundary.inside(entry.path, link=True):
+            raise boundary.refuse(entry.path, "the symlink's target")
         if entry.is_dir():
             if not entry.name.startswith("."):
-                yield from _walk(entry.path, f"{rel}/{entry.name}")
+                yield from _walk(entry.path, f"{rel}/{entry.name}", boundary)
         else:
             yield f"{rel}/{entry.name}", entry.path, entry.stat()
 
@@ -195,6 +241,7 @@ def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list
     assert src.labels is not None
     wanted = [src.path_column, src.label_column, *([src.id_column] if src.id_column else [])]
     table = read_table(spec.resolve(src.labels), wanted, src)
+    boundary = _Boundary(root, src.outside)
     files: list[_File] = []
     seen: dict[str, str] = {}
     for row in range(len(table.rows)):
@@ -208,6 +255,9 @@ def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list
             raise DataError(f"{table.where(row)}: duplicate path {rel!r} (also at {seen[rel]})")
         seen[rel] = table.rows[row]
         path = root / rel
+        lexical = PurePosixPath(rel)
+        if not src.outside and (lexical.is_absolute() or ".." in lexical.parts):
+            raise boundary.refuse(table.where(row), repr(rel))
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             raise DataError(
                 f"{table.where(row)}: {rel!r} is not an image file"
@@ -217,6 +267,8 @@ def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list
             stat = path.stat()
         except FileNotFoundError:
             raise DataError(f"{table.where(row)}: no file {path}") from None
+        if not boundary.inside(str(path)):
+            raise boundary.refuse(table.where(row), f"{rel!r} (through a symlink)")
         ident = str(table.columns[src.id_column][row]) if src.id_column else rel
         stats = (stat.st_size, stat.st_mtime_ns)
         files.append(_File(rel, str(path), str(label), ident, stats))
