@@ -211,10 +211,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[settings_key] = _resolve_settings(config)
     if settings.enabled:
+        _check_distinct_outputs(settings)
         config.pluginmanager.register(Controller(config, settings), "labelquality-controller")
     config.addinivalue_line(
         "markers", "label_quality: a dataset checked by pytest-labelquality (set automatically)"
     )
+
+
+def _check_distinct_outputs(settings: Settings) -> None:
+    """Two result files at one path would overwrite each other: a usage error."""
+    named = {
+        "--label-quality-json": settings.json_path,
+        "--label-quality-html": settings.html_path,
+        "--label-quality-markdown": settings.markdown_path,
+    }
+    seen: dict[str, str] = {}
+    for option, path in named.items():
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise pytest.UsageError(
+                f"{seen[real]} and {option} (or their ini twins) both name {path}: give each"
+                " result file its own path"
+            )
+        seen[real] = option
 
 
 def _resolve_settings(config: pytest.Config) -> Settings:

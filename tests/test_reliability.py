@@ -981,6 +981,30 @@ def test_outputs_that_cannot_be_written_fail_the_run_but_the_verdict_is_printed(
     _no_plugin_traceback(output)
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--label-quality-json=out.txt", "--label-quality-html=out.txt"], "json.*html"),
+        (
+            ["--label-quality-html=r/index.html", "--label-quality-markdown=r/./index.html"],
+            "html.*markdown",
+        ),
+        (["--label-quality-markdown=label-quality-report/label-quality.json"], "json.*markdown"),
+    ],
+    ids=["json-html", "html-markdown-spelled-differently", "markdown-on-the-default-json"],
+)
+def test_two_result_files_at_one_path_are_a_usage_error_before_any_work(
+    pytester: pytest.Pytester, options: list[str], named: str
+) -> None:
+    _iris_project(pytester)
+    (pytester.path / "r").mkdir()
+    result = pytester.runpytest_subprocess("--label-quality", *options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.re_match_lines([rf".*--label-quality-{named}.* both name .*: give each result"])
+    assert not (pytester.path / "label-quality-report").exists()  # nothing ran, nothing written
+    _no_plugin_traceback(result.stdout.str() + result.stderr.str())
+
+
 def test_a_run_that_only_errors_replaces_an_old_report_saying_pass(
     pytester: pytest.Pytester,
 ) -> None:
