@@ -59,13 +59,14 @@ def baseline_entry(
 
 def write_baselines(entries: dict[Path, dict[str, dict[str, Any]]], commit: str | None) -> None:
     """Merge each spec's new dataset entries into its baseline file (others are kept)."""
-    from pytest_labelquality.outputs import write_text_atomic
+    from pytest_labelquality.outputs import folder_lock, write_text_atomic
 
     for spec_path, datasets in entries.items():
-        existing = load_baseline(spec_path) or {"datasets": {}}
-        merged = {**existing["datasets"], **datasets}
-        document = {"version": BASELINE_VERSION, "commit": commit, "datasets": merged}
-        write_text_atomic(baseline_path(spec_path), json.dumps(document, indent=1) + "\n")
+        with folder_lock(spec_path.parent):  # another run's datasets are merged, not lost
+            existing = load_baseline(spec_path) or {"datasets": {}}
+            merged = {**existing["datasets"], **datasets}
+            document = {"version": BASELINE_VERSION, "commit": commit, "datasets": merged}
+            write_text_atomic(baseline_path(spec_path), json.dumps(document, indent=1) + "\n")
 
 
 @dataclass(frozen=True)

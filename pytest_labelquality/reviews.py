@@ -136,7 +136,7 @@ def add_reviews(
 ) -> list[Review]:
     """Record entries for ``ids``, with hashes from the last run's results, replacing earlier
     entries for the same items; returns them. ``label`` (fixed only) is the label the fix set."""
-    from pytest_labelquality.outputs import write_text_atomic
+    from pytest_labelquality.outputs import folder_lock, write_text_atomic
     from pytest_labelquality.sources import review_hash
 
     try:
@@ -184,12 +184,13 @@ def add_reviews(
         for i in dict.fromkeys(ids)
     ]
     path = reviews_path(spec_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = f"# Reviewed items of {spec_path.name}\n"
-    kept = _without_entries(text, dataset, {r.id for r in added})
-    write_text_atomic(path, kept + "".join(_entry_yaml(r) for r in added))
+    with folder_lock(path.parent):  # read again under the lock: concurrent adds all survive
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = f"# Reviewed items of {spec_path.name}\n"
+        kept = _without_entries(text, dataset, {r.id for r in added})
+        write_text_atomic(path, kept + "".join(_entry_yaml(r) for r in added))
     return added
 
 

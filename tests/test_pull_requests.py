@@ -230,3 +230,46 @@ def test_a_fixed_review_records_the_label_change_and_a_re_review_replaces(repo: 
     repo.git("checkout", "-q", "--", ".")
     repo.git("clean", "-fq", "data")
     repo.git("checkout", "-q", "main")
+
+
+def test_concurrent_reviews_add_keep_every_entry(repo: Repo) -> None:
+    """Eight reviewers record eight suspects at once: each run re-reads the file under a lock,
+    so every entry survives (before, four or five of eight did)."""
+    repo.git("clean", "-fq", "data")
+    repo.git("checkout", "-q", "-b", "many-reviewers", "main")
+    repo.write(range(1500), wrong_labels(repo, RELABELLED))
+    code, out, result = repo.check()
+    assert code == 1, out
+    suspects = result["baseline"]["new_suspects"][:8]
+    assert len(suspects) == 8
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest_labelquality.reviews",
+                "add",
+                "data/digits.labelquality.yaml",
+                "digits",
+                item,
+                "--decision",
+                "correct",
+                "--by",
+                f"reviewer-{n}",
+            ],
+            cwd=repo.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, item in enumerate(suspects)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    entries = yaml.safe_load((repo.data / "digits.labelquality.reviews.yaml").read_text())
+    assert sorted(e["id"] for e in entries) == sorted(suspects)
+    assert {e["by"] for e in entries} == {f"reviewer-{n}" for n in range(8)}
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("clean", "-fq", "data")
+    repo.git("checkout", "-q", "main")
