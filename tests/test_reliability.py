@@ -1209,3 +1209,123 @@ def test_symlinks_inside_the_folder_and_an_explicit_opt_out_are_read(tmp_path: P
     source = "{format: images, dir: imgs, labels: labels.csv, outside: true}"
     spec = load_spec(write_spec(tmp_path, _images_spec(source), name="opt"))[0]
     assert run(spec, tmp_path / "cache2")["items"] == 5  # the spec said so, in review
+
+
+# --- No silent reinterpretation of labels and columns.
+
+
+def _table_spec(folder: Path, name: str, text: str | None = None) -> DatasetSpec:
+    fmt = name.rsplit(".", 1)[1]
+    source = (
+        f"{{format: text, path: {name}, text: [t], label: y}}"
+        if text
+        else f"{{format: {fmt}, path: {name}, label: y}}"
+    )
+    return load_spec(
+        write_spec(
+            folder,
+            f"datasets:\n  - name: d\n    source: {source}\n    gate: {{max_noise_rate: 1}}\n",
+        )
+    )[0]
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _rows(labels: list[Any], key: str = "a") -> list[dict[str, Any]]:
+    return [{key: i * 0.5, "t": f"text {i}", "y": y} for i, y in enumerate(labels)]
+
+
+MISSING_LABELS = {
+    "csv empty": ("t.csv", "a,y\n1,x\n2,\n3,z\n4,x\n", r"t\.csv:3: no label in column 'y'; 1 of 4"),
+    "csv blank": (
+        "t.csv",
+        "a,y\n1,x\n2,  \n3,z\n4,\n",
+        r"t\.csv:3: .* 2 of 4 rows have none \(at 3, 5\)",
+    ),
+    "jsonl null": ("t.jsonl", _jsonl(_rows(["x", None, "z", "x"])), r"t\.jsonl:2: no label"),
+    "jsonl NaN": ("t.jsonl", _jsonl(_rows([1.0, float("nan"), 2.0, 1.0])), r"t\.jsonl:2: no label"),
+    "jsonl absent": ("t.jsonl", '{"a": 1, "y": "x"}\n{"a": 2}\n', r"t\.jsonl:2: no label"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISSING_LABELS))
+def test_a_missing_label_is_an_error_naming_its_rows_not_a_class(tmp_path: Path, case: str) -> None:
+    from pytest_labelquality.sources import load_dataset
+
+    name, text, message = MISSING_LABELS[case]
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError, match=message):
+        load_dataset(_table_spec(tmp_path, name))
+
+
+def test_a_missing_label_in_parquet_and_in_texts_is_named_too(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pytest_labelquality.sources import load_dataset
+
+    pq.write_table(pa.Table.from_pylist(_rows(["x", "z", None, "x"])), tmp_path / "t.parquet")
+    with pytest.raises(DataError, match=r"t\.parquet:row 2: no label in column 'y'"):
+        load_dataset(_table_spec(tmp_path, "t.parquet"))
+    (tmp_path / "t.jsonl").write_text(_jsonl(_rows(["x", "z", "x", None])))
+    with pytest.raises(DataError, match=r"t\.jsonl:4: no label in column 'y'"):
+        load_dataset(_table_spec(tmp_path, "t.jsonl", text="t"))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "classes"),
+    [
+        ("t.jsonl", _jsonl(_rows([2, 2.0, "2.0", 1, 1.0, 2])), ("1", "2")),
+        ("t.csv", "a,y\n1,2\n2,2.0\n3,1\n4,1.00\n5,2\n", ("1", "2")),
+        ("t.jsonl", _jsonl(_rows([2, 2.0, "cat", "cat", 2, "cat"])), ("2", "cat")),
+        ("t.jsonl", _jsonl(_rows([0.5, "0.50", 1, 1.0, 0.5, 1])), ("0.5", "1")),
+        ("t.csv", "a,y\n1,cat\n2,Cat\n3,cat\n4,Cat\n", ("Cat", "cat")),  # text stays as written
+    ],
+    ids=["jsonl-2-and-2.0", "csv-2-and-2.0", "numbers-beside-text", "fractions", "case-kept"],
+)
+def test_labels_are_compared_as_the_values_they_hold(
+    tmp_path: Path, name: str, text: str, classes: tuple[str, ...]
+) -> None:
+    from pytest_labelquality.sources import load_dataset
+
+    (tmp_path / name).write_text(text)
+    assert load_dataset(_table_spec(tmp_path, name)).class_names == classes
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("t.csv", "f,f,y\n1,2,a\n3,4,b\n", r"t\.csv:1: column 'f' appears 2 times"),
+        ("t.csv", "f,g,y,g,g\n1,2,a,3,4\n", r"t\.csv:1: column 'g' appears 3 times"),
+        (
+            "t.jsonl",
+            '{"f": 1, "y": "a"}\n{"f": 1, "f": 2, "y": "b"}\n',
+            r"t\.jsonl:2: key 'f' appears twice",
+        ),
+        ("t.jsonl", '{"f": {"x": 1, "x": 2}, "y": "b"}\n', r"t\.jsonl:1: key 'x' appears twice"),
+    ],
+    ids=["csv-header", "csv-three-times", "jsonl-key", "jsonl-nested-key"],
+)
+def test_a_name_used_twice_is_an_error_not_the_first_column_read_twice(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    from pytest_labelquality.sources import load_dataset
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError, match=message):
+        load_dataset(_table_spec(tmp_path, name))
+
+
+@given(st.lists(st.one_of(st.integers(-5, 5), st.sampled_from([0.5, -1.5, 2.0, 3.0])), min_size=1))
+def test_label_texts_map_equal_numbers_to_one_class_and_unequal_to_two(values: list[Any]) -> None:
+    from pytest_labelquality.formats.readers import Table, label_texts
+
+    table = Table(Path("t.jsonl"), {"y": values}, [str(i + 1) for i in range(len(values))])
+    texts = label_texts(table, "y")
+    for first, text_a in zip(values, texts, strict=True):
+        for second, text_b in zip(values, texts, strict=True):
+            assert (float(first) == float(second)) == (text_a == text_b)
+    as_strings = Table(Path("t.csv"), {"y": [str(v) for v in values]}, table.rows)
+    assert label_texts(as_strings, "y") == texts  # "2.0" read from a CSV is the JSON 2.0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.formats import SourceFormat, check_path, need
-from pytest_labelquality.formats.readers import CsvOptions, read_table
+from pytest_labelquality.formats.readers import CsvOptions, label_texts, read_table
 from pytest_labelquality.source_specs import Flips, field_doc
 
 if TYPE_CHECKING:
@@ -244,12 +244,12 @@ def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list
     boundary = _Boundary(root, src.outside)
     files: list[_File] = []
     seen: dict[str, str] = {}
+    labels = label_texts(table, src.label_column)
     for row in range(len(table.rows)):
         raw = table.columns[src.path_column][row]
-        label = table.columns[src.label_column][row]
-        if not raw or label in (None, ""):
-            empty = f"{src.path_column!r} or {src.label_column!r}"
-            raise DataError(f"{table.where(row)}: empty {empty}")
+        label = labels[row]
+        if not raw:
+            raise DataError(f"{table.where(row)}: empty {src.path_column!r}")
         rel = PurePosixPath(str(raw).replace("\\", "/")).as_posix().removeprefix("./")
         if rel in seen:
             raise DataError(f"{table.where(row)}: duplicate path {rel!r} (also at {seen[rel]})")

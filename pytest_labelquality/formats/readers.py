@@ -71,6 +71,53 @@ class Table:
         return f"{self.path}:{self.rows[row]}"
 
 
+def label_texts(table: Table, column: str) -> list[str]:
+    """A label column as text, compared as the values it holds: numbers by value (``2``,
+    ``2.0`` and ``"2.0"`` are one class, ``2``), other values as written. A missing label (empty,
+    null, NaN) is an error naming its rows."""
+    values = table.columns[column]
+    missing = [i for i, v in enumerate(values) if _missing_value(v)]
+    if missing:
+        shown = ", ".join(table.rows[i] for i in missing[:5])
+        raise DataError(
+            f"{table.where(missing[0])}: no label in column {column!r}; {len(missing)} of"
+            f" {len(values)} rows have none (at {shown}); label every row or remove it"
+        )
+    numbers = [_label_number(v) for v in values]
+    if all(n is not None for n in numbers):
+        return [_number_text(n) for n in numbers if n is not None]
+    return [_number_text(float(v)) if _is_number(v) else str(v) for v in values]
+
+
+def _missing_value(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value  # NaN
+    return isinstance(value, str) and not value.strip()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _label_number(value: Any) -> float | None:
+    """A label as a number when it is one, or text that reads as one; else None."""
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if number == number and abs(number) != float("inf") else None
+    return None
+
+
+def _number_text(number: float) -> str:
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
 def table_kind(path: Path) -> TableKind:
     """The format of a table file, from its extension."""
     kind = EXTENSIONS.get(path.suffix.lower())
@@ -131,6 +178,12 @@ def _read_csv(path: Path, wanted: Sequence[str], options: CsvOptions) -> Table:
             records.append(record)
             rows.append(str(reader.line_num))
     names = header or list(options.columns or ())
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(
+            f"{path}:1: column {twice[0]!r} appears {names.count(twice[0])} times; give each"
+            " column its own name"
+        )
     _missing(path, wanted, names)
     where = [names.index(c) for c in wanted]
     columns = {c: [r[i] for r in records] for c, i in zip(wanted, where, strict=True)}
@@ -146,9 +199,11 @@ def _read_jsonl(path: Path, wanted: Sequence[str]) -> Table:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+            except _DuplicateKey as exc:
+                raise DataError(f"{path}:{line_no}: key {exc.args[0]!r} appears twice") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object per line")
             seen.update(record)
@@ -158,6 +213,19 @@ def _read_jsonl(path: Path, wanted: Sequence[str]) -> Table:
     if rows:
         _missing(path, wanted, sorted(seen))
     return Table(path, columns, rows)
+
+
+class _DuplicateKey(ValueError):
+    """A JSON object that names one key twice (``json`` would keep the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
 
 
 def _read_parquet(path: Path, wanted: Sequence[str]) -> Table:

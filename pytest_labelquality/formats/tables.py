@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.formats import SourceFormat, check_path
-from pytest_labelquality.formats.readers import Table, read_table
+from pytest_labelquality.formats.readers import Table, label_texts, read_table
 from pytest_labelquality.source_specs import CsvSource
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: CacheRoot | None
     for j, name in enumerate(columns):
         features[:, j], names = _encoded(table, name)
         categories.append(names)
-    raw = np.array(["" if v is None else str(v) for v in table.columns[src.label]], dtype=np.str_)
+    raw = np.array(label_texts(table, src.label), dtype=np.str_)
     labels, names = encode_labels(raw, src.classes, str(path))
     return Dataset(
         features=features,

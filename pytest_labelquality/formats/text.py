@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pytest_labelquality.errors import DataError
 from pytest_labelquality.formats import SourceFormat, check_path
-from pytest_labelquality.formats.readers import CsvOptions, read_table
+from pytest_labelquality.formats.readers import CsvOptions, label_texts, read_table
 from pytest_labelquality.source_specs import Flips, field_doc
 
 if TYPE_CHECKING:
@@ -57,12 +57,10 @@ def load(spec: DatasetSpec, src: TextSource, cache_dir: CacheRoot | None) -> Dat
         if not joined:
             raise DataError(f"{table.where(row)}: empty text in {', '.join(map(repr, src.text))}")
         texts.append(joined)
-        if table.columns[src.label][row] in (None, ""):
-            raise DataError(f"{table.where(row)}: no label in column {src.label!r}")
     if not texts:
         raise DataError(f"{path}: the table has no rows")
     features = np.array(texts, dtype=object)
-    raw = np.array([str(v) for v in table.columns[src.label]], dtype=np.str_)
+    raw = np.array(label_texts(table, src.label), dtype=np.str_)
     labels, names = encode_labels(raw, src.classes, str(path))
     ids = (
         np.array([str(v) for v in table.columns[src.id]], dtype=np.str_)
