@@ -1329,3 +1329,49 @@ def test_label_texts_map_equal_numbers_to_one_class_and_unequal_to_two(values: l
             assert (float(first) == float(second)) == (text_a == text_b)
     as_strings = Table(Path("t.csv"), {"y": [str(v) for v in values]}, table.rows)
     assert label_texts(as_strings, "y") == texts  # "2.0" read from a CSV is the JSON 2.0
+
+
+def test_an_empty_class_folder_is_an_error_not_a_class_dropped_without_a_word(
+    tmp_path: Path,
+) -> None:
+    _photos(tmp_path / "imgs")
+    (tmp_path / "imgs" / "green").mkdir()
+    (tmp_path / "imgs" / "green" / "notes.txt").write_text("to do")
+    spec = load_spec(write_spec(tmp_path, _images_spec("{format: images, dir: imgs}")))[0]
+    with pytest.raises(DataError, match=r"imgs/green: the folder of class 'green' holds no image"):
+        run(spec, tmp_path / "cache")
+    source = "{format: images, dir: imgs, classes: [red, blue]}"  # the way to leave it out
+    spec = load_spec(write_spec(tmp_path, _images_spec(source), name="named"))[0]
+    assert run(spec, tmp_path / "cache")["classes"] == ["red", "blue"]
+
+
+def _transparent_drawings(root: Path) -> None:
+    """Black strokes on a transparent background, as drawing tools export them: a vertical
+    bar is class 'one', a horizontal bar class 'minus'."""
+    from PIL import Image
+
+    for name, (rows, cols) in {
+        "one": (slice(2, 14), slice(7, 9)),
+        "minus": (slice(7, 9), slice(2, 14)),
+    }.items():
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = np.zeros((16, 16, 4), dtype=np.uint8)  # transparent black everywhere
+            pixels[rows, cols] = (0, 0, 0, 255)
+            pixels[i, i] = (0, 0, 0, 255)  # each drawing a little different
+            Image.fromarray(pixels, "RGBA").save(root / name / f"{i}.png")
+
+
+def test_transparent_drawings_are_composited_on_white_not_read_as_black(tmp_path: Path) -> None:
+    from pytest_labelquality.sources import load_dataset
+
+    _transparent_drawings(tmp_path / "imgs")
+    data = load_dataset(
+        load_spec(write_spec(tmp_path, _images_spec("{format: images, dir: imgs}")))[0]
+    )
+    assert data.stats["mode"] == "grey"
+    one = data.features[data.labels == data.class_names.index("one")][0]
+    assert one[15, 0] == 255  # the background is the white page
+    assert one[8, 7] == 0  # the stroke stays black
+    minus = data.features[data.labels == data.class_names.index("minus")][0]
+    assert not np.array_equal(one, minus)  # before, both decoded all black

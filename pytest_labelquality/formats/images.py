@@ -214,11 +214,17 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
             raise DataError(f"{folder}: no folder for class {name!r}")
         if not boundary.inside(str(folder), link=True):
             raise boundary.refuse(str(folder), f"the folder of class {name!r}")
+        before = len(files)
         for rel, path, stat in _walk(str(folder), name, boundary):
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 ignored += 1
                 continue
             files.append(_File(rel, path, name, rel, (stat.st_size, stat.st_mtime_ns)))
+        if len(files) == before and not src.classes:
+            raise DataError(
+                f"{folder}: the folder of class {name!r} holds no image files; add some, remove"
+                " the folder, or name the classes to check in source.classes"
+            )
     return files, ignored
 
 
@@ -288,6 +294,20 @@ def _first_size(path: str) -> tuple[int, int]:
     return (max(1, round(height * scale)), max(1, round(width * scale)))
 
 
+def _opaque(image: Any) -> Any:
+    """An image with transparency composited on white, the page a drawing is made on (without
+    it, strokes on a transparent background decode as black on black); others as they are."""
+    from PIL import Image
+
+    transparent = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        "transparency" in image.info and image.mode in ("P", "L", "RGB")
+    )
+    if not transparent:
+        return image
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+
+
 def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bool]:
     """One file's bytes as ``(height, width, 3)`` uint8 RGB at the working size, and whether
     the image is grey (its three channels equal, whatever the file's mode)."""
@@ -295,7 +315,7 @@ def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bo
     from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(data)) as opened:
-        image = ImageOps.exif_transpose(opened)
+        image = _opaque(ImageOps.exif_transpose(opened))
         if image.mode in ("I", "I;16", "F"):
             image = image.point(lambda v: v / 256) if image.mode != "F" else image
             image = image.convert("L")
@@ -451,7 +471,7 @@ def thumbnail(path: str) -> str | None:
         from PIL import Image, ImageOps
 
         with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
+            image = _opaque(ImageOps.exif_transpose(opened))
             image = image.convert("RGB" if image.mode not in GREY_MODES else "L")
             image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
             out = io.BytesIO()
