@@ -585,7 +585,35 @@ def _compose(path: Path, text: str | None = None) -> yaml.Node | None:
     except yaml.YAMLError as exc:  # a control character in the text: a ReaderError
         line = source[: getattr(exc, "position", 0)].count("\n") + 1
         raise SpecError(path, line, "", f"invalid YAML: {exc}".splitlines()[0]) from None
+    if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+        raise SpecError(
+            path,
+            1,
+            "",
+            f"the YAML expands to more than {MAX_EXPANDED_NODES:,} values through its aliases"
+            " (&anchor / *alias); a spec needs far fewer: write the values out",
+        )
     return node
+
+
+#: A spec's YAML, with every alias expanded, may hold at most this many values (a few aliases
+#: nested ten deep expand to billions: the "billion laughs").
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` holds once every alias is expanded; a node reached through
+    several aliases is one object in the graph, so each is sized once."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1  # a node being sized: a cycle counts once (YAML's safe loaders reject it)
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(item, sizes) for item in node.value)
+    sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+    return sizes[id(node)]
 
 
 def load_typed(path: Path, tp: Any, *, text: str | None = None) -> Any:

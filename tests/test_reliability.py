@@ -1375,3 +1375,22 @@ def test_transparent_drawings_are_composited_on_white_not_read_as_black(tmp_path
     assert one[8, 7] == 0  # the stroke stays black
     minus = data.features[data.labels == data.class_names.index("minus")][0]
     assert not np.array_equal(one, minus)  # before, both decoded all black
+
+
+def _laughs(depth: int) -> str:
+    """A spec whose params nest aliases ``depth`` deep, nine wide: 9**depth values expanded."""
+    lines = ['        l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"        l{d}: &l{d} [{', '.join([f'*l{d - 1}'] * 9)}]" for d in range(1, depth)]
+    return (
+        "datasets:\n  - name: d\n    source: {format: sklearn, name: iris}\n"
+        "    model:\n      name: logistic_regression\n      params:\n"
+        + "\n".join(lines)
+        + "\n    gate: {max_noise_rate: 0.1}\n"
+    )
+
+
+def test_yaml_aliases_that_expand_without_bound_are_one_error_at_once(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"expands to more than 100,000 values through its alias"):
+        load_spec(write_spec(tmp_path, _laughs(10)))  # 9**10: 3.5 billion values, never built
+    spec = load_spec(write_spec(tmp_path, _laughs(3), name="small"))[0]  # 729 values: fine
+    assert len(spec.model.params["l2"]) == 9
