@@ -4,10 +4,13 @@ middle of a fold retried, one-line errors for a missing extra and a bad address.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from conftest import bars
 from sklearn.datasets import load_digits  # here, not in a pytester test that drops modules
 
 from pytest_labelquality.backends import Backend, BackendName, missing_extra
-from pytest_labelquality.backends.tasks import check_reachable
+from pytest_labelquality.backends.tasks import check_reachable, greeting_timeout
 from pytest_labelquality.cache import ArrayCache
 from pytest_labelquality.errors import BackendError
 from pytest_labelquality.runner import check_dataset
@@ -262,6 +265,57 @@ def test_a_bad_address_is_one_line() -> None:
     assert "\n" not in message
     assert message.startswith("cannot reach the Dask cluster at tcp://127.0.0.1:9: ")
     assert "--label-quality-backend-address" in message
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A loopback address that accepts connections and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+def test_a_scheduler_that_accepts_and_never_answers_is_one_line_not_a_hang(
+    pytester: pytest.Pytester, silent_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_digits(pytester.path, "{name: logistic_regression}")
+    monkeypatch.setenv("LABEL_QUALITY_BACKEND_TIMEOUT", "1")
+    run = pytester.runpytest_subprocess(
+        "--label-quality", "-p", "no:cacheprovider", "--label-quality-backend=dask",
+        f"--label-quality-backend-address={silent_server}", timeout=120,
+    )  # fmt: skip
+    run.assert_outcomes(failed=1)
+    line = (
+        f"the Dask scheduler at {silent_server} accepted the connection but did not answer"
+        " within 1 s; check that it is a Dask scheduler and not stuck"
+    )
+    assert [x for x in run.stdout.lines if line in x], run.stdout.str()
+    assert "Traceback" not in run.stdout.str()
+
+
+def test_a_bad_backend_timeout_is_named() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LABEL_QUALITY_BACKEND_TIMEOUT", "soon")
+        with pytest.raises(BackendError, match=r"LABEL_QUALITY_BACKEND_TIMEOUT must be a number"):
+            greeting_timeout()
+        patch.setenv("LABEL_QUALITY_BACKEND_TIMEOUT", "0")
+        with pytest.raises(BackendError, match=r"must be above 0"):
+            greeting_timeout()
 
 
 REPORT = "label-quality-report/label-quality.json"

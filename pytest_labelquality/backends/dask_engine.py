@@ -7,7 +7,14 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.backends.tasks import FoldFunction, FoldResult, FoldTask, check_reachable
+from pytest_labelquality.backends.tasks import (
+    FoldFunction,
+    FoldResult,
+    FoldTask,
+    check_greets,
+    check_reachable,
+    greeting_timeout,
+)
 from pytest_labelquality.errors import BackendError, first_line
 
 if TYPE_CHECKING:
@@ -29,6 +36,7 @@ def connect(address: str | None) -> Any:
             return client
         if address:
             check_reachable("Dask", address)
+            check_greets("Dask", address, greeting_timeout())
         try:
             client = Client(address, set_as_default=False, timeout=30)  # type: ignore[no-untyped-call]
         except (OSError, TimeoutError, ValueError) as exc:

@@ -13,8 +13,12 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-#: Seconds to wait for a cluster's address to answer before naming it in an error.
+#: Seconds to wait for a cluster's address to accept a connection before naming it in an error.
 CONNECT_TIMEOUT = 5.0
+#: Seconds a scheduler that accepted the connection may take to greet it (Dask's scheduler
+#: sends its handshake at once); ``$LABEL_QUALITY_BACKEND_TIMEOUT`` changes it.
+GREETING_TIMEOUT = 10.0
+TIMEOUT_ENV = "LABEL_QUALITY_BACKEND_TIMEOUT"
 
 #: A fold's task: its number, training rows and held-out rows.
 FoldTask = tuple[int, "npt.NDArray[np.int64]", "npt.NDArray[np.int64]"]
@@ -42,3 +46,41 @@ def check_reachable(engine: str, address: str) -> None:
             f"cannot reach the {engine} cluster at {address}: {why}; start it, or point"
             " --label-quality-backend-address (or the engine's address variable) at it"
         ) from None
+
+
+def greeting_timeout() -> float:
+    """The seconds to wait for a scheduler's greeting: ``$LABEL_QUALITY_BACKEND_TIMEOUT`` or
+    :data:`GREETING_TIMEOUT`."""
+    import os
+
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else GREETING_TIMEOUT
+    except ValueError:
+        raise BackendError(f"${TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise BackendError(f"${TIMEOUT_ENV} must be above 0, got {raw!r}")
+    return value
+
+
+def check_greets(engine: str, address: str, timeout: float) -> None:
+    """Raise :class:`BackendError` when something at ``address`` (``tcp://host:port``) accepts
+    a connection but sends nothing within ``timeout`` seconds: a client would wait forever."""
+    scheme, _, where = address.rpartition("://")
+    host, _, port = where.rstrip("/").rpartition(":")
+    if scheme not in ("", "tcp") or not host or not port.isdigit():
+        return  # TLS and other transports greet differently
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT) as s:
+            s.settimeout(timeout)
+            greeted = bool(s.recv(1))
+    except TimeoutError:
+        greeted = False
+    except OSError:
+        return  # check_reachable names an address that refuses
+    if not greeted:
+        raise BackendError(
+            f"the {engine} scheduler at {address} accepted the connection but did not answer"
+            f" within {timeout:g} s; check that it is a {engine} scheduler and not stuck (or"
+            f" raise ${TIMEOUT_ENV})"
+        )
