@@ -44,6 +44,36 @@ FSSPEC_MISSING = (
 )
 
 
+#: Seconds an object store may take to connect or to answer one request before the run fails
+#: naming it; ``$LABEL_QUALITY_CACHE_TIMEOUT`` changes it.
+REMOTE_TIMEOUT = 120.0
+TIMEOUT_ENV = "LABEL_QUALITY_CACHE_TIMEOUT"
+
+
+def remote_timeout() -> float:
+    """The object store's deadline per request: ``$LABEL_QUALITY_CACHE_TIMEOUT`` or 120 s."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else REMOTE_TIMEOUT
+    except ValueError:
+        raise CacheError(f"${TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise CacheError(f"${TIMEOUT_ENV} must be above 0, got {raw!r}")
+    return value
+
+
+def _deadlines(root: str) -> dict[str, Any]:
+    """Filesystem options that bound every wait of a protocol known to wait forever otherwise
+    (S3's default read timeout is a minute, retried, against an endpoint that never answers)."""
+    if root.partition("://")[0] not in ("s3", "s3a"):
+        return {}
+    timeout = remote_timeout()
+    retries = {"max_attempts": 2, "mode": "standard"}
+    return {
+        "config_kwargs": {"connect_timeout": timeout, "read_timeout": timeout, "retries": retries}
+    }
+
+
 def is_url(root: CacheRoot) -> bool:
     """Whether ``root`` names an fsspec location rather than a local folder."""
     return isinstance(root, str) and "://" in root and not root.startswith("file://")
@@ -219,10 +249,28 @@ class _Remote:
         except ImportError:
             raise CacheError(FSSPEC_MISSING) from None
         try:
-            self.fs, self.base = fsspec.core.url_to_fs(root)
+            self.fs, self.base = fsspec.core.url_to_fs(root, **_deadlines(root))
         except (ImportError, ValueError) as exc:  # an unknown protocol, its package missing
             raise CacheError(f"cannot use the cache URL {root}: {exc}; {CACHE_HINT}") from None
         self.root = root.rstrip("/")
+        self.timeout = remote_timeout()
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """``fs.<method>(*args)``, with a deadline on asynchronous stores (S3, GCS, HTTP): their
+        coroutine ``_<method>`` runs on fsspec's loop for at most :attr:`timeout` seconds."""
+        coroutine = getattr(self.fs, f"_{method}", None) if self.fs.async_impl else None
+        if coroutine is None:  # a blocking store: its own calls, as they wait
+            return getattr(self.fs, "mv" if method == "mv_file" else method)(*args)
+        from fsspec.asyn import sync
+        from fsspec.exceptions import FSTimeoutError
+
+        try:
+            return sync(self.fs.loop, coroutine, *args, timeout=self.timeout)
+        except FSTimeoutError:
+            raise CacheError(
+                f"the cache at {self.root} did not answer within {self.timeout:g} s ({method});"
+                f" check its endpoint and network, or raise ${TIMEOUT_ENV}"
+            ) from None
 
     def _name(self, key: str, suffix: str) -> str:
         return f"{self.base.rstrip('/')}/{key[:2]}/{key}{suffix}"
@@ -239,15 +287,17 @@ class _Remote:
         """Write and remove a small object, so a cache that cannot take entries fails first."""
         name = f"{self.base.rstrip('/')}/.probe-{uuid.uuid4().hex}"
         try:
-            self.fs.pipe_file(name, b"")
-            self.fs.rm_file(name)
+            self._call("pipe_file", name, b"")
+            self._call("rm_file", name)
+        except CacheError:
+            raise
         except Exception as exc:  # each store raises its own errors (PermissionError, ClientError)
             raise self._failed(exc, "cannot use the cache at", self.root) from None
 
     def read(self, key: str, suffix: str) -> bytes | None:
         """The object's bytes, or None when there is none."""
         try:
-            blob: bytes = self.fs.cat_file(self._name(key, suffix))
+            blob: bytes = self._call("cat_file", self._name(key, suffix))
         except FileNotFoundError:
             return None
         return blob
@@ -257,11 +307,11 @@ class _Remote:
         final = self._name(key, suffix)
         tmp = f"{final.rsplit('/', 1)[0]}/.tmp-{uuid.uuid4().hex}{suffix}"
         try:
-            self.fs.pipe_file(tmp, blob)
-            self.fs.mv(tmp, final)
+            self._call("pipe_file", tmp, blob)
+            self._call("mv_file", tmp, final)
         except Exception as exc:
             with contextlib.suppress(Exception):
-                self.fs.rm_file(tmp)
+                self._call("rm_file", tmp)
             raise self._failed(exc, "cannot write the cache entry", self.url(key, suffix)) from None
 
     def put(self, key: str, source: Path) -> None:
@@ -269,27 +319,27 @@ class _Remote:
         final = self._name(key, source.suffix)
         tmp = f"{final.rsplit('/', 1)[0]}/.tmp-{uuid.uuid4().hex}{source.suffix}"
         try:
-            self.fs.put_file(str(source), tmp)
-            self.fs.mv(tmp, final)
+            self._call("put_file", str(source), tmp)
+            self._call("mv_file", tmp, final)
         except Exception as exc:
             with contextlib.suppress(Exception):
-                self.fs.rm_file(tmp)
+                self._call("rm_file", tmp)
             where = self.url(key, source.suffix)
             raise self._failed(exc, "cannot write the cache entry", where) from None
 
     def fetch(self, key: str, folder: Path) -> Path:
         """Download the objects beside ``key``'s entry into ``folder``; their local stem."""
-        for name in self.fs.glob(self._name(key, ".*")):
+        for name in self._call("glob", self._name(key, ".*")):
             suffix = "." + str(name).rsplit(".", 1)[1]
             if suffix != ".npz":
-                self.fs.get_file(name, str(folder / f"{key}{suffix}"))
+                self._call("get_file", name, str(folder / f"{key}{suffix}"))
         return folder / key
 
     def remove(self, key: str) -> None:
         """Remove the entry and the objects beside it; what cannot be removed is left."""
         with contextlib.suppress(Exception):
-            for name in self.fs.glob(self._name(key, ".*")):
-                self.fs.rm_file(name)
+            for name in self._call("glob", self._name(key, ".*")):
+                self._call("rm_file", name)
 
 
 def _digest(arrays: Arrays) -> str:

@@ -23,7 +23,7 @@ from sklearn.datasets import load_digits  # here, not in a pytester test that dr
 from pytest_labelquality.backends import Backend, BackendName, missing_extra
 from pytest_labelquality.backends.tasks import check_reachable, greeting_timeout
 from pytest_labelquality.cache import ArrayCache
-from pytest_labelquality.errors import BackendError
+from pytest_labelquality.errors import BackendError, CacheError
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import load_spec
 
@@ -306,6 +306,28 @@ def test_a_scheduler_that_accepts_and_never_answers_is_one_line_not_a_hang(
     )
     assert [x for x in run.stdout.lines if line in x], run.stdout.str()
     assert "Traceback" not in run.stdout.str()
+
+
+def test_a_cache_url_whose_endpoint_never_answers_is_one_error_not_a_hang(
+    silent_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3fs = pytest.importorskip("s3fs")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", silent_server.replace("tcp://", "http://"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("LABEL_QUALITY_CACHE_TIMEOUT", "1")
+    s3fs.S3FileSystem.clear_instance_cache()  # none made for the moto endpoint may answer
+    try:
+        with pytest.raises(CacheError) as raised:
+            ArrayCache("s3://silent-bucket/label-quality").check_usable()
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    message = str(raised.value)
+    assert message == (
+        "the cache at s3://silent-bucket/label-quality did not answer within 1 s (pipe_file);"
+        " check its endpoint and network, or raise $LABEL_QUALITY_CACHE_TIMEOUT"
+    )
 
 
 def test_a_bad_backend_timeout_is_named() -> None:
