@@ -528,6 +528,11 @@ class Controller:
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from pytest_labelquality.backends import close_engines
+
+        close_engines()
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from pytest_labelquality.results import format_table, summary_notes, summary_row
 

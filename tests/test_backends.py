@@ -20,7 +20,13 @@ import pytest
 from conftest import bars
 from sklearn.datasets import load_digits  # here, not in a pytester test that drops modules
 
-from pytest_labelquality.backends import Backend, BackendName, missing_extra
+from pytest_labelquality.backends import (
+    Backend,
+    BackendName,
+    close_engines,
+    dask_engine,
+    missing_extra,
+)
 from pytest_labelquality.backends.tasks import check_reachable, greeting_timeout
 from pytest_labelquality.cache import ArrayCache
 from pytest_labelquality.errors import BackendError, CacheError
@@ -107,6 +113,7 @@ def dask_address(s3_bucket: str) -> Iterator[str]:
         silence_logs=50,
     )
     yield str(cluster.scheduler_address)
+    close_engines()
     cluster.close()
 
 
@@ -253,6 +260,9 @@ def test_dask_scatters_again_when_the_only_copy_of_the_data_dies(tmp_path: Path)
         result = check_dataset(
             spec, cache_dir=tmp_path / "cache", progress=lambda _: None, backend=backend
         )
+        client = dask_engine.connect(cluster.scheduler_address)
+        close_engines()  # as the plugin does when a run ends, before its cluster goes
+        assert client.status == "closed"
     assert marker.exists()
     local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None)
     assert answer(result) == answer(local)

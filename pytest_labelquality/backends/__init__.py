@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,6 +92,14 @@ def resolve(name: str, address: str | None) -> Backend:
     if chosen is not BackendName.LOCAL and not address:
         address = os.environ.get(ENGINES[chosen][2]) or None
     return Backend(chosen, address if chosen is not BackendName.LOCAL else None)
+
+
+def close_engines() -> None:
+    """Close the connections that engines used in this process opened; an engine never used
+    is not imported."""
+    dask_engine = sys.modules.get("pytest_labelquality.backends.dask_engine")
+    if dask_engine is not None:
+        dask_engine.close_clients()
 
 
 def run_folds(

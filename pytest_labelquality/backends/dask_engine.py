@@ -3,11 +3,13 @@ copy), each fold is a task that the scheduler runs again elsewhere when its work
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.backends.tasks import (
+    CONNECT_TIMEOUT,
     FoldFunction,
     FoldResult,
     FoldTask,
@@ -31,9 +33,12 @@ def connect(address: str | None) -> Any:
     from distributed import Client
 
     with _lock:
-        client = _clients.get(address)
-        if client is not None and client.status == "running":
-            return client
+        client = _clients.pop(address, None)
+        if client is not None:
+            if client.status == "running":
+                _clients[address] = client
+                return client
+            _close(client)  # its scheduler went away: its callbacks must not outlive it
         if address:
             check_reachable("Dask", address)
             check_greets("Dask", address, greeting_timeout())
@@ -45,6 +50,18 @@ def connect(address: str | None) -> Any:
             ) from None
         _clients[address] = client
         return client
+
+
+def close_clients() -> None:
+    """Close every client this process opened (at the end of a run)."""
+    with _lock:
+        while _clients:
+            _close(_clients.popitem()[1])
+
+
+def _close(client: Any) -> None:
+    with contextlib.suppress(Exception):  # a scheduler already gone has nothing to say
+        client.close(timeout=CONNECT_TIMEOUT)
 
 
 def run(

@@ -208,6 +208,7 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
         sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     )
     ignored += sum(1 for e in os.scandir(root) if e.is_file())
+    empty: list[tuple[Path, str]] = []
     for name in classes:
         folder = root / name
         if not folder.is_dir():
@@ -221,10 +222,14 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
                 continue
             files.append(_File(rel, path, name, rel, (stat.st_size, stat.st_mtime_ns)))
         if len(files) == before and not src.classes:
-            raise DataError(
-                f"{folder}: the folder of class {name!r} holds no image files; add some, remove"
-                " the folder, or name the classes to check in source.classes"
-            )
+            empty.append((folder, name))
+    if empty and files:  # with no image at all, load names the whole folder instead
+        folder, name = empty[0]
+        more = f" ({len(empty) - 1} more empty class folders)" if len(empty) > 1 else ""
+        raise DataError(
+            f"{folder}: the folder of class {name!r} holds no image files; add some, remove"
+            f" the folder, or name the classes to check in source.classes{more}"
+        )
     return files, ignored
 
 
