@@ -94,7 +94,8 @@ def main() -> None:
         for label, backend in backends.items():
             cache = project / label.split(",")[0]
             cpu, wall = cpu_seconds(), time.perf_counter()
-            result = check_dataset(spec, cache_dir=cache, progress=lambda _: None, backend=backend)
+            checked = check_dataset(spec, cache_dir=cache, progress=lambda _: None, backend=backend)
+            result = checked.to_json()
             wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
             rows.append(
                 {

@@ -51,7 +51,7 @@ def main() -> int:
         def check(cache: str) -> tuple[dict[str, Any], float]:
             (spec,) = load_spec(work / "pr.labelquality.yaml")
             start = time.perf_counter()
-            result = check_dataset(spec, cache_dir=work / cache, progress=lambda _: None)
+            result = check_dataset(spec, cache_dir=work / cache, progress=lambda _: None).to_json()
             return result, time.perf_counter() - start
 
         np.savez(work / "drawings.npz", x=x, y=y, ids=ids)

@@ -62,7 +62,8 @@ def main() -> int:
 
         def check() -> dict[str, Any]:
             (spec,) = load_spec(spec_path)
-            return check_dataset(spec, cache_dir=cache, progress=lambda _: None, keep_items=True)
+            checked = check_dataset(spec, cache_dir=cache, progress=lambda _: None, keep_items=True)
+            return checked.to_json()
 
         write(folder, cats[:2900], dogs[:900], [])
         start = time.perf_counter()

@@ -59,7 +59,7 @@ def baseline_entry(
 
 def write_baselines(entries: dict[Path, dict[str, dict[str, Any]]], commit: str | None) -> None:
     """Merge each spec's new dataset entries into its baseline file (others are kept)."""
-    from pytest_labelquality.outputs import folder_lock, write_text_atomic
+    from pytest_labelquality.files import folder_lock, write_text_atomic
 
     for spec_path, datasets in entries.items():
         with folder_lock(spec_path.parent):  # another run's datasets are merged, not lost

@@ -9,13 +9,16 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.errors import OutputError, os_error_message
-from pytest_labelquality.results import report_link, results_document
+from pytest_labelquality.files import write_bytes_atomic, write_text_atomic
+from pytest_labelquality.results import report_link
+
+if TYPE_CHECKING:
+    from pytest_labelquality.result import DatasetResult
 
 OUTPUT_HINT = (
     "choose another path (--label-quality-json, --label-quality-html, --label-quality-markdown,"
@@ -41,61 +44,6 @@ def written(*paths: Path | str | None) -> Iterator[None]:
     except OSError as exc:
         every = ", ".join(str(p) for p in paths if p)
         raise OutputError(os_error_message(exc, "cannot write", OUTPUT_HINT, every)) from None
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-#: How long a writer waits for another to finish changing a file in the same folder.
-LOCK_TIMEOUT = 60.0
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` while a file in it is read, changed and replaced,
-    so that concurrent writers each see the others' changes. The lock is ``flock`` on the
-    folder itself, which leaves nothing behind; where there is no ``flock`` (Windows) it is
-    not taken. Waiting past ``timeout`` seconds is an :class:`OutputError`."""
-    import time
-
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise OutputError(
-                        f"{folder}: another process has been changing a file here for over"
-                        f" {timeout:g} s; let it finish, or end it"
-                    ) from None
-                time.sleep(0.02)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 text atomically (see :func:`write_bytes_atomic`)."""
-    write_bytes_atomic(path, text.encode())
 
 
 def git_commit(path: Path) -> str | None:
@@ -134,31 +82,36 @@ def ranking_path(folder: Path, name: str, taken: set[Path]) -> Path:
     return path
 
 
-def write_rankings(results: Iterable[dict[str, Any]], folder: Path) -> None:
-    """Move each result's whole ranking into a gzipped CSV beside the JSON (every item: rank,
-    index, id, given and suggested label, p(suggested), score, flagged), and record its file
-    name in the result as ``ranking_file``."""
+def write_rankings(results: Iterable[DatasetResult], folder: Path) -> list[DatasetResult]:
+    """Write each result's whole ranking to a gzipped CSV beside the JSON (every item: rank,
+    index, id, given and suggested label, p(suggested), score, flagged); the results with the
+    ranking replaced by its file's name (``ranking_file``)."""
     import csv
+    import dataclasses
     import gzip
     import io
 
     taken: set[Path] = set()
-    for result in sorted(results, key=lambda r: (r["spec"]["file"], r["spec"]["line"])):
-        columns = result.pop("ranking", None)
+    out = []
+    for result in sorted(results, key=lambda r: (r.spec.file, r.spec.line)):
+        columns = result.ranking
         if columns is None:
+            out.append(result)
             continue
-        path = ranking_path(folder, result["name"], taken)
+        path = ranking_path(folder, result.name, taken)
         taken.add(path)
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(zip(*columns.values(), strict=True))
+        names = [f.name for f in dataclasses.fields(columns)]
+        writer.writerow(names)
+        writer.writerows(zip(*(getattr(columns, n) for n in names), strict=True))
         write_bytes_atomic(path, gzip.compress(text.getvalue().encode(), mtime=0))
-        result["ranking_file"] = path.name
+        out.append(dataclasses.replace(result, ranking=None, ranking_file=path.name))
+    return out
 
 
 def write_outputs(
-    results: list[dict[str, Any]],
+    results: list[DatasetResult],
     *,
     json_path: Path,
     html_path: Path,
@@ -169,14 +122,17 @@ def write_outputs(
     errors: Iterable[dict[str, str]] = (),
 ) -> None:
     """Write the JSON, the HTML report and the Markdown summary (to a file, and appended to
-    GitHub's ``$GITHUB_STEP_SUMMARY`` when set)."""
+    GitHub's ``$GITHUB_STEP_SUMMARY`` when set), all from one :class:`RunResult`."""
     from pytest_labelquality.report import render_html, render_markdown
+    from pytest_labelquality.result import CheckError, RunResult
 
-    write_rankings(results, json_path.parent)
-    document = results_document(results, errors)
-    write_json(json_path, document)
+    run = RunResult(
+        tuple(write_rankings(results, json_path.parent)),
+        tuple(CheckError(e["test"], e["error"]) for e in errors),
+    )
+    write_json(json_path, run.to_json())
     html = render_html(
-        document,
+        run,
         max_suspects=max_suspects,
         git_commit=git_commit(repository),
         results_path=json_path,
@@ -185,7 +141,7 @@ def write_outputs(
     write_text_atomic(html_path, html)
     if markdown_path is None and not step_summary:
         return
-    markdown = render_markdown(document, report_link=report_link(os.environ))
+    markdown = render_markdown(run, report_link=report_link(os.environ))
     if markdown_path is not None:
         write_text_atomic(markdown_path, markdown)
     if step_summary:

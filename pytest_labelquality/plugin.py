@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pytest_labelquality.errors import (
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
+    from pytest_labelquality.result import DatasetResult
     from pytest_labelquality.spec import DatasetSpec
 
 CACHE_ENV = "LABEL_QUALITY_CACHE_DIR"
@@ -374,16 +376,16 @@ class DatasetItem(pytest.Item):
     def __init__(self, *, spec: DatasetSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
-        self.result: dict[str, Any] | None = None
+        self.result: DatasetResult | None = None
         self.add_marker("label_quality")
 
     def runtest(self) -> None:
         from pytest_labelquality.backends import resolve
-        from pytest_labelquality.results import failed_rules, failure_message, rule_text
+        from pytest_labelquality.results import failure_message, rule_text
         from pytest_labelquality.runner import check_dataset
 
         settings = self.config.stash[settings_key]
-        self.result = check_dataset(
+        self.result = result = check_dataset(
             self.spec,
             backend=resolve(settings.backend, settings.backend_address),
             cache_dir=settings.cache_dir,
@@ -392,22 +394,21 @@ class DatasetItem(pytest.Item):
             trusted_ref=settings.trusted_ref,
             show_top=settings.show_top,
         )
-        for text in self.result["warnings"]:
-            self.warn(LabelQualityWarning(f"{self.spec.name}: {text}"))
-        for text in self.result["cache"]["repaired"]:
+        for notice in result.warnings:
+            self.warn(LabelQualityWarning(f"{self.spec.name}: {notice.message}"))
+        for text in result.cache.repaired:
             self.warn(CacheRepairWarning(f"{self.spec.name}: {text}"))
-        noise = self.result["noise"]
         self.user_properties += [
-            ("label_quality_noise_rate", round(noise["rate"], 6)),
-            ("label_quality_noise_count", noise["count"]),
-            ("label_quality_max_noise_rate", self.result["gate"]["max_noise_rate"]),
-            ("label_quality_oof_accuracy", round(self.result["oof_accuracy"], 6)),
-            ("label_quality_items", self.result["items"]),
-            ("label_quality_cache", self.result["cache"]["status"]),
-            ("label_quality_failed_rules", "; ".join(map(rule_text, failed_rules(self.result)))),
+            ("label_quality_noise_rate", round(result.noise.rate, 6)),
+            ("label_quality_noise_count", result.noise.count),
+            ("label_quality_max_noise_rate", result.gate.max_noise_rate),
+            ("label_quality_oof_accuracy", round(result.oof_accuracy, 6)),
+            ("label_quality_items", result.items),
+            ("label_quality_cache", result.cache.status),
+            ("label_quality_failed_rules", "; ".join(map(rule_text, result.gate.failed_rules))),
         ]
-        if not self.result["gate"]["passed"]:
-            raise GateFailure(failure_message(self.result, settings.html_path, settings.json_path))
+        if not result.passed:
+            raise GateFailure(failure_message(result, settings.html_path, settings.json_path))
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
@@ -447,7 +448,7 @@ def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if call.when == "call" and isinstance(item, DatasetItem) and item.result is not None:
-        report.label_quality = item.result  # travels to the xdist controller with the report
+        report.label_quality = item.result.to_json()  # travels to the xdist controller as JSON
     return report
 
 
@@ -461,7 +462,7 @@ class Controller:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.results: list[dict[str, Any]] = []
+        self.results: list[DatasetResult] = []
         self.baselines: dict[Path, dict[str, dict[str, Any]]] = {}
         self.errors: list[dict[str, str]] = []
         self.output_error: str | None = None
@@ -479,15 +480,17 @@ class Controller:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if hasattr(self.config, "workerinput"):  # the controller gathers; a worker only sends
             return
-        result = getattr(report, "label_quality", None)
-        if report.failed and result is None and "label_quality" in report.keywords:
+        sent = getattr(report, "label_quality", None)
+        if report.failed and sent is None and "label_quality" in report.keywords:
             self.errors.append({"test": report.nodeid, "error": _first_line(report)})
-        if result is not None:
-            result = dict(result)  # the report keeps its own
-            entry = result.pop("baseline_entry", None)
-            if entry is not None:
-                spec = Path(result["spec"]["file"])
-                self.baselines.setdefault(spec, {})[result["name"]] = entry
+        if sent is not None:
+            from pytest_labelquality.result import DatasetResult
+
+            result = DatasetResult.from_json(sent)
+            if result.baseline_entry is not None:
+                spec = Path(result.spec.file)
+                self.baselines.setdefault(spec, {})[result.name] = result.baseline_entry
+                result = dataclasses.replace(result, baseline_entry=None)
             self.results.append(result)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -539,7 +542,7 @@ class Controller:
         if not (self.results or self.errors):
             return
         terminalreporter.section("label quality")
-        rows = [summary_row(r) for r in sorted(self.results, key=lambda r: r["name"])]
+        rows = [summary_row(r) for r in sorted(self.results, key=lambda r: r.name)]
         lines = format_table(rows)
         if lines:
             terminalreporter.write_line(lines[0])
@@ -550,7 +553,7 @@ class Controller:
             count = len(self.errors)
             what = "dataset or spec file" if count == 1 else "datasets or spec files"
             terminalreporter.write_line(f"{count} {what} could not be checked", red=True)
-        for result in sorted(self.results, key=lambda r: r["name"]):
+        for result in sorted(self.results, key=lambda r: r.name):
             for note in summary_notes(result):
                 terminalreporter.write_line(note, red=True, bold=True)
         for spec in sorted(self.baselines):

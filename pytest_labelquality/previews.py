@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from pytest_labelquality.dataset import Dataset
+    from pytest_labelquality.result import JsonValue, Preview
 
 PREVIEW_LIMIT = 5000
 TEXT_PREVIEW_CHARS = 20_000  # the whole text on demand, up to this many characters
@@ -54,33 +55,34 @@ def png_data_uri(image: npt.NDArray[Any]) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def preview(data: Dataset, index: int) -> dict[str, Any]:
-    """The preview of one item: ``{"image": uri}``, ``{"text": str}`` or ``{"features": {name:
-    value}}`` (a categorical column's value as its category name)."""
+def preview(data: Dataset, index: int) -> Preview:
+    """The preview of one item: an image (a ``data:`` URI), its text, or its feature values (a
+    categorical column's value as its category name)."""
     from pytest_labelquality.dataset import DataKind
+    from pytest_labelquality.result import Preview
 
     row = data.features[index]
     if data.kind is DataKind.TEXT:
         text = str(row)
-        return {"text": text[:TEXT_PREVIEW_CHARS], "chars": len(text)}
+        return Preview(text=text[:TEXT_PREVIEW_CHARS], chars=len(text))
     if data.files:
         from pytest_labelquality.formats.images import thumbnail
 
         shown = thumbnail(data.files[index])
         if shown is not None:
-            return {"image": shown, "thumbnail": True}
+            return Preview(image=shown, thumbnail=True)
     if data.kind is DataKind.IMAGE:
-        return {"image": png_data_uri(row)}
+        return Preview(image=png_data_uri(row))
     if data.image_shape is not None:  # tabular rows that are images, like sklearn's digits
-        return {"image": png_data_uri(row.reshape(data.image_shape))}
+        return Preview(image=png_data_uri(row.reshape(data.image_shape)))
     names = data.feature_names or tuple(f"x{i}" for i in range(row.size))
-    values: dict[str, Any] = {}
+    values: dict[str, JsonValue] = {}
     for j, (name, value) in enumerate(zip(names, row.ravel(), strict=True)):
         categories = data.categories[j] if data.categories else ()
         values[name] = categories[int(value)] if categories else round(float(value), 6)
-    return {"features": values}
+    return Preview(features=values)
 
 
-def previews(data: Dataset, indices: npt.NDArray[np.int64]) -> list[dict[str, Any]]:
+def previews(data: Dataset, indices: npt.NDArray[np.int64]) -> list[Preview]:
     """Previews of the first :data:`PREVIEW_LIMIT` of ``indices``."""
     return [preview(data, int(i)) for i in indices[:PREVIEW_LIMIT]]

@@ -1,9 +1,9 @@
-"""The HTML report and the job-summary Markdown, rendered from the results document.
+"""The HTML report and the job-summary Markdown, rendered from a :class:`result.RunResult`.
 
-Rendering is pure: a results document (see :func:`results.results_document`) goes in, text comes
-out. Numbers are turned into view data here; the packaged Jinja2 templates (autoescape on) only
-lay it out. Class names, ids and previews are untrusted, so they reach the page only through
-autoescaping, and a Content-Security-Policy forbids any request other than ``data:`` images.
+Rendering is pure: the typed results go in, text comes out. Numbers are turned into view data
+here; the packaged Jinja2 templates (autoescape on) only lay it out. Class names, ids and
+previews are untrusted, so they reach the page only through autoescaping, and a
+Content-Security-Policy forbids any request other than ``data:`` images.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import jinja2
 
+    from pytest_labelquality.result import (
+        Change,
+        DatasetResult,
+        Histogram,
+        RunResult,
+        Suspect,
+    )
+
 INLINE_FEATURES = 6
 TEXT_SNIPPET = 280
 MATRIX_CLASSES = 40
@@ -33,7 +41,6 @@ HISTOGRAM_WIDTH = 400
 HISTOGRAM_HEIGHT = 110
 #: GitHub's limit on a pull-request comment (65,536 characters); a job summary may hold 1 MiB.
 MARKDOWN_LIMIT = 65_536
-WEAK_MODEL_PREFIX = "the model is too weak"
 WEAK_MODEL_EXPLANATION = (
     "Confident learning trusts the model's out-of-fold probabilities: a model that barely beats"
     " always answering the most common class flags its own mistakes rather than wrong labels,"
@@ -42,7 +49,7 @@ WEAK_MODEL_EXPLANATION = (
 
 
 def render_html(
-    document: dict[str, Any],
+    run: RunResult,
     *,
     max_suspects: int = 100,
     git_commit: str | None = None,
@@ -59,21 +66,19 @@ def render_html(
     env = _environment()
     script = Markup(env.get_template("report.js").render())  # static file, no user data
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    datasets = document.get("datasets", [])
-    anchors = _anchors([d["name"] for d in datasets])
+    datasets = sorted(run.datasets, key=lambda d: (d.spec.file, d.spec.line))
+    anchors = _anchors([d.name for d in datasets])
     views = [
         _dataset_view(d, anchor, max_suspects=max_suspects, root=root, results_path=results_path)
         for d, anchor in zip(datasets, anchors, strict=True)
     ]
-    failed = sum(not v["passed"] for v in views)
-    errors = document.get("errors", [])
     return env.get_template("report.html.j2").render(
-        plugin=document.get("plugin", "pytest-labelquality"),
-        version=document.get("version", ""),
-        passed=bool(document.get("passed", failed == 0 and not errors)),
-        failed=failed,
+        plugin=run.plugin,
+        version=run.version,
+        passed=run.passed,
+        failed=len(run.failed),
         datasets=views,
-        errors=errors,
+        errors=run.errors,
         git_commit=git_commit,
         script=script,
         script_hash=f"sha256-{digest}",
@@ -81,7 +86,7 @@ def render_html(
 
 
 def render_markdown(
-    document: dict[str, Any],
+    run: RunResult,
     *,
     top: int = 5,
     report_link: str | None = None,
@@ -91,19 +96,18 @@ def render_markdown(
     edits that take effect after merge, then for each failing dataset why, and the suspects its
     failing rules counted (the new suspects when a rule on the change failed). Cut to ``limit``
     characters at a line, with a note, to fit GitHub's limits."""
-    from pytest_labelquality.results import failed_rules, rule_text
+    from pytest_labelquality.results import rule_text
 
-    datasets = document.get("datasets", [])
-    failed = [d for d in datasets if not d["gate"]["passed"]]
-    errors = document.get("errors", [])
-    verdict = "PASS" if document.get("passed", not failed and not errors) else "FAIL"
+    datasets = sorted(run.datasets, key=lambda d: (d.spec.file, d.spec.line))
+    failed, errors = run.failed, run.errors
+    verdict = "PASS" if run.passed else "FAIL"
     lines = [f"## Label quality: {verdict}", ""]
     if report_link:
         lines += [f"Report: {report_link}", ""]
     if errors:
         what = "dataset or spec file" if len(errors) == 1 else "datasets or spec files"
         lines += [f"**{len(errors)} {what} could not be checked:**", ""]
-        lines += [f"- {_md(e['test'])}: {_md(e['error'])}" for e in errors]
+        lines += [f"- {_md(e.test)}: {_md(e.error)}" for e in errors]
         lines.append("")
     if not datasets:
         return "\n".join([*lines, "No datasets were checked.", ""])
@@ -115,41 +119,34 @@ def render_markdown(
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for d in datasets:
-        noise, change = d["noise"], d.get("baseline")
+        noise, change = d.noise, d.baseline
         cells = [
-            _md(d["name"]),
-            "PASS" if d["gate"]["passed"] else "FAIL",
-            f"{_pct(noise['rate'])} ({noise['count']})",
-            _interval_text(noise.get("interval")) or "n/a",
-            _pct(d["gate"]["max_noise_rate"]),
-            _pct(d["oof_accuracy"]),
-            str(d["items"]),
-            str(len(change["new_suspects"])) if change else "-",
-            "<br>".join(_md(rule_text(r)) for r in failed_rules(d)) or "-",
+            _md(d.name),
+            "PASS" if d.passed else "FAIL",
+            f"{_pct(noise.rate)} ({noise.count})",
+            _interval_text(noise.interval) or "n/a",
+            _pct(d.gate.max_noise_rate),
+            _pct(d.oof_accuracy),
+            str(d.items),
+            str(len(change.new_suspects)) if change else "-",
+            "<br>".join(_md(rule_text(r)) for r in d.gate.failed_rules) or "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     for d in datasets:
-        trust = d.get("trust") or {}
-        if trust.get("edited"):
-            files = ", ".join(f"`{_md(Path(f).name)}`" for f in trust["edited"])
+        trust = d.trust
+        if trust and trust.edited:
+            files = ", ".join(f"`{_md(Path(f).name)}`" for f in trust.edited)
             lines += [
                 "",
-                f"> [!WARNING]\n> **{_md(d['name'])}: this change edits {files}; the edits take"
+                f"> [!WARNING]\n> **{_md(d.name)}: this change edits {files}; the edits take"
                 f" effect after merge.** The gate judged against the version of"
-                f" {_md(str(trust['ref'])[:12])}.",
+                f" {_md(trust.ref[:12])}.",
             ]
     for d in failed:
-        lines += ["", f"### {_md(d['name'])}: why it failed", ""]
-        lines += [f"- {_md(r['message'])}" for r in failed_rules(d)]
-        change = d.get("baseline")
-        counted = {"max_new_suspects", "max_new_suspect_share"} & {
-            r["rule"] for r in failed_rules(d)
-        }
-        accepted = {"correct", "fixed"}
-        suspects = [s for s in d["flagged"] if s.get("review") not in accepted]
-        if change and counted:
-            new = set(change["new_suspects"])
-            suspects = [s for s in suspects if s["id"] in new]
+        lines += ["", f"### {_md(d.name)}: why it failed", ""]
+        lines += [f"- {_md(r.message)}" for r in d.gate.failed_rules]
+        suspects = list(d.gated_suspects)
+        if d.baseline is not None and d.gate.rules_on_change_failed:
             title, shown = "New suspects the gate counted", suspects
         else:
             title, shown = "Most suspect items", suspects[: max(top, 0)]
@@ -162,8 +159,8 @@ def render_markdown(
             "| --- | --- | --- | --- | --- | --- |",
         ]
         lines += [
-            f"| {s['rank']} | {_md(s['id'])} | {_md(s['given'])} | {_prob(s.get('given_prob'))}"
-            f" | {_md(s['suggested'])} | {_prob(s.get('suggested_prob'))} |"
+            f"| {s.rank} | {_md(s.id)} | {_md(s.given)} | {_prob(s.given_prob)}"
+            f" | {_md(s.suggested)} | {_prob(s.suggested_prob)} |"
             for s in shown
         ]
         if len(suspects) > len(shown):
@@ -171,7 +168,7 @@ def render_markdown(
     return _truncate([*lines, ""], limit)
 
 
-def _prob(value: Any) -> str:
+def _prob(value: float | None) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else "n/a"
 
 
@@ -228,11 +225,9 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _interval_text(interval: list[float] | None) -> str | None:
-    if not interval or len(interval) != 2:
-        return None
+def _interval_text(interval: tuple[float, float]) -> str | None:
     low, high = interval
-    if low is None or high is None or low != low or high != high:
+    if low != low or high != high:
         return None
     return f"{_pct(low)} to {_pct(high)}"
 
@@ -280,96 +275,100 @@ def _relative(path: str | Path, root: Path | None) -> str:
 
 
 def _dataset_view(
-    result: dict[str, Any],
+    result: DatasetResult,
     anchor: str,
     *,
     max_suspects: int,
     root: Path | None = None,
     results_path: Path | None = None,
 ) -> dict[str, Any]:
-    noise, gate = result["noise"], result["gate"]
-    warnings = [str(w) for w in result.get("warnings", [])]
-    failing_classes = [c["name"] for c in result["per_class"] if not c["passed"]]
-    accepted = {"correct", "fixed"}
-    flagged = [s for s in result["flagged"] if s.get("review") not in accepted]
-    reviewed = [s for s in result["flagged"] if s.get("review") in accepted]
-    injected = result.get("injected")
-    flipped = frozenset(injected["indices"]) if injected else frozenset()
-    index = {name: str(i) for i, name in enumerate(result["classes"])}
-    change = result.get("baseline")
-    new = frozenset(change["new_suspects"]) if change else frozenset()
-    links = {s["id"]: f"{anchor}-item-{s['rank']}" for s in result["flagged"]}
-    trust = result.get("trust") or {}
-    exemplars = result.get("exemplars") or {}
+    from pytest_labelquality.result import WarningCode
+
+    noise, gate = result.noise, result.gate
+    flagged = list(result.counted_suspects)
+    reviewed = [s for s in result.flagged if s.accepted]
+    injected = result.injected
+    flipped = frozenset(injected.indices) if injected else frozenset()
+    index = {name: str(i) for i, name in enumerate(result.classes)}
+    change = result.baseline
+    new = frozenset(change.new_suspects) if change else frozenset()
+    links = {s.id: f"{anchor}-item-{s.rank}" for s in result.flagged}
+    trust = result.trust
+    exemplars = result.exemplars or {}
     return {
         "anchor": anchor,
-        "name": result["name"],
-        "passed": bool(gate["passed"]),
-        "verdict": "PASS" if gate["passed"] else "FAIL",
-        "rate": noise["rate"],
-        "count": noise["count"],
-        "item_count": result["items"],
-        "interval": _interval_text(noise.get("interval")),
-        "max_noise_rate": gate["max_noise_rate"],
-        "over_threshold": noise["rate"] > gate["max_noise_rate"],
-        "failing_classes": failing_classes,
-        "failed_rules": list(gate.get("failed_rules", [])),
-        "trust_edits": list(trust.get("edited", [])),
-        "trust_ref": trust.get("ref"),
-        "oof_accuracy": result["oof_accuracy"],
-        "weak_model": any(w.startswith(WEAK_MODEL_PREFIX) for w in warnings),
+        "name": result.name,
+        "passed": result.passed,
+        "verdict": "PASS" if result.passed else "FAIL",
+        "rate": noise.rate,
+        "count": noise.count,
+        "item_count": result.items,
+        "interval": _interval_text(noise.interval),
+        "max_noise_rate": gate.max_noise_rate,
+        "over_threshold": noise.rate > gate.max_noise_rate,
+        "failing_classes": [c.name for c in result.per_class if not c.passed],
+        "failed_rules": gate.failed_rules,
+        "trust_edits": trust.edited if trust else (),
+        "trust_ref": trust.ref if trust else None,
+        "oof_accuracy": result.oof_accuracy,
+        "weak_model": result.has_warning(WarningCode.WEAK_MODEL),
         "weak_model_explanation": WEAK_MODEL_EXPLANATION,
-        "warnings": warnings,
-        "spec": f"{result['spec']['file']}:{result['spec']['line']}",
-        "spec_file": _relative(result["spec"]["file"], root),
+        "warnings": [w.message for w in result.warnings],
+        "spec": str(result.spec),
+        "spec_file": _relative(result.spec.file, root),
         "results_file": _relative(results_path, root) if results_path else "",
-        "kind": result.get("source", {}).get("kind", ""),
-        "per_class": result["per_class"],
-        "matrix": _matrix_view(result["classes"], result.get("noise_matrix", [])),
-        "histogram": _histogram_view(result.get("score_histogram")),
+        "kind": result.source.kind,
+        "per_class": result.per_class,
+        "matrix": _matrix_view(list(result.classes), result.noise_matrix),
+        "histogram": _histogram_view(result.score_histogram),
         "suspects": [_suspect_view(s, index, flipped, new, anchor) for s in flagged],
         "reviewed": [_suspect_view(s, index, flipped, new, anchor) for s in reviewed],
         "reviewed_total": len(reviewed),
-        "stale_reviews": list(result.get("reviews", {}).get("stale", [])),
+        "stale_reviews": result.reviews.stale,
         "change": change,
         "change_lists": _change_lists(change, links) if change else [],
-        "change_failures": list(gate.get("change_failures", [])),
+        "change_failures": gate.change_failures,
         "suspects_total": len(flagged),
         "page_size": max_suspects,
-        "given_options": _options(result["classes"], [s["given"] for s in flagged]),
-        "suggested_options": _options(result["classes"], [s["suggested"] for s in flagged]),
+        "given_options": _options(list(result.classes), [s.given for s in flagged]),
+        "suggested_options": _options(list(result.classes), [s.suggested for s in flagged]),
         "exemplars": [
             {"index": index[name], "name": name, "items": items}
             for name, items in exemplars.items()
             if name in index
         ],
         "injected": injected,
-        "below": [_suspect_view(s, index, flipped, new) for s in result.get("below_estimate", [])],
-        "band": _interval_text(noise.get("band")),
-        "estimators": noise.get("estimators", {}),
-        "canary": noise.get("canary") or {},
-        "ranking_file": result.get("ranking_file"),
+        "below": [_suspect_view(s, index, flipped, new) for s in result.below_estimate],
+        "band": _interval_text(noise.band),
+        "estimators": noise.estimators,
+        "canary": noise.canary,
+        "ranking_file": result.ranking_file,
         "provenance": _provenance(result),
     }
 
 
-def _change_lists(change: dict[str, Any], links: dict[str, str]) -> list[dict[str, Any]]:
+def _change_lists(change: Change, links: dict[str, str]) -> list[dict[str, Any]]:
     """The baseline block's lists of ids, each id with its card's anchor when it has one."""
     lists = [
-        ("new", "New suspects (this change added or relabelled them; the gate counts these)"),
-        ("unchanged", "Newly suspect, though this change did not touch them"),
-        ("resolved", "Resolved (suspect in the baseline, no longer flagged)"),
-        ("accepted", "Accepted by review (flagged, not counted)"),
+        (
+            "new",
+            change.new_suspects,
+            "New suspects (this change added or relabelled them; the gate counts these)",
+        ),
+        (
+            "unchanged",
+            change.unchanged_new_suspects,
+            "Newly suspect, though this change did not touch them",
+        ),
+        (
+            "resolved",
+            change.resolved_suspects,
+            "Resolved (suspect in the baseline, no longer flagged)",
+        ),
+        ("accepted", change.accepted_by_review, "Accepted by review (flagged, not counted)"),
     ]
-    keys = {
-        "new": "new_suspects",
-        "unchanged": "unchanged_new_suspects",
-        "resolved": "resolved_suspects",
-        "accepted": "accepted_by_review",
-    }
     out = []
-    for kind, title in lists:
-        ids = list(change.get(keys[kind], []))
+    for kind, ids, title in lists:
         if ids:
             shown = [{"id": i, "href": links.get(i)} for i in ids[:CHANGE_LIST_LIMIT]]
             out.append({"kind": kind, "title": title, "ids": shown, "more": len(ids) - len(shown)})
@@ -386,7 +385,7 @@ def _options(classes: list[str], values: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _matrix_view(classes: list[str], matrix: list[list[int]]) -> dict[str, Any]:
+def _matrix_view(classes: list[str], matrix: tuple[tuple[int, ...], ...]) -> dict[str, Any]:
     """The flagged items' given-vs-suggested counts, limited to the classes that matter most."""
     size = len(classes)
     if not matrix or len(matrix) != size:
@@ -448,12 +447,11 @@ def heat_colors(share: float, count: int) -> tuple[str, str]:
         alpha = min(1.0, alpha + 0.02)
 
 
-def _histogram_view(histogram: dict[str, Any] | None) -> dict[str, Any] | None:
+def _histogram_view(histogram: Histogram) -> dict[str, Any] | None:
     """Bar geometry for the inline SVG chart of label-quality scores, with the cut-off."""
-    if not histogram or not histogram.get("counts"):
+    if not histogram.counts:
         return None
-    counts, edges = histogram["counts"], histogram["edges"]
-    cutoff = histogram.get("cutoff")
+    counts, edges, cutoff = histogram.counts, histogram.edges, histogram.cutoff
     left, bottom, top = 36, HISTOGRAM_HEIGHT - 20, 8
     width = HISTOGRAM_WIDTH - left - 8
     tallest = max(counts) or 1
@@ -495,7 +493,7 @@ def _histogram_view(histogram: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _suspect_view(
-    suspect: dict[str, Any],
+    suspect: Suspect,
     index: dict[str, str],
     flipped: frozenset[int],
     new: frozenset[str] = frozenset(),
@@ -503,43 +501,48 @@ def _suspect_view(
 ) -> dict[str, Any]:
     from pytest_labelquality.sources import review_hash
 
-    preview = suspect.get("preview") or {}
-    content = suspect.get("content_hash")
+    preview = suspect.preview
+    content = suspect.content_hash
     view: dict[str, Any] = {
-        **suspect,
-        "anchor": f"{anchor}-item-{suspect['rank']}",
-        "given_index": index.get(suspect["given"], ""),
-        "suggested_index": index.get(suspect["suggested"], ""),
-        "given_prob": suspect.get("given_prob"),
-        "hash": suspect.get("hash", ""),
+        "rank": suspect.rank,
+        "id": suspect.id,
+        "given": suspect.given,
+        "suggested": suspect.suggested,
+        "given_prob": suspect.given_prob,
+        "suggested_prob": suspect.suggested_prob,
+        "score": suspect.score,
+        "hash": suspect.hash,
+        "review": suspect.review.value if suspect.review else None,
+        "anchor": f"{anchor}-item-{suspect.rank}",
+        "given_index": index.get(suspect.given, ""),
+        "suggested_index": index.get(suspect.suggested, ""),
         # what a fixed review records when the fix gives the suggested label
-        "fixed_hash": review_hash(content, suspect["suggested"]) if content else "",
-        "injected_flip": suspect.get("index") in flipped,
-        "new_suspect": suspect.get("id") in new,
-        "review": suspect.get("review"),
+        "fixed_hash": review_hash(content, suspect.suggested) if content else "",
+        "injected_flip": suspect.index in flipped,
+        "new_suspect": suspect.id in new,
         "image": None,
         "features": None,
         "more_features": None,
         "text": None,
         "full_text": None,
-        "thumbnail": bool(preview.get("thumbnail")),
+        "thumbnail": bool(preview and preview.thumbnail),
     }
-    image = preview.get("image")
-    if isinstance(image, str) and image.startswith("data:image/png;base64,"):
-        view["image"] = image
-    features = preview.get("features")
-    if isinstance(features, dict):
+    if preview is None:
+        return view
+    if preview.image is not None and preview.image.startswith("data:image/png;base64,"):
+        view["image"] = preview.image
+    features = preview.features
+    if features is not None:
         pairs = [(str(k), _num(v)) for k, v in features.items()]
         if len(pairs) > INLINE_FEATURES:
             view["features"] = [pairs[i] for i in _largest(list(features.values()))]
             view["more_features"] = pairs
         else:
             view["features"] = pairs
-    text = preview.get("text")
-    if isinstance(text, str):
+    text = preview.text
+    if text is not None:
         view["text"] = text if len(text) <= TEXT_SNIPPET else text[:TEXT_SNIPPET].rstrip() + "…"
         view["full_text"] = text if len(text) > TEXT_SNIPPET else None
-        view["thumbnail"] = bool(preview.get("thumbnail"))
     return view
 
 
@@ -554,45 +557,37 @@ def _largest(values: list[Any]) -> list[int]:
     return sorted(range(len(values)), key=lambda i: (-magnitude(i), i))[:INLINE_FEATURES]
 
 
-def _provenance(result: dict[str, Any]) -> list[tuple[str, str]]:
+def _provenance(result: DatasetResult) -> list[tuple[str, str]]:
     """Label and value pairs: everything needed to reproduce or question the run."""
-    model = dict(result.get("model", {}))
+    model = dict(result.model)
     name = model.pop("name", "?")
     settings = ", ".join(f"{k} {_setting(v)}" for k, v in model.items() if v is not None)
-    cv = result.get("cv", {})
-    method = result["noise"].get("method", {})
-    cache = result.get("cache", {})
-    timings = result.get("timings", {})
-    folds = timings.get("fold_seconds") or []
-    source = result.get("source", {})
-    rows = [
-        ("Spec", f"{result['spec']['file']}:{result['spec']['line']}"),
-        ("Source", f"{source.get('origin', '?')} ({source.get('kind', '?')})"),
-        ("Items and classes", f"{_num(result['items'])} items, {len(result['classes'])} classes"),
+    cv, cache, timings, source = result.cv, result.cache, result.timings, result.source
+    folds = timings.fold_seconds
+    stages = {
+        "load": timings.load,
+        "fingerprint": timings.fingerprint,
+        "train and detect": timings.train_and_detect,
+        "total": timings.total,
+    }
+    return [
+        ("Spec", str(result.spec)),
+        ("Source", f"{source.origin} ({source.kind})"),
+        ("Items and classes", f"{_num(result.items)} items, {len(result.classes)} classes"),
         ("Model", f"{name} ({settings})" if settings else str(name)),
-        (
-            "Cross-validation",
-            f"{cv.get('folds', '?')} folds, seed {result.get('seed', cv.get('seed', '?'))},"
-            f" {cv.get('jobs', '?')} jobs",
-        ),
-        ("Detection", ", ".join(f"{k} {v}" for k, v in method.items())),
+        ("Cross-validation", f"{cv.folds} folds, seed {cv.seed}, {cv.jobs} jobs"),
+        ("Detection", ", ".join(f"{k} {v}" for k, v in result.noise.method.items())),
         (
             "Cache",
-            f"{cache.get('status', '?')} ({cache.get('folds_cached', 0)} folds cached),"
-            f" key {cache.get('key', '?')}",
+            f"{cache.status} ({cache.folds_cached} folds cached), key {cache.key}",
         ),
-        ("Versions", ", ".join(f"{k} {v}" for k, v in result.get("versions", {}).items())),
+        ("Versions", ", ".join(f"{k} {v}" for k, v in result.versions.items())),
         (
             "Timings",
-            ", ".join(
-                f"{k.replace('_', ' ')} {v:.2f}s"
-                for k, v in timings.items()
-                if isinstance(v, int | float)
-            )
+            ", ".join(f"{k} {v:.2f}s" for k, v in stages.items())
             + (f"; folds {', '.join(f'{s:.2f}s' for s in folds)}" if folds else ""),
         ),
     ]
-    return rows
 
 
 def _setting(value: Any) -> str:

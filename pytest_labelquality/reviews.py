@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import enum
 import json
 import sys
 from dataclasses import dataclass, field
@@ -24,18 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_labelquality.errors import LabelQualityError
-
-
-class Decision(enum.StrEnum):
-    """What the reviewer concluded."""
-
-    CORRECT = "correct"
-    FIXED = "fixed"
-    AMBIGUOUS = "ambiguous"
-
-
-#: Decisions that take an item out of the gated count (ambiguous items still count).
-ACCEPTING = frozenset({Decision.CORRECT, Decision.FIXED})
+from pytest_labelquality.result import ACCEPTING, Decision, RunResult, Suspect
 
 
 @dataclass(frozen=True)
@@ -86,14 +74,17 @@ class ReviewOutcome:
         """Ids that no longer count against the gate."""
         return frozenset(i for i, d in self.decisions.items() if d in ACCEPTING)
 
-    def warnings(self) -> list[str]:
-        """One warning per entry whose item changed since it was reviewed, or whose recorded
-        fix is not in the data yet."""
+    def stale_warnings(self) -> list[str]:
+        """One warning per entry whose item changed since it was reviewed."""
         return [
             f"the review of {r.id!r} ({r.decision.value}, by {r.by}) no longer applies: the"
             " item's content or label changed since, so it counts again; review it anew"
             for r in self.stale
-        ] + [
+        ]
+
+    def pending_warnings(self) -> list[str]:
+        """One warning per entry whose recorded fix is not in the data yet."""
+        return [
             f"the fix recorded for {r.id!r} (label {r.label!r}, by {r.by}) is not in the data"
             " yet: the item counts until its label is changed"
             for r in self.pending
@@ -136,17 +127,17 @@ def add_reviews(
 ) -> list[Review]:
     """Record entries for ``ids``, with hashes from the last run's results, replacing earlier
     entries for the same items; returns them. ``label`` (fixed only) is the label the fix set."""
-    from pytest_labelquality.outputs import folder_lock, write_text_atomic
+    from pytest_labelquality.files import folder_lock, write_text_atomic
     from pytest_labelquality.sources import review_hash
 
     try:
-        document = json.loads(results_path.read_text(encoding="utf-8"))
+        run = RunResult.from_json(json.loads(results_path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
         raise LabelQualityError(f"cannot read the results {results_path}: {exc}") from None
     found = [
         d
-        for d in document.get("datasets", [])
-        if d["name"] == dataset and Path(d["spec"]["file"]).resolve() == spec_path.resolve()
+        for d in run.datasets
+        if d.name == dataset and Path(d.spec.file).resolve() == spec_path.resolve()
     ]
     if not found:
         raise LabelQualityError(
@@ -155,17 +146,17 @@ def add_reviews(
         )
     if label and decision is not Decision.FIXED:
         raise LabelQualityError("--label records a fix: use it with --decision fixed")
-    if label and label not in found[0]["classes"]:
+    if label and label not in found[0].classes:
         raise LabelQualityError(
-            f"--label {label!r} is not a class of {dataset!r}: {', '.join(found[0]['classes'])}"
+            f"--label {label!r} is not a class of {dataset!r}: {', '.join(found[0].classes)}"
         )
-    by_id = {item["id"]: item for item in found[0]["flagged"]}
+    by_id: dict[str, Suspect] = {item.id: item for item in found[0].flagged}
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise LabelQualityError(
             f"not among the suspects of {dataset!r} in the last run: {', '.join(missing)}"
         )
-    if label and any("content_hash" not in by_id[i] for i in ids):
+    if label and any(by_id[i].content_hash is None for i in ids):
         raise LabelQualityError(
             f"{results_path} predates --label: run pytest --label-quality again"
         )
@@ -174,7 +165,7 @@ def add_reviews(
         Review(
             dataset,
             i,
-            review_hash(by_id[i]["content_hash"], label) if label else by_id[i]["hash"],
+            review_hash(by_id[i].content_hash or "", label) if label else by_id[i].hash,
             decision,
             by,
             note,

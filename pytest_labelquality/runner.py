@@ -1,7 +1,7 @@
 """One dataset, end to end: load, fingerprint, out-of-fold training, detection, gate, result.
 
-The result is a plain JSON-able dict: it travels from xdist workers, fills the JSON file, and is
-the data of the HTML report.
+The result is a :class:`result.DatasetResult`: it travels from xdist workers as its JSON, fills
+the JSON file, and is what every output reads.
 """
 
 from __future__ import annotations
@@ -45,6 +45,31 @@ from pytest_labelquality.gate import Verdict, decide
 from pytest_labelquality.models import ModelConfig, resolve_model, tensorflow_installed
 from pytest_labelquality.previews import preview, previews
 from pytest_labelquality.resources import passive_openmp
+from pytest_labelquality.result import (
+    CacheUse,
+    Canary,
+    ClassRow,
+    CrossValidation,
+    DatasetResult,
+    Estimator,
+    Exemplar,
+    Gate,
+    Histogram,
+    Injected,
+    JsonObject,
+    Noise,
+    Notice,
+    Ranking,
+    Reviews,
+    RuleFailure,
+    Source,
+    SpecRef,
+    Suspect,
+    Timings,
+    Trust,
+    WarningCode,
+)
+from pytest_labelquality.result import Change as ChangeSummary
 from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews, reviews_path
 from pytest_labelquality.source_specs import QuickDrawSource
 from pytest_labelquality.sources import (
@@ -78,7 +103,7 @@ def check_dataset(
     trusted_ref: str | None = None,
     show_top: int = 0,
     backend: Backend = LOCAL,
-) -> dict[str, Any]:
+) -> DatasetResult:
     """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
 
     With ``keep_items`` the result also carries what a new baseline needs (every item's hash);
@@ -146,6 +171,27 @@ def check_dataset(
         status = "incremental"
     else:
         status = "partial" if folds_cached else "miss"
+    model: JsonObject = {
+        **config.as_dict(),
+        **({"auto": chosen} if chosen else {}),
+        **({"blend": blend} if blend else {}),
+    }
+    use = CacheUse(
+        key=detection_key,
+        status=status,
+        folds_cached=folds_cached,
+        dir=str(cache_dir),
+        incremental=incremental or None,
+        repaired=tuple(repaired),
+        embeddings=embeddings,
+    )
+    timings = Timings(
+        load=round(loaded - start, 3),
+        fingerprint=round(hashed - loaded, 3),
+        train_and_detect=round(detected - hashed, 3),
+        total=round(time.perf_counter() - start, 3),
+        fold_seconds=tuple(round(s, 3) for s in fold_seconds),
+    )
     return _result(
         spec,
         data,
@@ -153,28 +199,10 @@ def check_dataset(
         judged,
         show_top=show_top,
         backend=backend.name.value,
-        model={
-            **config.as_dict(),
-            **({"auto": chosen} if chosen else {}),
-            **({"blend": blend} if blend else {}),
-        },
+        model=model,
         versions={**config.versions(), "cleanlab": cleanlab_version()},
-        cache={
-            "key": detection_key,
-            "status": status,
-            "folds_cached": folds_cached,
-            "dir": str(cache_dir),
-            "incremental": incremental or None,
-            "repaired": repaired,
-            "embeddings": embeddings,
-        },
-        timings={
-            "load": round(loaded - start, 3),
-            "fingerprint": round(hashed - loaded, 3),
-            "train_and_detect": round(detected - hashed, 3),
-            "total": round(time.perf_counter() - start, 3),
-            "fold_seconds": [round(s, 3) for s in fold_seconds],
-        },
+        cache=use,
+        timings=timings,
     )
 
 
@@ -412,10 +440,10 @@ class Judgement:
     hashes: dict[str, str]
     reviews: ReviewOutcome
     change: Change | None
-    warnings: list[str]
+    warnings: list[Notice]
     baseline_entry: dict[str, Any] | None
     keys: dict[str, tuple[str, str]]
-    trust: dict[str, Any] | None
+    trust: Trust | None
 
 
 def _judge(
@@ -439,12 +467,12 @@ def _judge(
     baseline = load_baseline(spec.spec_path, trusted_ref)
     trust = None
     if trusted_ref is not None:
-        edited = [
+        edited = tuple(
             str(path)
             for path in (baseline_path(spec.spec_path), reviews_path(spec.spec_path))
             if read_trusted(path, trusted_ref)[1]
-        ]
-        trust = {"ref": trusted_ref, "edited": edited}
+        )
+        trust = Trust(trusted_ref, edited)
     if keys is None and (keep_items or (baseline and spec.name in baseline["datasets"])):
         keys = item_keys(data)
     if keys is None:
@@ -458,19 +486,26 @@ def _judge(
     suspects = [str(ids[i]) for i in counted]
     flagged_ids = [str(ids[i]) for i in found.flagged.tolist()]
     change = compare(baseline, spec.name, keys, flagged_ids, reviews.accepted)
-    warnings = reviews.warnings()
-    if trust and trust["edited"]:
+    warnings = [Notice(WarningCode.STALE_REVIEW, text) for text in reviews.stale_warnings()]
+    warnings += [Notice(WarningCode.PENDING_FIX, text) for text in reviews.pending_warnings()]
+    if trust and trust.edited:
         warnings.append(
-            f"this change edits {', '.join(trust['edited'])}: the gate judged against the"
-            f" version of {trusted_ref}; the edits take effect after merge"
+            Notice(
+                WarningCode.TRUSTED_EDITS,
+                f"this change edits {', '.join(trust.edited)}: the gate judged against the"
+                f" version of {trusted_ref}; the edits take effect after merge",
+            )
         )
     gate = spec.gate
     rules = [gate.max_increase, gate.max_new_suspects, gate.max_new_suspect_share]
     if change is None and any(r is not None for r in rules):
         warnings.append(
-            "the gate's rules on what a change did (max_increase, max_new_suspects,"
-            " max_new_suspect_share) need a baseline and there is none for this dataset;"
-            " write one with --label-quality-update-baseline"
+            Notice(
+                WarningCode.NO_BASELINE,
+                "the gate's rules on what a change did (max_increase, max_new_suspects,"
+                " max_new_suspect_share) need a baseline and there is none for this dataset;"
+                " write one with --label-quality-update-baseline",
+            )
         )
     verdict = decide(
         data.labels, counted, data.class_names, gate, origin=spec.location, change=change
@@ -488,20 +523,26 @@ def _result(
     judged: Judgement,
     *,
     show_top: int,
-    **provenance: Any,
-) -> dict[str, Any]:
+    backend: str,
+    model: JsonObject,
+    versions: dict[str, str],
+    cache: CacheUse,
+    timings: Timings,
+) -> DatasetResult:
     import numpy as np
 
     verdict = judged.verdict
     names = data.class_names
     labels = data.labels
-    oof_accuracy = float(np.mean(found.suggested == labels))
     warnings = _weak_model_warning(labels, found.suggested, len(names)) + judged.warnings
     skipped = data.stats.get("skipped") or []
     if skipped:
         listed = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:20])
         warnings.append(
-            f"{len(skipped)} unreadable file(s) skipped (source.skip_unreadable): {listed}"
+            Notice(
+                WarningCode.UNREADABLE_SKIPPED,
+                f"{len(skipped)} unreadable file(s) skipped (source.skip_unreadable): {listed}",
+            )
         )
     flagged = found.flagged
     matrix = np.zeros((len(names), len(names)), dtype=np.int64)
@@ -509,113 +550,126 @@ def _result(
     counts, edges = np.histogram(found.scores, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
     ranks = np.empty(len(labels), dtype=np.int64)  # 1 = lowest score of all items
     ranks[np.argsort(found.scores, kind="stable")] = np.arange(1, len(labels) + 1)
-    result: dict[str, Any] = {
-        "name": spec.name,
-        "spec": {"file": str(spec.spec_path), "line": spec.line},
-        "source": {"origin": data.origin, "kind": data.kind.value, **data.stats},
-        "items": len(data),
-        "classes": list(names),
-        "feature_names": list(data.feature_names),
-        "noise": {
-            "rate": verdict.noise_rate,
-            "count": verdict.noise_count,
-            "flagged": len(flagged),
-            "reviewed": len(flagged) - verdict.noise_count,
-            "interval": list(found.noise_rate_interval),
-            "method": found.method,
-            "estimators": {
-                name: {"count": count, "rate": count / len(data)}
-                for name, count in found.estimates.items()
-            },
-            "band": [
-                min(found.estimates.values()) / len(data),
-                max(found.estimates.values()) / len(data),
-            ],
-            "canary": found.canary,
-        },
-        "gate": {
-            "max_noise_rate": verdict.max_noise_rate,
-            "max_class_noise_rate": dict(spec.gate.max_class_noise_rate),
-            "max_increase": spec.gate.max_increase,
-            "max_new_suspects": spec.gate.max_new_suspects,
-            "max_new_suspect_share": spec.gate.max_new_suspect_share,
-            "change_failures": list(verdict.change_failures),
-            "failed_rules": [f.as_dict() for f in verdict.failed_rules],
-            "passed": verdict.passed,
-        },
-        "trust": judged.trust,
-        "reviews": {
-            "decisions": {i: d.value for i, d in judged.reviews.decisions.items()},
-            "stale": [r.id for r in judged.reviews.stale],
-            "pending": [r.id for r in judged.reviews.pending],
-        },
-        "baseline": judged.change.as_dict(verdict.noise_rate) if judged.change else None,
-        "per_class": [
-            {
-                "name": c.name,
-                "items": c.items,
-                "flagged": c.flagged,
-                "rate": c.rate,
-                "max_rate": c.max_rate,
-                "passed": c.passed,
-            }
+    shown = previews(data, flagged)
+    suspects = []
+    for k, i in enumerate(flagged.tolist()):
+        item = str(data.ids[i])
+        suspects.append(
+            Suspect(
+                rank=int(ranks[i]),
+                index=int(i),
+                id=item,
+                hash=judged.hashes[item],
+                content_hash=judged.keys[item][0],
+                review=judged.reviews.decisions.get(item),
+                given=names[labels[i]],
+                given_prob=round(float(found.given_prob[i]), 4),
+                suggested=names[found.suggested[i]],
+                suggested_prob=round(float(found.suggested_prob[i]), 4),
+                score=round(float(found.scores[i]), 6),
+                preview=shown[k] if k < len(shown) else None,
+            )
+        )
+    estimates = found.estimates
+    gate = spec.gate
+    return DatasetResult(
+        name=spec.name,
+        spec=SpecRef(str(spec.spec_path), spec.line),
+        source=Source(data.origin, data.kind.value, dict(data.stats)),
+        items=len(data),
+        classes=tuple(names),
+        feature_names=tuple(data.feature_names),
+        noise=Noise(
+            rate=verdict.noise_rate,
+            count=verdict.noise_count,
+            flagged=len(flagged),
+            reviewed=len(flagged) - verdict.noise_count,
+            interval=found.noise_rate_interval,
+            method=dict(found.method),
+            estimators={n: Estimator(c, c / len(data)) for n, c in estimates.items()},
+            band=(min(estimates.values()) / len(data), max(estimates.values()) / len(data)),
+            canary=Canary(**found.canary),
+        ),
+        gate=Gate(
+            max_noise_rate=verdict.max_noise_rate,
+            max_class_noise_rate=dict(gate.max_class_noise_rate),
+            max_increase=gate.max_increase,
+            max_new_suspects=gate.max_new_suspects,
+            max_new_suspect_share=gate.max_new_suspect_share,
+            change_failures=tuple(verdict.change_failures),
+            failed_rules=tuple(
+                RuleFailure(f.rule, f.value, f.limit, f.class_name, f.message)
+                for f in verdict.failed_rules
+            ),
+            passed=verdict.passed,
+        ),
+        trust=judged.trust,
+        reviews=Reviews(
+            decisions=dict(judged.reviews.decisions),
+            stale=tuple(r.id for r in judged.reviews.stale),
+            pending=tuple(r.id for r in judged.reviews.pending),
+        ),
+        baseline=_change(judged.change, verdict.noise_rate) if judged.change else None,
+        per_class=tuple(
+            ClassRow(c.name, c.items, c.flagged, c.rate, c.max_rate, c.passed)
             for c in verdict.classes
-        ],
-        "oof_accuracy": oof_accuracy,
-        "flagged": [
-            {
-                "rank": int(ranks[i]),
-                "index": int(i),
-                "id": str(data.ids[i]),
-                "hash": judged.hashes[str(data.ids[i])],
-                "content_hash": judged.keys[str(data.ids[i])][0],
-                "review": judged.reviews.decisions.get(str(data.ids[i])),
-                "given": names[labels[i]],
-                "given_prob": round(float(found.given_prob[i]), 4),
-                "suggested": names[found.suggested[i]],
-                "suggested_prob": round(float(found.suggested_prob[i]), 4),
-                "score": round(float(found.scores[i]), 6),
-            }
-            for i in flagged.tolist()
-        ],
-        "noise_matrix": matrix.tolist(),
-        "score_histogram": {
-            "edges": [round(float(e), 4) for e in edges],
-            "counts": counts.tolist(),
-            "cutoff": float(found.scores[flagged].max()) if len(flagged) else None,
-        },
-        "cv": {"folds": spec.cv.folds, "seed": spec.cv.seed, "jobs": spec.cv.jobs},
-        "seed": spec.cv.seed,
-        "warnings": warnings,
-        **provenance,
-    }
-    for entry, shown in zip(result["flagged"], previews(data, flagged), strict=False):
-        entry["preview"] = shown
-    if data.kind is DataKind.IMAGE or data.image_shape is not None:
-        result["exemplars"] = _exemplars(data, found)
-    result["ranking"] = ranking(data, found)
-    result["below_estimate"] = _below_estimate(data, found, show_top)
-    if judged.baseline_entry is not None:
-        result["baseline_entry"] = judged.baseline_entry
-    if len(data.flipped):
-        result["injected"] = _against_injected(flagged, data.flipped)
-    return result
+        ),
+        oof_accuracy=float(np.mean(found.suggested == labels)),
+        flagged=tuple(suspects),
+        noise_matrix=tuple(tuple(row) for row in matrix.tolist()),
+        score_histogram=Histogram(
+            edges=tuple(round(float(e), 4) for e in edges),
+            counts=tuple(counts.tolist()),
+            cutoff=float(found.scores[flagged].max()) if len(flagged) else None,
+        ),
+        cv=CrossValidation(spec.cv.folds, spec.cv.seed, spec.cv.jobs),
+        warnings=tuple(warnings),
+        backend=backend,
+        model=model,
+        versions=versions,
+        cache=cache,
+        timings=timings,
+        ranking=ranking(data, found),
+        below_estimate=_below_estimate(data, found, show_top),
+        exemplars=(
+            _exemplars(data, found)
+            if data.kind is DataKind.IMAGE or data.image_shape is not None
+            else None
+        ),
+        baseline_entry=judged.baseline_entry,
+        injected=_against_injected(flagged, data.flipped) if len(data.flipped) else None,
+    )
 
 
-def _exemplars(data: Dataset, found: Detection) -> dict[str, list[dict[str, Any]]]:
+def _change(change: Change, noise_rate: float) -> ChangeSummary:
+    return ChangeSummary(
+        baseline_commit=change.baseline_commit,
+        baseline_noise_rate=change.baseline_rate,
+        noise_rate_change=noise_rate - change.baseline_rate,
+        changed_items=len(change.changed),
+        new_suspects=tuple(change.new_suspects),
+        changed_suspects=tuple(change.new_suspects),
+        unchanged_new_suspects=tuple(change.unchanged_new_suspects),
+        resolved_suspects=tuple(change.resolved_suspects),
+        accepted_by_review=tuple(change.accepted_by_review),
+        still_suspect=len(change.still_suspect),
+    )
+
+
+def _exemplars(data: Dataset, found: Detection) -> dict[str, tuple[Exemplar, ...]]:
     """For images: per class, the few items the model most confidently agrees are of it, to set
     beside a suspect's given and suggested class (the first :data:`EXEMPLAR_CLASSES` classes)."""
     import numpy as np
 
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, tuple[Exemplar, ...]] = {}
     agreed = found.suggested == data.labels
     for k, name in enumerate(data.class_names[:EXEMPLAR_CLASSES]):
         members = np.flatnonzero(agreed & (data.labels == k))
         best = members[np.argsort(-found.given_prob[members], kind="stable")[:EXEMPLARS]]
-        out[name] = [
-            {"id": str(data.ids[i]), "p": round(float(found.given_prob[i]), 4), **preview(data, i)}
+        out[name] = tuple(
+            Exemplar(str(data.ids[i]), round(float(found.given_prob[i]), 4), preview(data, i))
             for i in best.tolist()
-        ]
+        )
     return out
 
 
@@ -632,7 +686,7 @@ def honest_count_line(name: str, items: int, found: Detection) -> str:
     return line
 
 
-def ranking(data: Dataset, found: Detection) -> dict[str, list[Any]]:
+def ranking(data: Dataset, found: Detection) -> Ranking:
     """Every item, most suspect first: the columns of the ranking file."""
     import numpy as np
 
@@ -640,19 +694,19 @@ def ranking(data: Dataset, found: Detection) -> dict[str, list[Any]]:
     flagged = np.zeros(len(data), dtype=bool)
     flagged[found.flagged] = True
     names = np.asarray(data.class_names, dtype=object)
-    return {
-        "rank": list(range(1, len(order) + 1)),
-        "index": order.tolist(),
-        "id": data.ids[order].tolist(),
-        "given": names[data.labels[order]].tolist(),
-        "suggested": names[found.suggested[order]].tolist(),
-        "suggested_prob": np.round(found.suggested_prob[order].astype(np.float64), 4).tolist(),
-        "score": np.round(found.scores[order], 6).tolist(),
-        "flagged": flagged[order].astype(int).tolist(),
-    }
+    return Ranking(
+        rank=tuple(range(1, len(order) + 1)),
+        index=tuple(order.tolist()),
+        id=tuple(data.ids[order].tolist()),
+        given=tuple(names[data.labels[order]].tolist()),
+        suggested=tuple(names[found.suggested[order]].tolist()),
+        suggested_prob=tuple(np.round(found.suggested_prob[order].astype(np.float64), 4).tolist()),
+        score=tuple(np.round(found.scores[order], 6).tolist()),
+        flagged=tuple(flagged[order].astype(int).tolist()),
+    )
 
 
-def _below_estimate(data: Dataset, found: Detection, top: int) -> list[dict[str, Any]]:
+def _below_estimate(data: Dataset, found: Detection, top: int) -> tuple[Suspect, ...]:
     """The items among the ``top`` most suspect that the estimate does not flag, with previews."""
     import numpy as np
 
@@ -660,28 +714,27 @@ def _below_estimate(data: Dataset, found: Detection, top: int) -> list[dict[str,
     below = order[~np.isin(order, found.flagged)]
     names = data.class_names
     keys = item_keys(data, below.tolist())
-    entries = [
-        {
-            "rank": int(np.flatnonzero(order == i)[0]) + 1,
-            "index": int(i),
-            "id": str(data.ids[i]),
-            "hash": review_hash(*keys[str(data.ids[i])]),
-            "given": names[data.labels[i]],
-            "suggested": names[found.suggested[i]],
-            "suggested_prob": round(float(found.suggested_prob[i]), 4),
-            "score": round(float(found.scores[i]), 6),
-            "below_estimate": True,
-        }
-        for i in below.tolist()
-    ]
-    for entry, shown in zip(entries, previews(data, below), strict=False):
-        entry["preview"] = shown
-    return entries
+    shown = previews(data, below)
+    return tuple(
+        Suspect(
+            rank=int(np.flatnonzero(order == i)[0]) + 1,
+            index=int(i),
+            id=str(data.ids[i]),
+            hash=review_hash(*keys[str(data.ids[i])]),
+            given=names[data.labels[i]],
+            suggested=names[found.suggested[i]],
+            suggested_prob=round(float(found.suggested_prob[i]), 4),
+            score=round(float(found.scores[i]), 6),
+            below_estimate=True,
+            preview=shown[k] if k < len(shown) else None,
+        )
+        for k, i in enumerate(below.tolist())
+    )
 
 
 def _weak_model_warning(
     labels: npt.NDArray[np.int64], suggested: npt.NDArray[np.int64], num_classes: int
-) -> list[str]:
+) -> list[Notice]:
     """Warn when the model's out-of-fold predictions barely beat chance.
 
     Confident learning trusts the model's probabilities; a model with little skill flags its own
@@ -701,25 +754,19 @@ def _weak_model_warning(
     if skill >= WEAK_MODEL_SKILL:
         return []
     return [
-        f"the model is too weak for the estimate to be trusted: out-of-fold balanced accuracy"
-        f" {balanced:.1%} against {chance:.1%} by chance (skill {skill:.2f} <"
-        f" {WEAK_MODEL_SKILL}); try a stronger model or more epochs"
+        Notice(
+            WarningCode.WEAK_MODEL,
+            f"the model is too weak for the estimate to be trusted: out-of-fold balanced"
+            f" accuracy {balanced:.1%} against {chance:.1%} by chance (skill {skill:.2f} <"
+            f" {WEAK_MODEL_SKILL}); try a stronger model or more epochs",
+        )
     ]
 
 
-def _against_injected(
-    flagged: npt.NDArray[np.int64], flipped: npt.NDArray[np.int64]
-) -> dict[str, Any]:
+def _against_injected(flagged: npt.NDArray[np.int64], flipped: npt.NDArray[np.int64]) -> Injected:
     """Precision, recall and F1 of the flagged items against the injected flips."""
     hits = len(set(flagged.tolist()) & set(flipped.tolist()))
     precision = hits / len(flagged) if len(flagged) else 0.0
     recall = hits / len(flipped) if len(flipped) else 0.0
     f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
-    return {
-        "count": len(flipped),
-        "flagged_and_flipped": hits,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "indices": flipped.tolist(),
-    }
+    return Injected(len(flipped), hits, precision, recall, f1, tuple(flipped.tolist()))

@@ -165,7 +165,9 @@ def local_answer(folder: Path, model: str) -> tuple[Any, ...]:
     """The local backend's answer for ``model`` on the digits, computed once per session."""
     if model not in LOCAL_ANSWERS:
         (spec,) = load_spec(write_digits(folder, f"{{name: {model}}}"))
-        result = check_dataset(spec, cache_dir=folder / "local-cache", progress=lambda _: None)
+        result = check_dataset(
+            spec, cache_dir=folder / "local-cache", progress=lambda _: None
+        ).to_json()
         assert result["backend"] == "local"
         LOCAL_ANSWERS[model] = answer(result)
     return LOCAL_ANSWERS[model]
@@ -179,7 +181,7 @@ def test_an_engine_gives_the_local_answer(
     (spec,) = load_spec(write_digits(tmp_path, f"{{name: {model}}}"))
     lines: list[str] = []
     cache = tmp_path / "cache"
-    result = check_dataset(spec, cache_dir=cache, progress=lines.append, backend=backend)
+    result = check_dataset(spec, cache_dir=cache, progress=lines.append, backend=backend).to_json()
     assert result["backend"] == backend.name.value
     assert answer(result) == expected
     assert result["cache"]["status"] == "miss"
@@ -192,7 +194,7 @@ def test_an_engine_gives_the_local_answer(
         if "probs" not in fold.files:  # the detection: the folds are what is being checked
             entry.unlink()
     again: list[str] = []
-    warm = check_dataset(spec, cache_dir=cache, progress=again.append)
+    warm = check_dataset(spec, cache_dir=cache, progress=again.append).to_json()
     assert "3 of 3 folds from the cache" in again
     assert answer(warm) == expected
 
@@ -204,8 +206,8 @@ def test_keras_folds_on_ray_give_the_local_answer(ray_address: str, tmp_path: Pa
     backend = Backend(BackendName.RAY, ray_address)
     result = check_dataset(
         spec, cache_dir=tmp_path / "ray", progress=lambda _: None, backend=backend
-    )
-    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None)
+    ).to_json()
+    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None).to_json()
     assert len(list((tmp_path / "ray").rglob("*.keras"))) == 3
     assert answer(result) == answer(local)
 
@@ -213,7 +215,7 @@ def test_keras_folds_on_ray_give_the_local_answer(ray_address: str, tmp_path: Pa
 def test_folds_already_cached_are_not_submitted(tmp_path: Path, dask_address: str) -> None:
     (spec,) = load_spec(write_digits(tmp_path, "{name: logistic_regression}"))
     cache = tmp_path / "cache"
-    first = check_dataset(spec, cache_dir=cache, progress=lambda _: None)
+    first = check_dataset(spec, cache_dir=cache, progress=lambda _: None).to_json()
     folds = [entry for entry in cache.rglob("*.npz") if "probs" in np.load(entry).files]
     assert len(folds) == 3
     for entry in cache.rglob("*.npz"):  # one fold and the detection gone, two folds kept
@@ -221,7 +223,7 @@ def test_folds_already_cached_are_not_submitted(tmp_path: Path, dask_address: st
             entry.unlink()
     lines: list[str] = []
     backend = Backend(BackendName.DASK, dask_address)
-    again = check_dataset(spec, cache_dir=cache, progress=lines.append, backend=backend)
+    again = check_dataset(spec, cache_dir=cache, progress=lines.append, backend=backend).to_json()
     assert answer(again) == answer(first)
     assert "2 of 3 folds from the cache" in lines
     assert [line for line in lines if "sent to" in line] == [
@@ -238,10 +240,10 @@ def test_a_worker_killed_in_a_fold_is_retried(backend: Backend, tmp_path: Path) 
     (spec,) = load_spec(write_digits(tmp_path, model))
     result = check_dataset(
         spec, cache_dir=tmp_path / "cache", progress=lambda _: None, backend=backend
-    )
+    ).to_json()
     assert marker.exists(), "no worker died: the test would prove nothing"
     assert int(marker.read_text()) != os.getpid()
-    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None)
+    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None).to_json()
     assert answer(result) == answer(local)
 
 
@@ -259,12 +261,12 @@ def test_dask_scatters_again_when_the_only_copy_of_the_data_dies(tmp_path: Path)
         backend = Backend(BackendName.DASK, cluster.scheduler_address)
         result = check_dataset(
             spec, cache_dir=tmp_path / "cache", progress=lambda _: None, backend=backend
-        )
+        ).to_json()
         client = dask_engine.connect(cluster.scheduler_address)
         close_engines()  # as the plugin does when a run ends, before its cluster goes
         assert client.status == "closed"
     assert marker.exists()
-    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None)
+    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None).to_json()
     assert answer(result) == answer(local)
 
 
@@ -359,7 +361,9 @@ def test_the_plugin_sends_folds_to_an_engine(
     """Chosen by the option (Dask) and by the environment (Ray, whose address comes from
     $RAY_ADDRESS); a bad address fails the dataset in one line."""
     (spec,) = load_spec(write_digits(pytester.path, "{name: logistic_regression}"))
-    local = check_dataset(spec, cache_dir=pytester.path / "local", progress=lambda _: None)
+    local = check_dataset(
+        spec, cache_dir=pytester.path / "local", progress=lambda _: None
+    ).to_json()
     quiet = ["--label-quality", "-p", "no:cacheprovider"]
     dask = ["--label-quality-backend=dask", f"--label-quality-backend-address={dask_address}"]
     for name, options, env in (
@@ -462,8 +466,8 @@ def test_workers_share_a_cache_in_an_object_store(
     (spec,) = load_spec(write_digits(tmp_path, "{name: logistic_regression}"))
     url = f"s3://{s3_bucket}/shared"
     backend = Backend(BackendName.DASK, dask_address)
-    result = check_dataset(spec, cache_dir=url, progress=lambda _: None, backend=backend)
-    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None)
+    result = check_dataset(spec, cache_dir=url, progress=lambda _: None, backend=backend).to_json()
+    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None).to_json()
     assert answer(result) == answer(local)
     assert result["cache"]["dir"] == url
     objects = s3_objects(s3_bucket, "shared")
@@ -471,7 +475,7 @@ def test_workers_share_a_cache_in_an_object_store(
     assert not [name for name in objects if "/.tmp-" in name]
     (grown,) = load_spec(write_digits(tmp_path, "{name: logistic_regression}", count=610))
     lines: list[str] = []
-    again = check_dataset(grown, cache_dir=url, progress=lines.append)
+    again = check_dataset(grown, cache_dir=url, progress=lines.append).to_json()
     assert again["cache"]["status"] == "incremental", lines
     assert again["cache"]["incremental"]["scored"] == 10
     assert again["items"] == 610

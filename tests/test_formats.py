@@ -432,7 +432,10 @@ def test_every_new_format_end_to_end_and_warm(pytester: pytest.Pytester) -> None
     by_table = results["pictures-by-table"]
     assert by_table["items"] == len(listed) - 1
     assert by_table["source"]["skipped"][0]["path"] == "broken.png"
-    assert any("broken.png" in w for w in by_table["warnings"])
+    assert any(
+        w["code"] == "unreadable_skipped" and "broken.png" in w["message"]
+        for w in by_table["warnings"]
+    )
     html = (report / "index.html").read_text()
     assert 'type="search" name="text"' in html
     assert "1 unreadable file(s) skipped (source.skip_unreadable): broken.png" in html
@@ -462,11 +465,12 @@ def test_image_previews_come_from_the_original_file(tmp_path: Path) -> None:
     picture((10, 10, 200), (30, 30), 1).save(root / "b" / "small.png")
     data = load_dataset(spec_for(tmp_path, "{format: images, dir: imgs, size: [8, 8]}"))
     shown = preview(data, data.ids.tolist().index("a/big.jpg"))
-    assert shown["thumbnail"] is True
-    png = base64.b64decode(shown["image"].split(",", 1)[1])
+    assert shown.thumbnail is True
+    assert shown.image is not None
+    png = base64.b64decode(shown.image.split(",", 1)[1])
     assert Image.open(io.BytesIO(png)).size == (128, 64)  # the original's shape, downscaled
     (root / "a" / "big.jpg").unlink()  # gone since: the working-size pixels stand in
-    assert "thumbnail" not in preview(data, data.ids.tolist().index("a/big.jpg"))
+    assert preview(data, data.ids.tolist().index("a/big.jpg")).thumbnail is None
 
 
 KERAS_FACTORY = """

@@ -85,7 +85,7 @@ def test_too_small_images_fail_the_item_with_a_model_error(tmp_path: Path) -> No
 def test_small_folds_still_grow_trees(tmp_path: Path, bars_spec: Callable[..., Path]) -> None:
     """40 training images per fold: the trees' leaves shrink so that they can split at all."""
     (spec,) = load_spec(bars_spec("{}", flip=False, count=60))
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None).to_json()
     assert result["oof_accuracy"] > 0.9
 
 
@@ -101,7 +101,7 @@ def test_default_image_model_finds_flips_without_tensorflow(
         "from pytest_labelquality.spec import load_spec\n"
         f"(spec,) = load_spec(Path({str(path)!r}))\n"
         f"result = check_dataset(spec, cache_dir=Path({str(tmp_path / 'cache')!r}),"
-        " progress=lambda line: None)\n"
+        " progress=lambda line: None).to_json()\n"
         "result['heavy'] = sorted({'tensorflow', 'keras'} & set(sys.modules))\n"
         "print(json.dumps(result))\n"
     )
@@ -118,7 +118,7 @@ def test_mirror_is_recorded_and_refused_where_unsupported(
     tmp_path: Path, bars_spec: Callable[..., Path]
 ) -> None:
     (spec,) = load_spec(bars_spec("{mirror: true}"))
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None).to_json()
     assert result["model"] == {"name": "hog_boosting", "mirror": True}
     assert result["injected"]["recall"] >= 0.8
     (spec,) = load_spec(bars_spec("{name: logistic_regression, mirror: true}"))
@@ -156,7 +156,7 @@ def test_sklearn_digits_are_images_to_it(tmp_path: Path) -> None:
         "    gate: {max_noise_rate: 1.0}\n"
     )
     (spec,) = load_spec(path)
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None).to_json()
     assert result["oof_accuracy"] > 0.75
     assert result["injected"]["recall"] >= 0.7
 
@@ -207,7 +207,7 @@ def test_new_drawings_are_scored_by_reloaded_fold_models(
     check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
     add_bars(3)  # three new items arrive with wrong labels
     lines: list[str] = []
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append).to_json()
     assert result["cache"]["status"] == "incremental"
     assert result["cache"]["incremental"]["scored"] == 9
     assert not any("training" in line or "features of" in line for line in lines)
@@ -223,9 +223,9 @@ def test_parallel_jobs_setting_gives_the_same_result(
     """hog_boosting runs its folds one at a time whatever ``cv.jobs`` says (each fold already
     uses every core, and the features are computed once), so the results are identical."""
     (spec,) = load_spec(bars_spec("{}"))
-    alone = check_dataset(spec, cache_dir=tmp_path / "one", progress=lambda _: None)
+    alone = check_dataset(spec, cache_dir=tmp_path / "one", progress=lambda _: None).to_json()
     spec = dataclasses.replace(spec, cv=dataclasses.replace(spec.cv, jobs=2))
     lines: list[str] = []
-    parallel = check_dataset(spec, cache_dir=tmp_path / "two", progress=lines.append)
+    parallel = check_dataset(spec, cache_dir=tmp_path / "two", progress=lines.append).to_json()
     assert parallel["flagged"] == alone["flagged"]
     assert sum("features of 300 images" in line for line in lines) == 1

@@ -16,14 +16,14 @@ from pytest_labelquality.spec import load_spec
 def test_cnn_finds_flipped_images(tmp_path: Path, bars_spec: Callable[..., Path]) -> None:
     (spec,) = load_spec(bars_spec("{name: cnn}"))
     lines: list[str] = []
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append).to_json()
     assert result["source"]["kind"] == "image"
     assert result["model"]["name"] == "cnn"
     assert result["injected"]["recall"] >= 0.8
     assert result["injected"]["precision"] >= 0.7
     assert any(line.startswith("  epoch 10/10") for line in lines)  # 32,000 passes, at most 10
     assert result["flagged"][0]["preview"]["image"].startswith("data:image/png;base64,")
-    again = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    again = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append).to_json()
     assert again["cache"]["status"] == "hit"
     assert again["flagged"] == result["flagged"]
 
@@ -38,7 +38,7 @@ def test_keras_factory_gets_compiled_and_trained(
         "        keras.layers.Dense(num_classes, activation='softmax')])\n"
     )
     (spec,) = load_spec(bars_spec("{factory: 'tiny_keras:build', epochs: 20, learning_rate: 0.01}"))
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None).to_json()
     assert result["model"]["factory"] == "tiny_keras:build"
     assert result["oof_accuracy"] > 0.7
 
@@ -55,7 +55,7 @@ def test_walkthrough_cnn_on_real_drawings(tmp_path: Path, quickdraw_dir: Path) -
         "    gate: {max_noise_rate: 1.0}\n"
     )
     (spec,) = load_spec(path)
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None).to_json()
     assert result["items"] == 300
     assert result["flagged"][0]["id"].split("/")[0] in {"cat", "dog"}
     json.dumps(result)  # the result is plain data
@@ -69,7 +69,7 @@ def test_new_images_are_scored_by_saved_fold_models(
     check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
     add_bars(1)  # one new item arrives with a wrong label
     lines: list[str] = []
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append).to_json()
     assert result["cache"]["status"] == "incremental"
     assert result["cache"]["incremental"]["scored"] == 9
     assert not any("training" in line for line in lines)

@@ -44,7 +44,7 @@ def test_small_cnn_finds_flips_and_its_mirror_predictor_reloads(
     its mirror-averaging layer) scores rows as it did in training."""
     (spec,) = load_spec(bars_spec("{name: small_cnn, mirror: true}"))
     lines: list[str] = []
-    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append).to_json()
     assert result["model"]["name"] == "small_cnn"
     assert result["model"]["mirror"] is True
     assert result["model"]["epochs"] == 12  # 250,000 item-passes, at most 12 epochs
@@ -71,7 +71,7 @@ def test_auto_then_ensemble_then_members_train_each_fold_once(
     cache = tmp_path / "cache"
     (auto_spec,) = load_spec(bars_spec("{name: auto, epochs: 3}"))
     lines: list[str] = []
-    result = check_dataset(auto_spec, cache_dir=cache, progress=lines.append)
+    result = check_dataset(auto_spec, cache_dir=cache, progress=lines.append).to_json()
     auto = result["model"]["auto"]
     assert set(auto["candidates"]) == {"hog_boosting", "small_cnn", "ensemble"}
     assert auto["chosen"] == result["model"]["name"]
@@ -80,7 +80,7 @@ def test_auto_then_ensemble_then_members_train_each_fold_once(
     assert auto["held_out"] == 100
     assert sum("fold 1/3: training" in line for line in lines) == 2
     warm: list[str] = []
-    again = check_dataset(auto_spec, cache_dir=cache, progress=warm.append)
+    again = check_dataset(auto_spec, cache_dir=cache, progress=warm.append).to_json()
     assert again["cache"]["status"] == "hit"
     assert again["model"]["auto"] == auto
     assert not any("training" in line for line in warm)
@@ -88,7 +88,7 @@ def test_auto_then_ensemble_then_members_train_each_fold_once(
 
     (spec,) = load_spec(bars_spec("{name: ensemble, epochs: 3}"))
     lines = []
-    ensemble = check_dataset(spec, cache_dir=cache, progress=lines.append)
+    ensemble = check_dataset(spec, cache_dir=cache, progress=lines.append).to_json()
     assert ensemble["model"]["name"] == "ensemble"
     assert ensemble["injected"]["recall"] >= 0.8
     assert not any("fold 1/3: training" in line for line in lines)
@@ -100,7 +100,7 @@ def test_auto_then_ensemble_then_members_train_each_fold_once(
     ):
         (member,) = load_spec(bars_spec(model))
         lines = []
-        members[name] = check_dataset(member, cache_dir=cache, progress=lines.append)
+        members[name] = check_dataset(member, cache_dir=cache, progress=lines.append).to_json()
         assert not any("training" in line for line in lines), f"{name} trained again"
     # with two classes, each item's p(vertical) is the members' mean
     vertical = [p_vertical(r) for r in (ensemble, *members.values())]
@@ -132,7 +132,7 @@ def test_table_ensemble_is_the_mean_of_its_members_and_shares_their_folds(tmp_pa
         )
         (spec,) = load_spec(spec_file)
         lines: list[str] = []
-        return check_dataset(spec, cache_dir=cache, progress=lines.append), lines
+        return check_dataset(spec, cache_dir=cache, progress=lines.append).to_json(), lines
 
     linear, _ = run("{name: logistic_regression}")
     default, lines = run("{}")

@@ -325,7 +325,8 @@ def test_a_model_that_learns_nothing_is_called_too_weak(pytester: pytest.Pyteste
         ["*LabelQualityWarning: noise: the model is too weak for the estimate to be trusted*"]
     )
     (warning,) = results(pytester)["noise"]["warnings"]
-    assert "balanced accuracy" in warning
+    assert warning["code"] == "weak_model"
+    assert "balanced accuracy" in warning["message"]
 
 
 def test_a_skilled_model_on_imbalanced_noisy_labels_is_not_called_weak(

@@ -41,6 +41,7 @@ from pytest_labelquality.errors import (
 )
 from pytest_labelquality.outputs import remove_stale, write_outputs, written
 from pytest_labelquality.resources import cores, cpu_quota, current_load, set_passive_openmp
+from pytest_labelquality.result import DatasetResult
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import DatasetSpec, load_spec
 
@@ -64,7 +65,7 @@ def iris_spec(folder: Path, *, model: str = "{name: logistic_regression}", extra
 
 
 def run(spec: DatasetSpec, cache: Path) -> dict[str, Any]:
-    return check_dataset(spec, cache_dir=cache, progress=lambda _: None)
+    return check_dataset(spec, cache_dir=cache, progress=lambda _: None).to_json()
 
 
 def answer(result: dict[str, Any]) -> tuple[Any, ...]:
@@ -699,7 +700,7 @@ def test_a_result_file_that_cannot_be_written_is_one_error_naming_it(
     paths[kind] = make(tmp_path)
     with pytest.raises(OutputError) as caught, written():
         write_outputs(
-            [pristine[1]],
+            [DatasetResult.from_json(pristine[1])],
             json_path=paths["json"],
             html_path=paths["html"],
             markdown_path=paths["markdown"],

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_labelquality.outputs import git_commit, write_text_atomic
+from pytest_labelquality.files import write_text_atomic
+from pytest_labelquality.outputs import git_commit
 from pytest_labelquality.previews import png_data_uri
 from pytest_labelquality.report import render_html, render_markdown
+from pytest_labelquality.result import DatasetResult, RunResult
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import load_spec
 
@@ -39,8 +41,9 @@ def make_result(
     warnings: tuple[str, ...] = (),
     injected: bool = False,
 ) -> dict[str, Any]:
-    """A result dict as ``runner.check_dataset`` makes it; ``pairs`` are (given, suggested),
-    most suspect first."""
+    """A result in its JSON form, of a chosen shape that a small real run cannot give (3,000
+    items, given pairs); ``make_document`` reads it with ``DatasetResult.from_json``, which
+    rejects any key out of shape. ``pairs`` are (given, suggested), most suspect first."""
     if pairs is None:
         pairs = [("cat", "dog")] * 20 + [("dog", "cat")] * 12 + [("fox", "cat")] * 4
     limits = max_class_noise_rate or {}
@@ -96,6 +99,7 @@ def make_result(
             "rank": rank,
             "index": rank * 3,
             "id": f"item-{rank:03d}",
+            "hash": f"{rank:016x}",
             "given": given,
             "suggested": suggested,
             "given_prob": 0.05,
@@ -122,15 +126,27 @@ def make_result(
         "noise": {
             "rate": rate,
             "count": len(pairs),
+            "flagged": len(pairs),
+            "reviewed": 0,
             "interval": [rate * 0.8, rate * 1.2],
             "method": {"ranked_by": "normalized_margin", "filter_by": "estimate", "count": "x"},
+            "estimators": {"off_diagonal": {"count": len(pairs), "rate": rate}},
+            "band": [rate, rate],
+            "canary": {"injected": 0},
         },
         "gate": {
             "max_noise_rate": max_noise_rate,
             "max_class_noise_rate": limits,
+            "max_increase": None,
+            "max_new_suspects": None,
+            "max_new_suspect_share": None,
+            "change_failures": [],
             "failed_rules": failed_rules,
             "passed": passed,
         },
+        "trust": None,
+        "reviews": {"decisions": {}, "stale": [], "pending": []},
+        "baseline": None,
         "per_class": per_class,
         "oof_accuracy": 0.875,
         "flagged": flagged,
@@ -141,11 +157,21 @@ def make_result(
             "cutoff": flagged[-1]["score"] if flagged else None,
         },
         "cv": {"folds": 5, "seed": 42, "jobs": 1},
-        "seed": 42,
-        "warnings": list(warnings),
+        "warnings": [
+            {"code": "weak_model" if w == WEAK else "no_baseline", "message": w} for w in warnings
+        ],
+        "backend": "local",
         "model": {"name": "cnn", "epochs": 3, "batch_size": 64, "learning_rate": 0.001},
         "versions": {"cleanlab": "2.9.0", "numpy": "2.4.6"},
-        "cache": {"key": "c0ffee1234", "status": "partial", "folds_cached": 2, "dir": "/cache"},
+        "cache": {
+            "key": "c0ffee1234",
+            "status": "partial",
+            "folds_cached": 2,
+            "dir": "/cache",
+            "incremental": None,
+            "repaired": [],
+            "embeddings": None,
+        },
         "timings": {
             "load": 0.5,
             "fingerprint": 0.1,
@@ -153,6 +179,7 @@ def make_result(
             "total": 9.85,
             "fold_seconds": [1.5, 2.0],
         },
+        "below_estimate": [],
     }
     if injected:
         result["injected"] = {
@@ -166,13 +193,8 @@ def make_result(
     return result
 
 
-def make_document(*results: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "plugin": "pytest-labelquality",
-        "version": "0.1.0",
-        "passed": all(r["gate"]["passed"] for r in results),
-        "datasets": list(results),
-    }
+def make_document(*results: dict[str, Any]) -> RunResult:
+    return RunResult(tuple(DatasetResult.from_json(r) for r in results), version="0.1.0")
 
 
 def gallery_ranks(html: str) -> list[int]:
@@ -371,7 +393,7 @@ def test_untrusted_names_ids_and_texts_are_escaped() -> None:
     result["flagged"][0]["preview"] = {"text": "<img src=x onerror=alert(1)>"}
     result["flagged"][1]["id"] = '"><img src=x onerror=alert(3)>'
     result["flagged"][1]["preview"] = {"features": {"<b>f</b>": 1.0}}
-    result["warnings"] = ["<iframe src=//evil.example>"]
+    result["warnings"] = [{"code": "no_baseline", "message": "<iframe src=//evil.example>"}]
     result["versions"]["<svg onload=alert(4)>"] = "1"
     html = render_html(make_document(result, make_result()), git_commit="<b>abc</b>")
     assert html.count("<script") == 1  # the report's own
@@ -457,7 +479,7 @@ def iris_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "    gate: {max_noise_rate: 0.05}\n"
     )
     (spec,) = load_spec(spec_path)
-    return check_dataset(spec, cache_dir=folder / "cache", progress=lambda _: None)
+    return check_dataset(spec, cache_dir=folder / "cache", progress=lambda _: None).to_json()
 
 
 def test_report_of_a_real_run(iris_result: dict[str, Any]) -> None:
@@ -563,11 +585,13 @@ def test_baseline_change_and_reviewed_items_are_shown_apart() -> None:
         "changed_items": 7,
         "new_suspects": [new_id],
         "changed_suspects": [new_id],
+        "unchanged_new_suspects": [],
         "resolved_suspects": ["gone-1"],
+        "accepted_by_review": [],
         "still_suspect": 2,
     }
     result["gate"]["change_failures"] = ["1 of the 7 items this change added ... <b>x</b>"]
-    result["reviews"] = {"decisions": {}, "stale": ["stale-<i>1</i>"]}
+    result["reviews"] = {"decisions": {}, "stale": ["stale-<i>1</i>"], "pending": []}
     html = render_html(make_document(result))
     assert "Against the baseline" in html
     assert "0123456789ab" in html
@@ -629,7 +653,9 @@ def test_markdown_names_the_new_suspects_the_gate_counted_and_links_the_artifact
         "changed_items": 4,
         "new_suspects": new,
         "changed_suspects": new,
+        "unchanged_new_suspects": [],
         "resolved_suspects": [],
+        "accepted_by_review": [],
         "still_suspect": 3,
     }
     result["gate"]["passed"] = False

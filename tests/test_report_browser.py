@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from test_report import make_document, make_result
 
-from pytest_labelquality.outputs import write_text_atomic
+from pytest_labelquality.files import write_text_atomic
 from pytest_labelquality.report import render_html
+from pytest_labelquality.result import RunResult
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = [
@@ -61,7 +62,7 @@ class Browser:
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
 
-    def open(self, tmp_path: Path, document: dict[str, Any]) -> str:
+    def open(self, tmp_path: Path, document: RunResult) -> str:
         """Write the report of ``document`` under ``tmp_path`` and load it from file://."""
         path = tmp_path / "report" / "index.html"
         write_text_atomic(path, render_html(document, max_suspects=100))
@@ -186,7 +187,6 @@ def test_quickdraw_report_in_chromium(
     browser: Browser, tmp_path: Path, quickdraw_dir: Path
 ) -> None:
     """A report of real drawings: loads offline, shows the verdict and a bounded gallery."""
-    from pytest_labelquality.results import results_document
     from pytest_labelquality.runner import check_dataset
     from pytest_labelquality.spec import load_spec
 
@@ -199,10 +199,10 @@ def test_quickdraw_report_in_chromium(
     )
     (spec,) = load_spec(spec_path)
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
-    url = browser.open(tmp_path, results_document([result]))
+    url = browser.open(tmp_path, RunResult((result,)))
     page = browser.page
     assert page.locator("#overall-verdict").inner_text() == "FAIL"
-    assert browser.visible("#ds-quickdraw-cat-dog-gallery") == min(100, len(result["flagged"]))
+    assert browser.visible("#ds-quickdraw-cat-dog-gallery") == min(100, len(result.flagged))
     first = page.locator("#ds-quickdraw-cat-dog-gallery img.thumb").first
     assert first.evaluate("img => [img.naturalWidth, img.complete]") == [28, True]
     page.screenshot(path=str(tmp_path / "quickdraw-report.png"), full_page=False)
@@ -222,7 +222,7 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
     import yaml
 
     from pytest_labelquality.outputs import write_json
-    from pytest_labelquality.results import results_document
+    from pytest_labelquality.result import DatasetResult
     from pytest_labelquality.sources import review_hash
 
     spec = tmp_path / "data" / "animals.labelquality.yaml"
@@ -233,9 +233,9 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
     for entry in result["flagged"]:
         entry["content_hash"] = f"{entry['rank']:016x}"
         entry["hash"] = review_hash(entry["content_hash"], entry["given"])
-    document = results_document([result])
+    document = RunResult((DatasetResult.from_json(result),))
     results = tmp_path / "label-quality-report" / "label-quality.json"
-    write_json(results, document)
+    write_json(results, document.to_json())
     html = tmp_path / "label-quality-report" / "index.html"
     write_text_atomic(
         html, render_html(document, max_suspects=5, results_path=results, root=tmp_path)
