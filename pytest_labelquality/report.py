@@ -72,11 +72,13 @@ def render_html(
         _dataset_view(d, anchor, max_suspects=max_suspects, root=root, results_path=results_path)
         for d, anchor in zip(datasets, anchors, strict=True)
     ]
+    from pytest_labelquality.results import passed_sentence
+
     return env.get_template("report.html.j2").render(
+        summary=passed_sentence(run),
         plugin=run.plugin,
         version=run.version,
         passed=run.passed,
-        failed=len(run.failed),
         datasets=views,
         errors=run.errors,
         git_commit=git_commit,
@@ -96,7 +98,7 @@ def render_markdown(
     edits that take effect after merge, then for each failing dataset why, and the suspects its
     failing rules counted (the new suspects when a rule on the change failed). Cut to ``limit``
     characters at a line, with a note, to fit GitHub's limits."""
-    from pytest_labelquality.results import rule_text
+    from pytest_labelquality.results import passed_sentence, rule_text
 
     datasets = sorted(run.datasets, key=lambda d: (d.spec.file, d.spec.line))
     failed, errors = run.failed, run.errors
@@ -109,9 +111,9 @@ def render_markdown(
         lines += [f"**{len(errors)} {what} could not be checked:**", ""]
         lines += [f"- {_md(e.test)}: {_md(e.error)}" for e in errors]
         lines.append("")
+    lines.append(passed_sentence(run))
     if not datasets:
-        return "\n".join([*lines, "No datasets were checked.", ""])
-    lines.append(f"{len(datasets) - len(failed)} of {_plural(len(datasets), 'dataset')} passed.")
+        return "\n".join([*lines, ""])
     lines += [
         "",
         "| Dataset | Verdict | Noise | 95% interval | Max | OOF accuracy | Items | New suspects"
@@ -219,10 +221,6 @@ def _num(value: Any) -> str:
     if math.isnan(value):
         return "n/a"
     return f"{value:.4g}"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _interval_text(interval: tuple[float, float]) -> str | None:

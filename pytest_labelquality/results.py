@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from pytest_labelquality.gate import Rule
 
 if TYPE_CHECKING:
-    from pytest_labelquality.result import DatasetResult, RuleFailure
+    from pytest_labelquality.result import DatasetResult, RuleFailure, RunResult
 
 SUSPECTS_IN_MESSAGE = 5
 
@@ -89,6 +89,17 @@ def summary_notes(result: DatasetResult) -> list[str]:
             f" (judged against {trust.ref})"
         )
     return lines
+
+
+def passed_sentence(run: RunResult) -> str:
+    """``2 of 3 datasets passed (1 could not be checked).``: what could not be checked counts
+    among the datasets, so the line never reads as a full pass above a FAIL."""
+    checked, errored = len(run.datasets), len(run.errors)
+    if not checked + errored:
+        return "No datasets were checked."
+    total = checked + errored
+    text = f"{checked - len(run.failed)} of {total} dataset{'' if total == 1 else 's'} passed"
+    return text + (f" ({errored} could not be checked)." if errored else ".")
 
 
 def format_table(rows: list[dict[str, str]]) -> list[str]:

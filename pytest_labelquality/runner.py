@@ -498,7 +498,7 @@ def _judge(
         )
     gate = spec.gate
     rules = [gate.max_increase, gate.max_new_suspects, gate.max_new_suspect_share]
-    if change is None and any(r is not None for r in rules):
+    if change is None and any(r is not None for r in rules) and not keep_items:
         warnings.append(
             Notice(
                 WarningCode.NO_BASELINE,

@@ -74,8 +74,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """main: 1,500 digits, their spec and a baseline written by the plugin."""
     repo = Repo(tmp_path_factory.mktemp("dataset-repo"))
     repo.write(range(1500))
-    code, out, _ = repo.check("--label-quality-update-baseline")
+    code, out, first = repo.check("--label-quality-update-baseline")
     assert code == 0, out
+    # writing the first baseline: no advice to write one
+    assert "write one with --label-quality-update-baseline" not in out
+    assert [w for w in first["warnings"] if w["code"] == "no_baseline"] == []
     baseline = json.loads((repo.data / "digits.labelquality.baseline.json").read_text())
     entry = baseline["datasets"]["digits"]
     assert len(entry["items"]) == 1500

@@ -952,10 +952,12 @@ def test_every_error_of_one_run_is_one_line_and_the_json_says_not_passed(
     summary = (pytester.path / "summary.md").read_text()
     assert summary.startswith("## Label quality: FAIL")
     assert "3 datasets or spec files could not be checked" in summary
+    assert "1 of 4 datasets passed (3 could not be checked)." in summary.splitlines()
     assert "data.labelquality.yaml::short: " in summary
     html = (stale / "index.html").read_text()
     assert 'id="overall-verdict">FAIL<' in html
     assert "could not be checked" in html
+    assert "1 of 4 datasets passed (3 could not be checked)." in html
     assert "short.npz: mismatched lengths" in html
 
 
@@ -1037,7 +1039,7 @@ def test_a_run_that_only_errors_replaces_an_old_report_saying_pass(
     assert 'id="overall-verdict">FAIL<' in (report / "index.html").read_text()
     summary = (pytester.path / "s.md").read_text()
     assert summary.startswith("## Label quality: FAIL")
-    assert "No datasets were checked." in summary
+    assert "0 of 1 dataset passed (1 could not be checked)." in summary.splitlines()
 
 
 def test_xdist_baseline_holds_every_dataset_and_errors_keep_file_names(
