@@ -433,6 +433,11 @@ def _json_name(item: dataclasses.Field[Any]) -> str:
     return name
 
 
+def _required(item: dataclasses.Field[Any]) -> bool:
+    """Whether a field has no default (its key must be in the JSON)."""
+    return item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
+
+
 def _dump(value: object) -> JsonValue:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: JsonObject = {}
@@ -481,10 +486,7 @@ def _load(hint: Any, value: object, where: str) -> Any:
             if name == "*":
                 continue
             if name not in rest:
-                if (
-                    item.default is dataclasses.MISSING
-                    and item.default_factory is dataclasses.MISSING
-                ):
+                if _required(item):
                     raise ResultShapeError(f"{where}.{name}: missing")
                 continue
             kwargs[item.name] = _load(hints[item.name], rest.pop(name), f"{where}.{name}")
@@ -562,10 +564,7 @@ def _schema(hint: Any, definitions: JsonObject) -> JsonObject:
                     spread = True
                     continue
                 properties[name] = _schema(hints[item.name], definitions)
-                if (
-                    item.default is dataclasses.MISSING
-                    and item.default_factory is dataclasses.MISSING
-                ):
+                if _required(item):
                     required.append(name)
             definitions[hint.__name__] = {
                 "type": "object",
