@@ -1,8 +1,13 @@
-"""``model: auto``: the built-in model with the best out-of-fold accuracy on this dataset.
+"""``model: auto``: the registered model with the best out-of-fold accuracy on this dataset.
 
-Each candidate trains the first of the K folds only; that fold is cached as the first fold of
-the candidate's full run, so the chosen model's run does not train it again. The choice and the
-figures behind it are cached too: a warm run does not decide again.
+The candidates are the registry's entries whose ``auto_for`` holds this kind of data and whose
+extras are installed, cheapest first: for images ``hog_boosting``, ``encoder_linear`` (with the
+encoders extra), ``small_cnn`` and ``ensemble`` (with the keras extra); for texts
+``tfidf_linear``, ``encoder_linear`` and ``tfidf_encoder``; for tables the scikit-learn models
+and ``table_ensemble``. Each candidate trains the first of the K folds only; that fold is cached
+as the first fold of the candidate's full run, so the chosen model's run does not train it
+again (a model made of others tries its members' first folds, shared between candidates). The
+choice and the figures behind it are cached too: a warm run does not decide again.
 """
 
 from __future__ import annotations
@@ -11,67 +16,81 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.spec import KERAS_MODELS, ModelName, ModelSpec
+from pytest_labelquality.model_registry import KERAS_SETTINGS, ModelEntry, entries
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-
-def candidate_spec(spec: ModelSpec, name: ModelName) -> ModelSpec:
-    """``spec`` as a spec of the candidate ``name``, keeping only the settings it takes: Keras
-    settings for Keras models, ``params`` for the others, both for the ensemble."""
-    if name is ModelName.ENSEMBLE:
-        return dataclasses.replace(spec, name=name)
-    if name in KERAS_MODELS:
-        return dataclasses.replace(spec, name=name, params={})
-    return dataclasses.replace(spec, name=name, epochs=None, batch_size=None, learning_rate=None)
+    from pytest_labelquality.model_registry import Kind
+    from pytest_labelquality.spec import ModelSpec
 
 
-#: Candidates by kind of data, cheapest first: a tie goes to the cheaper model.
-IMAGE_CANDIDATES = (ModelName.HOG_BOOSTING, ModelName.SMALL_CNN, ModelName.ENSEMBLE)
-TABULAR_CANDIDATES = (
-    ModelName.LOGISTIC_REGRESSION,
-    ModelName.HIST_GRADIENT_BOOSTING,
-    ModelName.RANDOM_FOREST,
-)
+def candidate_spec(spec: ModelSpec, entry: ModelEntry) -> ModelSpec:
+    """``spec`` as a spec of the candidate ``entry``, keeping only the settings it takes."""
+    kept: dict[str, Any] = {"name": entry.name}
+    if not entry.takes("keras"):
+        kept |= dict.fromkeys(KERAS_SETTINGS)
+    if not entry.takes("params"):
+        kept["params"] = {}
+    if not entry.takes("mirror"):
+        kept["mirror"] = None
+    if not entry.takes("encoder"):
+        kept |= {"encoder": None, "tokenizer": None}
+    return dataclasses.replace(spec, **kept)
+
+
+def candidates(kind: Kind, installed: Callable[[ModelEntry], bool]) -> tuple[ModelEntry, ...]:
+    """The entries ``auto`` tries on data of ``kind``, cheapest first."""
+    found = [e for e in entries() if kind in e.auto_for and installed(e)]
+    return tuple(sorted(found, key=lambda e: e.auto_cost))
+
+
 #: A costlier candidate must beat a cheaper one by more than this accuracy to be chosen.
 MARGIN = 0.005
 
-FirstFold = Callable[[ModelName], "tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], float]"]
+FirstFold = Callable[["ModelSpec"], "tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], float]"]
 
 
 def choose(
-    candidates: tuple[ModelName, ...],
+    tried: tuple[ModelEntry, ...],
+    spec: ModelSpec,
     labels: npt.NDArray[np.int64],
     first_fold: FirstFold,
 ) -> dict[str, Any]:
     """Each candidate's accuracy on the first fold's held-out items (against the given labels)
-    and training seconds, and the chosen one. ``ensemble`` averages its members' first folds."""
+    and training seconds, and the chosen one. A model made of others is its entry's
+    ``combine`` of its members' first folds."""
     import numpy as np
 
-    from pytest_labelquality.ensemble import MEMBERS
+    from pytest_labelquality.crossval import OutOfFold
 
-    probs: dict[ModelName, Any] = {}
+    folds: dict[str, Any] = {}  # by member spec, so that candidates share their members' folds
+
+    def fold_of(member: ModelSpec) -> Any:
+        if repr(member) not in folds:
+            folds[repr(member)] = first_fold(member)
+        return folds[repr(member)]
+
     figures: dict[str, dict[str, float]] = {}
     test: Any = None
-    for name in candidates:
-        if name is ModelName.ENSEMBLE:
-            parts = [probs.get(m) or first_fold(m) for m in MEMBERS]
-            probs[name] = (
-                sum(p[0] for p in parts) / len(parts),
-                parts[0][1],
-                sum(p[2] for p in parts),
-            )
+    for entry in tried:
+        own = candidate_spec(spec, entry)
+        if entry.members:
+            members = entry.call("members")(own)
+            parts = [fold_of(m) for m in members.values()]
+            test = parts[0][1]
+            as_runs = [OutOfFold(p[0], (p[2],), 0) for p in parts]
+            combined = entry.call("combine")(as_runs, labels[test], tuple(members))
+            fold_probs, seconds = combined.pred_probs, sum(p[2] for p in parts)
         else:
-            probs[name] = first_fold(name)
-        fold_probs, test, seconds = probs[name]
+            fold_probs, test, seconds = fold_of(own)
         accuracy = float(np.mean(fold_probs.argmax(axis=1) == labels[test]))
-        figures[name.value] = {"accuracy": round(accuracy, 4), "seconds": round(seconds, 2)}
-    chosen = candidates[0].value
-    for name in candidates[1:]:
-        if figures[name.value]["accuracy"] > figures[chosen]["accuracy"] + MARGIN:
-            chosen = name.value
+        figures[entry.name] = {"accuracy": round(accuracy, 4), "seconds": round(seconds, 2)}
+    chosen = tried[0].name
+    for entry in tried[1:]:
+        if figures[entry.name]["accuracy"] > figures[chosen]["accuracy"] + MARGIN:
+            chosen = entry.name
     return {
         "chosen": chosen,
         "candidates": figures,

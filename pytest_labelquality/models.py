@@ -23,31 +23,29 @@ from pytest_labelquality import __version__
 from pytest_labelquality.errors import ModelError
 from pytest_labelquality.guards import class_probabilities, user_error
 from pytest_labelquality.keras_data import batches, keras_input_shape
-from pytest_labelquality.resources import cores, passive_openmp
-from pytest_labelquality.spec import (
-    ENCODER_MODELS,
-    KERAS_MODELS,
-    MIRROR_MODELS,
-    ModelName,
-    ModelSpec,
+from pytest_labelquality.model_registry import (
+    KERAS_SETTINGS,
+    Kind,
+    ModelEntry,
+    listed,
+    model_entry,
+    names_accepting,
+    names_taking,
 )
+from pytest_labelquality.resources import cores, passive_openmp
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
     from pytest_labelquality.dataset import Dataset
+    from pytest_labelquality.spec import ModelSpec
 
 Progress = Callable[[str], None]
 
 #: ``cnn`` trains for about this many item-passes per fold: 10 epochs of 3,200 drawings, and a
 #: single epoch from 32,000 training items up (where one pass is already plenty).
 CNN_PASSES = 32_000
-KERAS_DEFAULTS: dict[ModelName, dict[str, Any]] = {
-    ModelName.CNN: {"epochs": None, "batch_size": 128, "learning_rate": 0.002},
-    ModelName.WALKTHROUGH_CNN: {"epochs": 1, "batch_size": 128, "learning_rate": 0.001},
-    ModelName.SMALL_CNN: {"epochs": None, "batch_size": 128, "learning_rate": 0.003},
-}
 FACTORY_DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 128, "learning_rate": 0.001}
 
 
@@ -69,21 +67,34 @@ class ModelConfig:
     encoder_identity: dict[str, str] = field(default_factory=dict)
 
     @property
+    def entry(self) -> ModelEntry | None:
+        """This model's registry entry (None for a factory)."""
+        if self.factory:
+            return None
+        found = model_entry(self.name)
+        if found is None:  # registered by the driver's code, not by a worker's
+            raise ModelError(
+                f"model {self.name} is not registered in this process: register it in a module"
+                " that every process running folds imports"
+            )
+        return found
+
+    @property
     def is_keras(self) -> bool:
         """Whether this is one of the built-in Keras models."""
-        return self.name in {m.value for m in KERAS_MODELS}
+        return bool(self.entry and self.entry.keras and not self.entry.members)
 
     @property
     def parallel_folds(self) -> bool:
-        """Whether folds may train at once (``cv.jobs``): built-in scikit-learn estimators only;
-        Keras and ``hog_boosting`` use every core in each fold, and ``hog_boosting`` computes
-        its features once for all folds."""
-        return not (self.is_keras or self.factory or self.name == ModelName.HOG_BOOSTING)
+        """Whether folds may train at once (``cv.jobs``): not for a factory, nor for the models
+        whose one fold uses every core (Keras; ``hog_boosting``, which also computes its
+        features once for all folds)."""
+        return bool(self.entry and self.entry.parallel_folds)
 
     @property
     def uses_encoder(self) -> bool:
         """Whether folds train on a frozen encoder's embeddings (``encoder_linear``)."""
-        return self.name == ModelName.ENCODER_LINEAR
+        return bool(self.entry and self.entry.embeds)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form, for the cache key and the results."""
@@ -105,7 +116,7 @@ class ModelConfig:
         """Versions of the code whose changes change this model's predictions: the libraries,
         and this plugin's version with a digest of its model code (an edit misses the cache)."""
         names = ["numpy", "scikit-learn"]
-        if self.is_keras or self.factory or self.name == ModelName.ENSEMBLE:
+        if self.factory or (self.entry and self.entry.keras):
             names += ["tensorflow", "keras"]
         plugin = f"{__version__}+{_model_code_digest()}"
         return {"pytest-labelquality": plugin, **{n: _version(n) for n in names}}
@@ -124,6 +135,8 @@ def _model_code_digest() -> str:
         "ensemble.py",
         "auto.py",
         "heads.py",
+        "estimators.py",
+        "model_registry.py",
     ):
         digest.update(Path(__file__).with_name(module).read_bytes())
     return digest.hexdigest()
@@ -150,21 +163,35 @@ def encoders_installed(kind: str) -> bool:
     return builtin_installed(DEFAULT_ENCODERS[kind])  # type: ignore[index]
 
 
-def default_model(*, image: bool, text: bool, colour: bool, classes: int) -> ModelName:
+def extras_installed(entry: ModelEntry, kind: Kind) -> bool:
+    """Whether what ``entry`` needs for data of ``kind`` is installed (found without importing
+    it): TensorFlow for ``keras``, the built-in encoder of images or texts for ``encoders``."""
+    encoder_kind = "text" if kind == "text" else "image"
+    found = {
+        "keras": lambda: tensorflow_installed(),
+        "encoders": lambda: encoders_installed(encoder_kind),
+    }
+    return all(found[extra]() for extra in entry.needs)
+
+
+def default_model(*, image: bool, text: bool, colour: bool, classes: int) -> str:
     """The model of a spec that names none, from measurements: with the encoders extra,
     colour photos get ``encoder_linear`` (EfficientNet-Lite0) and texts ``tfidf_encoder``;
     otherwise (and for grey drawings) images get ``hog_boosting`` below
     :data:`CNN_DEFAULT_CLASSES` classes and ``small_cnn`` from there, texts ``tfidf_linear``;
     tables get ``table_ensemble``."""
     if text:
-        return ModelName.TFIDF_ENCODER if encoders_installed("text") else ModelName.TFIDF_LINEAR
+        return "tfidf_encoder" if encoders_installed("text") else "tfidf_linear"
     if not image:
-        return ModelName.TABLE_ENSEMBLE
+        return "table_ensemble"
     if colour and encoders_installed("image"):
-        return ModelName.ENCODER_LINEAR
+        return "encoder_linear"
     # small_cnn needs the keras extra; without it the default stays hog_boosting
     many = classes >= CNN_DEFAULT_CLASSES and tensorflow_installed()
-    return ModelName.SMALL_CNN if many else ModelName.HOG_BOOSTING
+    return "small_cnn" if many else "hog_boosting"
+
+
+KIND_WORDS: dict[Kind, str] = {"image": "images", "text": "texts", "table": "a table"}
 
 
 def resolve_model(
@@ -179,96 +206,110 @@ def resolve_model(
     colour: bool = False,
 ) -> ModelConfig:
     """Fill in the defaults (:func:`default_model`; ``mirror`` as the source's default where
-    the model supports it; an encoder model's encoder as the built-in for its items).
+    the model supports it; Keras settings from its registry entry; an encoder model's encoder
+    as the built-in for its items), refusing a model that cannot train on this data and
+    settings the model would ignore, in one line each.
 
     ``cnn``'s epochs default to ``ceil(CNN_PASSES / train_items)``, from 1 to 10. A factory's
     module is looked up on ``sys.path`` and in the spec's folder."""
+    if spec.factory:
+        return _factory_config(spec, spec_dir, train_items)
+    kind: Kind = "text" if text else "image" if image else "table"
     name = spec.name or default_model(image=image, text=text, colour=colour, classes=classes)
-    text_models = {ModelName.TFIDF_LINEAR, ModelName.TFIDF_ENCODER, ModelName.ENCODER_LINEAR}
-    if not spec.factory and text and name not in text_models:
+    entry = model_entry(name)
+    if entry is None:
+        raise ModelError(f"unknown model {name!r}")
+    if kind not in entry.accepts:
         raise ModelError(
-            f"model {name.value} cannot train on texts; use tfidf_linear, encoder_linear,"
-            " tfidf_encoder or a factory"
+            f"model {name} trains on {' or '.join(KIND_WORDS[k] for k in sorted(entry.accepts))},"
+            f" but this dataset holds {KIND_WORDS[kind]}; models for {KIND_WORDS[kind]}:"
+            f" {', '.join(names_accepting(kind))}, or a factory"
         )
-    if not spec.factory and not text and name in (ModelName.TFIDF_LINEAR, ModelName.TFIDF_ENCODER):
-        raise ModelError(f"model {name.value} needs a text source (format: text)")
-    if not spec.factory and not (text or image) and name == ModelName.ENCODER_LINEAR:
-        raise ModelError("model encoder_linear needs images or texts; this dataset is a table")
-    if not spec.factory and name is ModelName.TABLE_ENSEMBLE:
-        if image:
-            raise ModelError("model table_ensemble needs a table; this dataset is images")
-        if spec.params:
-            raise ModelError(
-                "model.params: table_ensemble's members keep their own settings; to tune one,"
-                " name it (model.name: hist_gradient_boosting)"
-            )
-    if name in ENCODER_MODELS and not spec.factory:
+    _refuse_ignored_settings(spec, entry)
+    mirror = entry.takes("mirror") and (mirror_default if spec.mirror is None else spec.mirror)
+    encoder = None
+    if entry.takes("encoder") and entry.name != "auto":
         from pytest_labelquality.encoders import DEFAULT_ENCODERS
 
-        ignored = [k for k in ("epochs", "batch_size", "learning_rate") if getattr(spec, k)]
-        if ignored:
-            raise ModelError(
-                f"model.{ignored[0]} applies to Keras models, but this dataset's model is"
-                f" {name.value}: remove it"
-            )
-        if spec.mirror:
-            raise ModelError(f"model.mirror is not supported by {name.value}")
+        encoder = spec.encoder or DEFAULT_ENCODERS["text" if text else "image"]
+    if not entry.keras or entry.members:  # an ensemble's Keras settings are its member's
         return ModelConfig(
-            name.value,
-            None,
-            None,
-            None,
-            None,
-            dict(spec.params),
-            encoder=spec.encoder or DEFAULT_ENCODERS["text" if text else "image"],
-            tokenizer=spec.tokenizer,
-        )
-    if (spec.factory or name not in MIRROR_MODELS) and spec.mirror:
-        supported = ", ".join(sorted(m.value for m in MIRROR_MODELS))
-        chosen = "a factory" if spec.factory else name.value
-        raise ModelError(f"model.mirror is supported by {supported}, not by {chosen}")
-    mirror = name in MIRROR_MODELS and (mirror_default if spec.mirror is None else spec.mirror)
-    if name is ModelName.ENSEMBLE:  # the members' epochs and params are their own
-        return ModelConfig(
-            name.value,
+            name,
             None,
             spec.epochs,
             spec.batch_size,
             spec.learning_rate,
             dict(spec.params),
             mirror=mirror,
+            encoder=encoder,
+            tokenizer=spec.tokenizer if encoder else None,
         )
-    if not spec.factory and name not in KERAS_MODELS:
-        ignored = [k for k in ("epochs", "batch_size", "learning_rate") if getattr(spec, k)]
-        if ignored:
-            raise ModelError(
-                f"model.{ignored[0]} applies to Keras models, but this dataset's model is"
-                f" {name.value}: remove it, or name a Keras model (model.name: small_cnn)"
-            )
-        return ModelConfig(name.value, None, None, None, None, dict(spec.params), mirror=mirror)
-    if not spec.factory and not tensorflow_installed():
-        raise ModelError(keras_missing(name.value))
-    defaults = FACTORY_DEFAULTS if spec.factory else KERAS_DEFAULTS[name]
-    if name is ModelName.SMALL_CNN and not spec.factory:
+    if not tensorflow_installed():
+        raise ModelError(keras_missing(name))
+    defaults = dict(entry.keras_defaults)
+    if name == "small_cnn":
         from pytest_labelquality.small_cnn import default_batch, default_epochs
 
-        defaults = {
-            **defaults,
+        defaults |= {
             "epochs": default_epochs(train_items),
             "batch_size": default_batch(train_items),
         }
     return ModelConfig(
-        name="factory" if spec.factory else name.value,
-        factory=spec.factory,
-        epochs=spec.epochs
-        or defaults["epochs"]
-        or min(10, max(1, math.ceil(CNN_PASSES / max(train_items, 1)))),
+        name=name,
+        factory=None,
+        epochs=spec.epochs or defaults["epochs"] or _cnn_epochs(train_items),
         batch_size=spec.batch_size or int(defaults["batch_size"]),
         learning_rate=spec.learning_rate or float(defaults["learning_rate"]),
         params=dict(spec.params),
-        factory_digest=_module_digest(spec.factory, spec_dir) if spec.factory else None,
-        factory_dir=str(spec_dir) if spec.factory else None,
-        mirror=mirror and not spec.factory,
+        mirror=mirror,
+    )
+
+
+def _cnn_epochs(train_items: int) -> int:
+    return min(10, max(1, math.ceil(CNN_PASSES / max(train_items, 1))))
+
+
+def _refuse_ignored_settings(spec: ModelSpec, entry: ModelEntry) -> None:
+    """A one-line error for a setting that ``entry`` does not take."""
+    ignored = [k for k in KERAS_SETTINGS if getattr(spec, k)]
+    if ignored and not entry.takes("keras"):
+        raise ModelError(
+            f"model.{ignored[0]} applies to Keras models, but this dataset's model is"
+            f" {entry.name}: remove it, or name a Keras model (model.name: small_cnn)"
+        )
+    if spec.params and not entry.takes("params"):
+        if entry.members:
+            raise ModelError(
+                f"model.params: {entry.name}'s members keep their own settings; to tune one,"
+                " name it (model.name: hist_gradient_boosting)"
+            )
+        raise ModelError(
+            f"model.params: {entry.name} takes no params; its settings are"
+            f" {', '.join(KERAS_SETTINGS)}"
+        )
+    if spec.mirror and not entry.takes("mirror"):
+        supported = ", ".join(sorted(names_taking("mirror")))
+        raise ModelError(f"model.mirror is supported by {supported}, not by {entry.name}")
+    if (spec.encoder or spec.tokenizer) and not entry.takes("encoder"):
+        raise ModelError(
+            f"model.encoder applies to {listed(names_taking('encoder'))}, not to {entry.name}"
+        )
+
+
+def _factory_config(spec: ModelSpec, spec_dir: Path, train_items: int) -> ModelConfig:
+    assert spec.factory is not None
+    if spec.mirror:
+        supported = ", ".join(sorted(names_taking("mirror")))
+        raise ModelError(f"model.mirror is supported by {supported}, not by a factory")
+    return ModelConfig(
+        name="factory",
+        factory=spec.factory,
+        epochs=spec.epochs or int(FACTORY_DEFAULTS["epochs"]),
+        batch_size=spec.batch_size or int(FACTORY_DEFAULTS["batch_size"]),
+        learning_rate=spec.learning_rate or float(FACTORY_DEFAULTS["learning_rate"]),
+        params=dict(spec.params),
+        factory_digest=_module_digest(spec.factory, spec_dir),
+        factory_dir=str(spec_dir),
     )
 
 
@@ -384,27 +425,79 @@ def fit_predict(
     seed: int,
     progress: Progress | None = None,
 ) -> tuple[npt.NDArray[np.float32], FoldModel]:
-    """Train on ``train`` rows with their given labels; return probabilities for ``test`` and
-    the trained model."""
-    model: Any
-    if config.factory:
-        model = _call_factory(config, data, seed)
-        keras_model = not hasattr(model, "predict_proba")
-    elif config.is_keras:
-        model, keras_model = None, True
+    """Train on ``train`` rows with their given labels (a factory's model, or the registry
+    entry's ``fit``); return probabilities for ``test`` and the trained model."""
+    entry = config.entry
+    if entry is None:
+        model, keras_model = _fit_factory(config, data, train, seed=seed, progress=progress)
     else:
-        model, keras_model = None, False
-    if keras_model:
-        model = _keras_fit(config, model, data, train, seed=seed, progress=progress)
-    else:
-        with _sklearn_threads(rows=len(train)):
-            if config.name == ModelName.HOG_BOOSTING:
-                model = _hog_fit(config, data, train, seed=seed, progress=progress)
-            else:
-                model = model or _sklearn_model(config, seed, data)
-                _sklearn_fit(model, data, train)
+        if entry.members or entry.chooses:
+            raise ModelError(f"model {config.name} trains through its members, not on a fold")
+        fit = entry.call("fit")
+        model, keras_model = fit(config, data, train, seed=seed, progress=progress)
     fitted = FoldModel(model, keras_model)
     return fitted.predict(data, test), fitted
+
+
+def _fit_factory(
+    config: ModelConfig,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[Any, bool]:
+    model = _call_factory(config, data, seed)
+    if not hasattr(model, "predict_proba"):
+        return _keras_fit(config, model, data, train, seed=seed, progress=progress), True
+    with _sklearn_threads(rows=len(train)):
+        _sklearn_fit(model, data, train)
+    return model, False
+
+
+def fit_estimator(
+    config: ModelConfig,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[Any, bool]:
+    """The ``fit`` of entries with an ``estimator``: build it and fit it on the fold, its
+    thread pools bounded."""
+    assert config.entry is not None
+    try:
+        model = config.entry.call("estimator")(config, seed, data)
+    except TypeError as exc:
+        raise ModelError(f"model.params for {config.name}: {exc}") from None
+    with _sklearn_threads(rows=len(train)):
+        _sklearn_fit(model, data, train)
+    return model, False
+
+
+def fit_hog_boosting(
+    config: ModelConfig,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[Any, bool]:
+    """``hog_boosting``'s ``fit``: features of every image computed once for all folds."""
+    with _sklearn_threads(rows=len(train)):
+        return _hog_fit(config, data, train, seed=seed, progress=progress), False
+
+
+def fit_keras(
+    config: ModelConfig,
+    data: Dataset,
+    train: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[Any, bool]:
+    """The built-in Keras models' ``fit``."""
+    return _keras_fit(config, None, data, train, seed=seed, progress=progress), True
 
 
 SMALL_FIT_ROWS = 2_000
@@ -464,49 +557,6 @@ def _call_factory(config: ModelConfig, data: Dataset, seed: int) -> Any:
             " model or a scikit-learn classifier with predict_proba"
         )
     return model
-
-
-def _sklearn_model(config: ModelConfig, seed: int, data: Dataset) -> Any:
-    """A built-in scikit-learn model; categorical columns are one-hot encoded (the boosted
-    trees use them as native categories)."""
-    from sklearn.compose import make_column_transformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    from pytest_labelquality.text_model import text_pipeline
-
-    params = dict(config.params)
-    categorical = [j for j, names in enumerate(data.categories) if names]
-
-    def encoded(scale: bool) -> list[Any]:
-        if not categorical:
-            return [StandardScaler()] if scale else []
-        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-        rest = StandardScaler() if scale else "passthrough"
-        return [make_column_transformer((onehot, categorical), remainder=rest)]
-
-    try:
-        if config.name == ModelName.TFIDF_LINEAR:
-            return text_pipeline(params, seed)
-        if config.name == ModelName.LOGISTIC_REGRESSION:
-            return make_pipeline(*encoded(True), LogisticRegression(**{"max_iter": 2000, **params}))
-        if config.name == ModelName.ENCODER_LINEAR:
-            from pytest_labelquality.heads import TunedLogistic
-
-            return TunedLogistic(**{"seed": seed, **params})
-        if config.name == ModelName.HIST_GRADIENT_BOOSTING:
-            native = {"categorical_features": categorical} if categorical else {}
-            return HistGradientBoostingClassifier(**{"random_state": seed, **native, **params})
-        return make_pipeline(
-            *encoded(False),
-            RandomForestClassifier(
-                **{"n_estimators": 200, "random_state": seed, "n_jobs": 1, **params}
-            ),
-        )
-    except TypeError as exc:
-        raise ModelError(f"model.params for {config.name}: {exc}") from None
 
 
 def _rows(data: Dataset, index: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
@@ -679,7 +729,7 @@ def build_keras_model(
     if tf.config.list_physical_devices("GPU"):
         keras.config.set_dtype_policy("mixed_float16")
     try:
-        if name == ModelName.WALKTHROUGH_CNN:
+        if name == "walkthrough_cnn":
             body: list[Any] = []
             for filters in (128, 64, 32):
                 body += [
@@ -735,7 +785,7 @@ def _keras_fit(
     keras.utils.set_random_seed(seed)
     assert config.batch_size is not None
     assert config.epochs is not None
-    if config.name == ModelName.SMALL_CNN:
+    if config.name == "small_cnn":
         progressed = [_EpochProgress(progress, config.epochs)] if progress else []
         return _small_cnn_fit(config, data, train, seed=seed, callbacks=progressed)
     one_hot = model is None  # built-ins train on one-hot labels, a factory's model on integers

@@ -13,12 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__, cache_keys
-from pytest_labelquality.auto import (
-    IMAGE_CANDIDATES,
-    TABULAR_CANDIDATES,
-    candidate_spec,
-    choose,
-)
+from pytest_labelquality.auto import candidate_spec, candidates, choose
 from pytest_labelquality.backends import LOCAL, Backend
 from pytest_labelquality.baseline import (
     Change,
@@ -33,16 +28,9 @@ from pytest_labelquality.dataset import DataKind, Dataset
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
 from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
-from pytest_labelquality.ensemble import (
-    TABLE_MEMBERS,
-    best_of,
-    blend_specs,
-    combine,
-    member_specs,
-    table_member_specs,
-)
 from pytest_labelquality.gate import Verdict, decide
-from pytest_labelquality.models import ModelConfig, resolve_model, tensorflow_installed
+from pytest_labelquality.model_registry import model_entry
+from pytest_labelquality.models import ModelConfig, extras_installed, resolve_model
 from pytest_labelquality.previews import preview, previews
 from pytest_labelquality.resources import passive_openmp
 from pytest_labelquality.result import (
@@ -78,7 +66,7 @@ from pytest_labelquality.sources import (
     load_dataset,
     review_hash,
 )
-from pytest_labelquality.spec import KERAS_MODELS, DatasetSpec, ModelName, ModelSpec
+from pytest_labelquality.spec import DatasetSpec, ModelSpec
 from pytest_labelquality.trust import read_trusted
 
 if TYPE_CHECKING:
@@ -86,6 +74,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from pytest_labelquality.encoders.base import Encoder, Kind
+    from pytest_labelquality.model_registry import Kind as ModelKind
 
 Progress = Callable[[str], None]
 WEAK_MODEL_SKILL = 0.3
@@ -132,9 +121,12 @@ def check_dataset(
 
     chosen: dict[str, Any] | None = None
     model_spec = spec.model
-    if model_spec.name is ModelName.AUTO:
+    asked = model_entry(model_spec.name) if model_spec.name else None
+    if asked is not None and asked.chooses:
         chosen = _choose_model(spec, data, data_key, cache, content, progress)
-        model_spec = candidate_spec(model_spec, ModelName(chosen["chosen"]))
+        chosen_entry = model_entry(chosen["chosen"])
+        assert chosen_entry is not None
+        model_spec = candidate_spec(model_spec, chosen_entry)
     config = _resolve(spec, data, model_spec)
     run_key, _ = _run_keys(spec, data_key, config)
     detection_key = cache_keys.detection_key(
@@ -302,9 +294,9 @@ def _out_of_fold(
     progress: Progress,
     backend: Backend,
 ) -> OutOfFold:
-    """The out-of-fold probabilities of ``config``: an ensemble's (``ensemble``,
-    ``table_ensemble``) are its members' mean, ``tfidf_encoder``'s the best of its members and
-    their mean; an encoder model's folds train on the items' cached embeddings."""
+    """The out-of-fold probabilities of ``config``: a model made of others (``ensemble``,
+    ``table_ensemble``, ``tfidf_encoder``) is its registry entry's ``combine`` of its members'
+    own runs; an encoder model's folds train on the items' cached embeddings."""
 
     def members(specs: list[ModelSpec], role: str) -> list[OutOfFold]:
         parts = []
@@ -318,17 +310,17 @@ def _out_of_fold(
             )
         return parts
 
-    if config.name == ModelName.TFIDF_ENCODER:
-        blended = best_of(members(blend_specs(model), config.name), data.labels)
-        progress(f"{spec.name}: tfidf_encoder chose {blended.blend['chosen']}")
-        return blended
-    if config.name == ModelName.TABLE_ENSEMBLE:
-        return combine(members(table_member_specs(model), config.name), TABLE_MEMBERS)
+    entry = config.entry
+    if entry is not None and entry.members:
+        specs: dict[str, ModelSpec] = entry.call("members")(model)
+        parts = members(list(specs.values()), config.name)
+        combined: OutOfFold = entry.call("combine")(parts, data.labels, tuple(specs))
+        if combined.blend:
+            progress(f"{spec.name}: {config.name} chose {combined.blend['chosen']}")
+        return combined
     embedded: dict[str, Any] = {}
     if config.uses_encoder:
         data, embedded = _embedded(spec, data, config, cache, content, progress)
-    if config.name == ModelName.ENSEMBLE:
-        return combine(members(member_specs(model), config.name))
     run_key, lineage_key = _run_keys(spec, data_key, config)
     oof = out_of_fold(
         data,
@@ -381,6 +373,12 @@ def _embedded(
     return table, stats
 
 
+def _kind(data: Dataset) -> ModelKind:
+    if data.kind is DataKind.TEXT:
+        return "text"
+    return "image" if data.kind is DataKind.IMAGE else "table"
+
+
 def _choose_model(
     spec: DatasetSpec,
     data: Dataset,
@@ -390,18 +388,22 @@ def _choose_model(
     progress: Progress,
 ) -> dict[str, Any]:
     """``model: auto``'s choice for this dataset, from the cache or by :func:`auto.choose`."""
-    image = data.kind is DataKind.IMAGE
-    candidates: tuple[ModelName, ...] = IMAGE_CANDIDATES if image else TABULAR_CANDIDATES
-    if not tensorflow_installed():  # small_cnn and the ensemble need the keras extra
-        candidates = tuple(
-            c for c in candidates if c not in KERAS_MODELS and c != ModelName.ENSEMBLE
-        )
-    probe = _resolve(spec, data, candidate_spec(spec.model, ModelName.SMALL_CNN))
+    kind: ModelKind = _kind(data)
+    grey = kind == "image" and data.features.ndim == 3
+    # encoders are tried on colour photos and texts: on grey drawings they cost minutes to
+    # encode and the drawings' defaults measure as well (README, "Pretrained encoders")
+    tried = candidates(kind, lambda e: extras_installed(e, kind) and not (grey and e.embeds))
     key = cache_keys.auto_key(
         data_key,
-        [c.value for c in candidates],
+        [e.name for e in tried],
         spec.model,
-        probe.versions(),
+        {
+            name: version
+            for e in tried
+            for name, version in _resolve_only(spec, data, candidate_spec(spec.model, e))
+            .versions()
+            .items()
+        },
         folds=spec.cv.folds,
         seed=spec.cv.seed,
     )
@@ -411,11 +413,14 @@ def _choose_model(
         progress(f"{spec.name}: model auto chose {chosen['chosen']} (cached)")
         return chosen
 
-    def first(name: ModelName) -> Any:
-        config = _resolve(spec, data, candidate_spec(spec.model, name))
+    def first(candidate: ModelSpec) -> Any:
+        config = _resolve(spec, data, candidate)
         progress(f"{spec.name}: model auto tries {config.name} on the first fold")
+        fold_data = data
+        if config.uses_encoder:
+            fold_data, _ = _embedded(spec, data, config, cache, content(), progress)
         return first_fold(
-            data,
+            fold_data,
             config,
             content=content(),
             folds=spec.cv.folds,
@@ -425,7 +430,7 @@ def _choose_model(
             progress=progress,
         )
 
-    chosen = choose(candidates, data.labels, first)
+    chosen = choose(tried, spec.model, data.labels, first)
     figures = ", ".join(f"{n} {f['accuracy']:.3f}" for n, f in chosen["candidates"].items())
     progress(f"{spec.name}: model auto chose {chosen['chosen']} (first-fold accuracy {figures})")
     cache.save(key, {"choice": as_array(chosen)})

@@ -22,6 +22,13 @@ from typing import Any
 import yaml
 
 from pytest_labelquality.errors import SpecError
+from pytest_labelquality.model_registry import (
+    KERAS_SETTINGS,
+    listed,
+    model_entry,
+    model_names,
+    names_taking,
+)
 from pytest_labelquality.source_specs import (
     BUILTIN_SOURCES,
     SEED_RANGE,
@@ -39,32 +46,6 @@ SCHEMA_FILE = Path(__file__).with_name("labelquality.schema.json")
 def is_spec_file(path: Path) -> bool:
     """Whether a file name follows the namespaced spec pattern."""
     return path.name.endswith(SPEC_SUFFIXES)
-
-
-class ModelName(enum.StrEnum):
-    """Built-in models."""
-
-    HOG_BOOSTING = "hog_boosting"
-    SMALL_CNN = "small_cnn"
-    ENSEMBLE = "ensemble"
-    AUTO = "auto"
-    CNN = "cnn"
-    WALKTHROUGH_CNN = "walkthrough_cnn"
-    LOGISTIC_REGRESSION = "logistic_regression"
-    HIST_GRADIENT_BOOSTING = "hist_gradient_boosting"
-    RANDOM_FOREST = "random_forest"
-    TFIDF_LINEAR = "tfidf_linear"
-    ENCODER_LINEAR = "encoder_linear"
-    TFIDF_ENCODER = "tfidf_encoder"
-    TABLE_ENSEMBLE = "table_ensemble"
-
-
-KERAS_MODELS = frozenset({ModelName.CNN, ModelName.WALKTHROUGH_CNN, ModelName.SMALL_CNN})
-#: Models that train on a frozen encoder's embeddings, and so take ``model.encoder``.
-ENCODER_MODELS = frozenset({ModelName.ENCODER_LINEAR, ModelName.TFIDF_ENCODER})
-MIRROR_MODELS = frozenset(
-    {ModelName.HOG_BOOSTING, ModelName.SMALL_CNN, ModelName.ENSEMBLE, ModelName.AUTO}
-)
 
 
 class RankedBy(enum.StrEnum):
@@ -113,7 +94,10 @@ class ModelSpec:
 
     The default is ``hog_boosting`` for images and ``logistic_regression`` otherwise."""
 
-    name: ModelName | None = field(default=None, metadata=field_doc("A built-in model."))
+    name: str | None = field(
+        default=None,
+        metadata=field_doc("A model of the registry (model_registry.py).", choices=model_names),
+    )
     factory: str | None = field(
         default=None,
         metadata=field_doc(
@@ -355,8 +339,8 @@ class _Walker:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, key, f"expected {_type_name(tp)}, got {self.describe(node)}")
         value = self.scalar(node, key)
-        if isinstance(tp, type) and issubclass(tp, enum.Enum):
-            choices = [m.value for m in tp]
+        if (isinstance(tp, type) and issubclass(tp, enum.Enum)) or "choices" in meta:
+            choices = _choices(tp, meta)
             if value not in choices:
                 raise self.fail(
                     node, key, f"{value!r} is not one of: {', '.join(map(str, choices))}"
@@ -511,9 +495,6 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
                 )
 
 
-KERAS_KEYS = ("epochs", "batch_size", "learning_rate")
-
-
 def _may_hold_images(src: Any) -> bool:
     """Whether a source may load images, whose default model can be a Keras one."""
     if isinstance(src, NpzSource):
@@ -529,46 +510,37 @@ def _check_model_keys(
     *,
     images: bool,
 ) -> None:
-    """Refuse settings that the chosen model would ignore."""
+    """Refuse settings that the chosen model would ignore (its registry entry's ``settings``)."""
+    entry = model_entry(model.name) if model.name else None
     # unnamed on images: the default from 5 classes is small_cnn, checked when it is resolved
-    keras = (
-        model.factory is not None
-        or (model.name is None and images)
-        or model.name in KERAS_MODELS
-        or model.name in (ModelName.ENSEMBLE, ModelName.AUTO)
-    )
-    chosen = model.name.value if model.name else "the default model"
-    for name in KERAS_KEYS:
+    keras = model.factory is not None or (entry.takes("keras") if entry else images)
+    chosen = model.name or "the default model"
+    for name in KERAS_SETTINGS:
         if getattr(model, name) is not None and not keras:
             raise walker.fail(
                 line_of("model", name),
                 f"{key}.{name}",
-                f"applies to Keras models (cnn, walkthrough_cnn, small_cnn, ensemble, auto, or a"
-                f" factory), not to {chosen};"
-                " remove it, or set params for a scikit-learn model",
+                f"applies to Keras models ({', '.join(names_taking('keras'))}, or a factory),"
+                f" not to {chosen}; remove it, or set params for a scikit-learn model",
             )
-    encoder_named = model.name is None or model.name in ENCODER_MODELS
+    encoder_named = entry is None or entry.takes("encoder")
     for name in ("encoder", "tokenizer"):
         if getattr(model, name) is not None and (not encoder_named or model.factory):
             raise walker.fail(
                 line_of("model", name),
                 f"{key}.{name}",
-                f"applies to encoder_linear and tfidf_encoder, not to {chosen};"
+                f"applies to {listed(names_taking('encoder'))}, not to {chosen};"
                 " remove it, or name one of them (model.name: encoder_linear)",
             )
-    if model.params and model.name is ModelName.TABLE_ENSEMBLE:
-        raise walker.fail(
-            line_of("model", "params"),
-            f"{key}.params",
-            "table_ensemble's members keep their own settings; to tune one, name it"
-            " (model.name: hist_gradient_boosting)",
-        )
-    if model.params and model.name in KERAS_MODELS:
-        raise walker.fail(
-            line_of("model", "params"),
-            f"{key}.params",
-            f"{chosen} takes no params; its settings are {', '.join(KERAS_KEYS)}",
-        )
+    if model.params and entry is not None and not entry.takes("params"):
+        if entry.members:
+            problem = (
+                f"{chosen}'s members keep their own settings; to tune one, name it"
+                " (model.name: hist_gradient_boosting)"
+            )
+        else:
+            problem = f"{chosen} takes no params; its settings are {', '.join(KERAS_SETTINGS)}"
+        raise walker.fail(line_of("model", "params"), f"{key}.params", problem)
 
 
 def _compose(path: Path, text: str | None = None) -> yaml.Node | None:
@@ -646,6 +618,13 @@ def load_spec(path: Path) -> list[DatasetSpec]:
     return datasets
 
 
+def _choices(tp: Any, meta: dict[str, Any]) -> tuple[Any, ...]:
+    """The values a field may take: its enum's, or its ``choices()`` (a registry's names)."""
+    if "choices" in meta:
+        return tuple(meta["choices"]())
+    return tuple(m.value for m in tp)
+
+
 # --- JSON Schema -----------------------------------------------------------------------------
 
 
@@ -665,8 +644,8 @@ def _schema_of(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
         value_tp = typing.get_args(tp)[1]
         extra = {} if value_tp is Any else {"additionalProperties": _schema_of(value_tp, meta)}
         out = {"type": "object", **extra}
-    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
-        out = {"enum": [m.value for m in tp]}
+    elif (isinstance(tp, type) and issubclass(tp, enum.Enum)) or "choices" in meta:
+        out = {"enum": list(_choices(tp, meta))}
     else:
         kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
         out = {"type": kinds[tp]}

@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real Quick, Draw! drawings are, and synthetic bar images."""
+"""Shared fixtures: where the real Quick, Draw! drawings and CIFAR photos are, and synthetic bar
+images."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-QUICKDRAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "quickdraw" / "numpy_bitmap"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+QUICKDRAW = SHARED_DATA / "quickdraw" / "numpy_bitmap"
+CIFAR = SHARED_DATA / "cifar10_train_subset"
+#: ``photo_folders(root, per_class=, moved=)``: see the fixture.
+PhotoFolders = Callable[..., list[str]]
 
 
 @pytest.fixture
@@ -17,6 +22,31 @@ def quickdraw_dir() -> Path:
     if not (QUICKDRAW / "cat.npy").is_file() or not (QUICKDRAW / "dog.npy").is_file():
         pytest.skip(f"Quick, Draw! drawings not found at {QUICKDRAW}")
     return QUICKDRAW
+
+
+@pytest.fixture
+def photo_folders() -> PhotoFolders:
+    """Copies real CIFAR photos of three classes into class folders under a root, ``moved`` of
+    them into a wrong one, and returns the moved files' ids; skips where the photos are absent."""
+    import shutil
+
+    def write(root: Path, *, per_class: int, moved: int) -> list[str]:
+        classes = ("airplane", "frog", "ship")
+        ids = []
+        for c in classes:
+            (root / c).mkdir(parents=True)
+            if not (CIFAR / c).is_dir():
+                pytest.skip(f"CIFAR-10 subset not found at {CIFAR}")
+            for f in sorted((CIFAR / c).glob("*.jpg"))[:per_class]:
+                shutil.copy(f, root / c / f.name)
+        for i in range(moved):
+            given, wrong = classes[i % 3], classes[(i + 1) % 3]
+            source = sorted((root / given).glob("*.jpg"))[i]
+            source.rename(root / wrong / f"moved-{source.name}")
+            ids.append(f"{wrong}/moved-{source.name}")
+        return ids
+
+    return write
 
 
 def bars(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

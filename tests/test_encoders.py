@@ -13,6 +13,7 @@ import types
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -32,6 +33,9 @@ from pytest_labelquality.encoders.efficientnet_lite import (
     weights_path,
 )
 from pytest_labelquality.errors import ModelError
+
+if TYPE_CHECKING:
+    from conftest import PhotoFolders
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_train_subset"
 
@@ -300,27 +304,6 @@ sys.meta_path.insert(0, NoOnnxRuntime())
 RUN_PYTEST = BLOCK_ONNXRUNTIME + "import pytest\nsys.exit(pytest.main(sys.argv[1:]))\n"
 
 
-def photo_folders(root: Path, *, per_class: int, moved: int) -> list[str]:
-    """Real CIFAR photos of three classes in class folders, ``moved`` of them in a wrong one;
-    returns the moved files' ids."""
-    import shutil
-
-    classes = ("airplane", "frog", "ship")
-    ids = []
-    for c in classes:
-        (root / c).mkdir(parents=True)
-        if not (CIFAR / c).is_dir():
-            pytest.skip(f"CIFAR-10 subset not found at {CIFAR}")
-        for f in sorted((CIFAR / c).glob("*.jpg"))[:per_class]:
-            shutil.copy(f, root / c / f.name)
-    for i in range(moved):
-        given, wrong = classes[i % 3], classes[(i + 1) % 3]
-        source = sorted((root / given).glob("*.jpg"))[i]
-        source.rename(root / wrong / f"moved-{source.name}")
-        ids.append(f"{wrong}/moved-{source.name}")
-    return ids
-
-
 SPEC = """\
 datasets:
   - name: photos
@@ -331,7 +314,7 @@ datasets:
 
 
 def test_photos_default_to_the_encoder_and_a_warm_run_encodes_nothing(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, photo_folders: PhotoFolders
 ) -> None:
     import json
 
@@ -358,7 +341,7 @@ def test_photos_default_to_the_encoder_and_a_warm_run_encodes_nothing(
 
 
 def test_without_the_extra_photos_keep_the_old_default_and_naming_it_is_one_line(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, photo_folders: PhotoFolders
 ) -> None:
     """A real import failure (onnxruntime made unimportable in the child), not a mock."""
     photo_folders(pytester.path / "photos", per_class=6, moved=0)
@@ -402,7 +385,7 @@ def test_an_encoder_on_a_model_that_takes_none_is_a_collection_error(
     assert run.ret == pytest.ExitCode.INTERRUPTED
     run.stdout.fnmatch_lines(
         [
-            "*photos.labelquality.yaml:4: datasets?0?.model.encoder: applies to encoder_linear"
-            " and tfidf_encoder, not to hog_boosting*"
+            "*photos.labelquality.yaml:4: datasets?0?.model.encoder: applies to auto,"
+            " encoder_linear and tfidf_encoder, not to hog_boosting*"
         ]
     )

@@ -15,7 +15,7 @@ from pytest_labelquality.errors import ModelError
 from pytest_labelquality.models import CNN_DEFAULT_CLASSES, FoldModel, resolve_model
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.sources import load_dataset
-from pytest_labelquality.spec import ModelName, ModelSpec, load_spec
+from pytest_labelquality.spec import ModelSpec, load_spec
 
 
 def test_the_image_default_depends_on_the_number_of_classes(tmp_path: Path) -> None:
@@ -155,9 +155,9 @@ def test_table_ensemble_is_the_mean_of_its_members_and_shares_their_folds(tmp_pa
 
 
 def test_table_ensemble_refuses_images_and_params(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="table_ensemble needs a table"):
+    with pytest.raises(ModelError, match="table_ensemble trains on a table, but this dataset"):
         resolve_model(
-            ModelSpec(name=ModelName.TABLE_ENSEMBLE), image=True, spec_dir=tmp_path, train_items=9
+            ModelSpec(name="table_ensemble"), image=True, spec_dir=tmp_path, train_items=9
         )
     with pytest.raises(ModelError, match="keep their own settings"):
         resolve_model(ModelSpec(params={"C": 1}), image=False, spec_dir=tmp_path, train_items=9)

@@ -15,7 +15,6 @@ from pytest_labelquality.spec import (
     SCHEMA_FILE,
     CountMethod,
     FilterBy,
-    ModelName,
     RankedBy,
     is_spec_file,
     json_schema,
@@ -75,7 +74,7 @@ def test_quickdraw_paths_resolve_against_the_spec(tmp_path: Path) -> None:
     assert isinstance(ds.source, QuickDrawSource)
     assert ds.resolve(ds.source.dir) == (tmp_path / "bits").resolve()
     assert ds.source.shape == (28, 28)
-    assert ds.model.name is ModelName.WALKTHROUGH_CNN
+    assert ds.model.name == "walkthrough_cnn"
     assert ds.gate.max_class_noise_rate == {"dog": 0.2}
 
 
