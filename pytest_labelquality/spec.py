@@ -121,11 +121,12 @@ class ModelSpec:
     encoder: str | None = field(
         default=None,
         metadata=field_doc(
-            "encoder_linear and tfidf_encoder: the frozen encoder whose embeddings the head"
-            " trains on: a built-in (efficientnet_lite0, efficientnet_lite2, minilm_l6),"
-            " sentence-transformers:NAME, timm:NAME, open_clip:ARCH/PRETRAINED, or onnx:PATH"
-            " (a local ONNX file; texts also need model.tokenizer). Default: efficientnet_lite0"
-            " for images, minilm_l6 for texts.",
+            "encoder_linear, tfidf_encoder and auto: the frozen encoder whose embeddings the"
+            " head trains on: a built-in (efficientnet_lite0, efficientnet_lite2, minilm_l6),"
+            " sentence-transformers:NAME, timm:NAME or timm:ARCH@FILE,"
+            " open_clip:ARCH/PRETRAINED, or onnx:PATH (a local ONNX file; texts also need"
+            " model.tokenizer); local weights are relative to the spec. Default:"
+            " efficientnet_lite0 for images, minilm_l6 for texts.",
             minLength=1,
         ),
     )

@@ -119,4 +119,4 @@ def load_encoder(
     prefix, rest = name.split(":", 1)
     if prefix == "onnx":
         return hub.onnx_encoder(base_dir / rest, kind=kind, tokenizer=tokenizer, base_dir=base_dir)
-    return hub.HUB_LOADERS[prefix](rest, kind)
+    return hub.HUB_LOADERS[prefix](rest, kind, base_dir)

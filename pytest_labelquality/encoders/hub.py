@@ -1,9 +1,15 @@
 """Encoders named in the ecosystem's own terms. These load through their own libraries (and so
 from a hub, where the machine reaches one, or from a local folder or file): sentence-transformers
-and open_clip for texts, timm and open_clip for images, and a local ONNX file."""
+and open_clip for texts, timm and open_clip for images, and a local ONNX file.
+
+A local folder or checkpoint is found relative to the spec, and the sha256 of its files is part
+of the encoder's identity (so new weights miss the embedding cache); a hub name's identity is the
+name and the library's version.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -49,17 +55,45 @@ def _rgb_pil(items: npt.NDArray[Any]) -> list[Any]:
     return [Image.fromarray(item).convert("RGB") for item in items]
 
 
+def local(name: str, base_dir: Path) -> Path | None:
+    """``name`` as a folder or file relative to the spec (or absolute), or None (a hub name)."""
+    path = base_dir / name
+    return path if path.exists() else None
+
+
+def contents_sha256(path: Path) -> str:
+    """The sha256 of a file, or of a folder's files (their relative names and contents)."""
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\0".encode())
+    return digest.hexdigest()
+
+
 class _TorchEncoder(Encoder):
     """An encoder whose vectors come from a torch model, in batches of :data:`BATCH`."""
 
-    def __init__(self, kind: Kind, name: str, dist: str, model: Any, embed: Any) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        name: str,
+        dist: str,
+        model: Any,
+        embed: Any,
+        weights: Path | None = None,
+    ) -> None:
         self.kind, self.name, self.dist = kind, name, dist
         self.model, self.embed = model, embed
+        self.weights_sha256 = contents_sha256(weights) if weights is not None else None
         self.dim = 0
 
     def identity(self) -> dict[str, str]:
-        """The name as written and the library's version (the weights are the hub's)."""
-        return {"encoder": self.name, self.dist: _version(self.dist)}
+        """The name as written, the library's version and, for local weights, their sha256."""
+        out = {"encoder": self.name, self.dist: _version(self.dist)}
+        if self.weights_sha256:
+            out["weights_sha256"] = self.weights_sha256
+        return out
 
     def encode(
         self, items: npt.NDArray[Any], *, progress: Progress | None = None
@@ -79,30 +113,41 @@ class _TorchEncoder(Encoder):
         return out
 
 
-def sentence_transformers_encoder(name: str, kind: Kind) -> Encoder:
+def sentence_transformers_encoder(name: str, kind: Kind, base_dir: Path) -> Encoder:
     """``sentence-transformers:NAME``: a hub name or a local folder; normalised embeddings."""
     if kind != "text":
         raise ModelError(f"encoder sentence-transformers:{name} encodes texts, not {kind}s")
     library = _library("sentence_transformers", "sentence-transformers")
-    model = library.SentenceTransformer(name, device=_device())
+    folder = local(name, base_dir)
+    model = library.SentenceTransformer(str(folder or name), device=_device())
 
     def embed(texts: npt.NDArray[Any]) -> Any:
         return model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
 
     return _TorchEncoder(
-        kind, f"sentence-transformers:{name}", "sentence-transformers", model, embed
+        kind, f"sentence-transformers:{name}", "sentence-transformers", model, embed, folder
     )
 
 
-def timm_encoder(name: str, kind: Kind) -> Encoder:
-    """``timm:NAME``: the pooled features of a pretrained timm model, with its own transform."""
+def timm_encoder(name: str, kind: Kind, base_dir: Path) -> Encoder:
+    """``timm:NAME``: the pooled features of a pretrained timm model, with its own transform;
+    ``timm:ARCH@FILE`` takes the weights from a local checkpoint instead of the hub."""
     if kind != "image":
         raise ModelError(f"encoder timm:{name} encodes images, not {kind}s")
     timm = _library("timm", "timm")
     import torch
 
     device = _device()
-    model = timm.create_model(name, pretrained=True, num_classes=0).eval().to(device)
+    arch, _, file = name.partition("@")
+    checkpoint = local(file, base_dir) if file else None
+    if file and checkpoint is None:
+        raise ModelError(f"encoder timm:{name}: no checkpoint {file} beside the spec")
+    overlay = {"pretrained_cfg_overlay": {"file": str(checkpoint)}} if checkpoint else {}
+    try:
+        model = timm.create_model(arch, pretrained=True, num_classes=0, **overlay)
+    except RuntimeError as exc:  # a checkpoint of another architecture
+        raise ModelError(f"encoder timm:{name}: {str(exc).splitlines()[0]}") from None
+    model = model.eval().to(device)
     config = timm.data.resolve_data_config({}, model=model)
     transform = timm.data.create_transform(**config)
 
@@ -110,18 +155,20 @@ def timm_encoder(name: str, kind: Kind) -> Encoder:
         batch = torch.stack([transform(image) for image in _rgb_pil(images)]).to(device)
         return model(batch).cpu().numpy()
 
-    return _TorchEncoder(kind, f"timm:{name}", "timm", model, embed)
+    return _TorchEncoder(kind, f"timm:{name}", "timm", model, embed, checkpoint)
 
 
-def open_clip_encoder(name: str, kind: Kind) -> Encoder:
-    """``open_clip:ARCH/PRETRAINED``: CLIP's normalised image or text embeddings."""
+def open_clip_encoder(name: str, kind: Kind, base_dir: Path) -> Encoder:
+    """``open_clip:ARCH/PRETRAINED``: CLIP's normalised image or text embeddings; PRETRAINED
+    is a tag of open_clip's or a local checkpoint."""
     open_clip = _library("open_clip", "open_clip_torch")
     import torch
 
     arch, _, pretrained = name.partition("/")
+    checkpoint = local(pretrained, base_dir) if pretrained else None
     device = _device()
     model, _, preprocess = open_clip.create_model_and_transforms(
-        arch, pretrained=pretrained or None
+        arch, pretrained=str(checkpoint or pretrained) if pretrained else None
     )
     model = model.eval().to(device)
     tokenize = open_clip.get_tokenizer(arch)
@@ -134,10 +181,10 @@ def open_clip_encoder(name: str, kind: Kind) -> Encoder:
             vectors = model.encode_text(tokenize([str(t) for t in items]).to(device))
         return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
 
-    return _TorchEncoder(kind, f"open_clip:{name}", "open_clip_torch", model, embed)
+    return _TorchEncoder(kind, f"open_clip:{name}", "open_clip_torch", model, embed, checkpoint)
 
 
-HUB_LOADERS: dict[str, Callable[[str, Kind], Encoder]] = {
+HUB_LOADERS: dict[str, Callable[[str, Kind, Path], Encoder]] = {
     "sentence-transformers": sentence_transformers_encoder,
     "timm": timm_encoder,
     "open_clip": open_clip_encoder,
