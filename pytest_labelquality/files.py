@@ -65,3 +65,28 @@ def folder_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write UTF-8 text atomically (see :func:`write_bytes_atomic`)."""
     write_bytes_atomic(path, text.encode())
+
+
+def relative_path(path: str | Path, root: Path | None) -> str:
+    """``path`` as outputs show it: relative to ``root`` (pytest's rootdir, the repository)
+    when inside it, so that a report from any machine reads the same in any checkout; a path
+    already relative stays as it is; one outside ``root`` stays absolute. POSIX separators."""
+    candidate = Path(path)
+    if root is None or not candidate.is_absolute():
+        return candidate.as_posix()
+    for base in {root, root.resolve()}:
+        with contextlib.suppress(ValueError):
+            return candidate.relative_to(base).as_posix()
+    with contextlib.suppress(ValueError, OSError):
+        return candidate.resolve().relative_to(root.resolve()).as_posix()
+    return candidate.as_posix()
+
+
+def portable_text(text: str, root: Path | None) -> str:
+    """``text`` with the absolute ``root`` taken out of every path in it (messages from the
+    gate, the data's readers and third-party libraries name files by absolute path)."""
+    if root is None:
+        return text
+    for base in sorted({str(root), str(root.resolve())}, key=len, reverse=True):
+        text = text.replace(base.rstrip("/") + "/", "")
+    return text

@@ -393,6 +393,7 @@ class DatasetItem(pytest.Item):
             keep_items=settings.update_baseline,
             trusted_ref=settings.trusted_ref,
             show_top=settings.show_top,
+            root=self.config.rootpath,
         )
         for notice in result.warnings:
             self.warn(LabelQualityWarning(f"{self.spec.name}: {notice.message}"))
@@ -413,7 +414,22 @@ class DatasetItem(pytest.Item):
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str | Any:
-        error, where = excinfo.value, f"{self.spec.location}: dataset {self.spec.name!r}"
+        from pytest_labelquality.files import portable_text, relative_path
+
+        root = self.config.rootpath
+        error = excinfo.value
+        where = f"{relative_path(self.spec.spec_path, root)}:{self.spec.line}: dataset"
+        where += f" {self.spec.name!r}"
+        failure = self._failure(error, where, excinfo, style)
+        return portable_text(failure, root) if isinstance(failure, str) else failure
+
+    def _failure(
+        self,
+        error: BaseException,
+        where: str,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any,
+    ) -> str | Any:
         if isinstance(error, GateFailure):
             return str(error)
         if isinstance(error, UserCodeError) and error.frames:
@@ -467,6 +483,12 @@ class Controller:
         self.errors: list[dict[str, str]] = []
         self.output_error: str | None = None
 
+    def _first_line(self, report: pytest.TestReport | pytest.CollectReport) -> str:
+        """A failed report's first line, with paths relative to the rootdir."""
+        from pytest_labelquality.files import portable_text
+
+        return portable_text(_first_line(report), self.config.rootpath)
+
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Remove the last run's result files: a run that fails or errors before writing its own
         must not leave an old report saying PASS."""
@@ -482,13 +504,13 @@ class Controller:
             return
         sent = getattr(report, "label_quality", None)
         if report.failed and sent is None and "label_quality" in report.keywords:
-            self.errors.append({"test": report.nodeid, "error": _first_line(report)})
+            self.errors.append({"test": report.nodeid, "error": self._first_line(report)})
         if sent is not None:
             from pytest_labelquality.result import DatasetResult
 
             result = DatasetResult.from_json(sent)
             if result.baseline_entry is not None:
-                spec = Path(result.spec.file)
+                spec = self.config.rootpath / result.spec.file
                 self.baselines.setdefault(spec, {})[result.name] = result.baseline_entry
                 result = dataclasses.replace(result, baseline_entry=None)
             self.results.append(result)
@@ -496,7 +518,7 @@ class Controller:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         from pytest_labelquality.spec import is_spec_file
 
-        error = {"test": report.nodeid, "error": _first_line(report)}
+        error = {"test": report.nodeid, "error": self._first_line(report)}
         if report.failed and is_spec_file(Path(report.fspath)) and error not in self.errors:
             self.errors.append(error)  # under xdist every worker reports it
 

@@ -114,6 +114,18 @@ def apply_reviews(reviews: list[Review], keys: dict[str, tuple[str, str]]) -> Re
     return ReviewOutcome(decisions=decisions, stale=tuple(stale), pending=tuple(pending))
 
 
+def same_spec(recorded: str, spec_path: Path) -> bool:
+    """Whether the spec a result names is ``spec_path``. Results name it relative to the
+    repository of the run that wrote them (any machine's checkout), so a relative name matches
+    the end of ``spec_path`` resolved; an absolute one (older results) matches it resolved."""
+    given = spec_path.resolve()
+    name = Path(recorded)
+    if name.is_absolute():
+        return name.resolve() == given
+    parts = name.parts
+    return len(parts) <= len(given.parts) and given.parts[-len(parts) :] == parts
+
+
 def add_reviews(
     spec_path: Path,
     dataset: str,
@@ -134,15 +146,12 @@ def add_reviews(
         run = RunResult.from_json(json.loads(results_path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
         raise LabelQualityError(f"cannot read the results {results_path}: {exc}") from None
-    found = [
-        d
-        for d in run.datasets
-        if d.name == dataset and Path(d.spec.file).resolve() == spec_path.resolve()
-    ]
+    found = [d for d in run.datasets if d.name == dataset and same_spec(d.spec.file, spec_path)]
     if not found:
+        recorded = sorted({f"{d.spec.file} ({d.name})" for d in run.datasets})
         raise LabelQualityError(
-            f"{results_path} has no results for {dataset!r} of {spec_path}; run"
-            " pytest --label-quality on it first"
+            f"{results_path} has no results for {dataset!r} of {spec_path}; it holds"
+            f" {', '.join(recorded) or 'no datasets'}; run pytest --label-quality on it first"
         )
     if label and decision is not Decision.FIXED:
         raise LabelQualityError("--label records a fix: use it with --decision fixed")

@@ -10,6 +10,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__, cache_keys
@@ -28,6 +29,7 @@ from pytest_labelquality.dataset import DataKind, Dataset
 from pytest_labelquality.detection import Detection, cleanlab_version, detect
 from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
+from pytest_labelquality.files import relative_path
 from pytest_labelquality.gate import Verdict, decide
 from pytest_labelquality.model_registry import model_entry
 from pytest_labelquality.models import ModelConfig, extras_installed, resolve_model
@@ -92,6 +94,7 @@ def check_dataset(
     trusted_ref: str | None = None,
     show_top: int = 0,
     backend: Backend = LOCAL,
+    root: Path | None = None,
 ) -> DatasetResult:
     """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
 
@@ -100,6 +103,7 @@ def check_dataset(
     lists the items among the ``show_top`` most suspect of the ranking that are below the
     estimated count (``below_estimate``), for reviewers who look further. Folds train where
     ``backend`` says; ``cache_dir`` may be a folder or an fsspec URL that its workers share.
+    Paths in the result are relative to ``root`` (pytest's rootdir) where they lie inside it.
     """
     import numpy as np
 
@@ -156,7 +160,9 @@ def check_dataset(
         progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
     progress(honest_count_line(spec.name, len(data), found))
     detected = time.perf_counter()
-    judged = _judge(spec, data, found, keys, keep_items=keep_items, trusted_ref=trusted_ref)
+    judged = _judge(
+        spec, data, found, keys, keep_items=keep_items, trusted_ref=trusted_ref, root=root
+    )
     if entry is not None:
         status = "hit"
     elif incremental:
@@ -172,7 +178,7 @@ def check_dataset(
         key=detection_key,
         status=status,
         folds_cached=folds_cached,
-        dir=str(cache_dir),
+        dir=relative_path(cache_dir, root) if isinstance(cache_dir, Path) else str(cache_dir),
         incremental=incremental or None,
         repaired=tuple(repaired),
         embeddings=embeddings,
@@ -195,6 +201,7 @@ def check_dataset(
         versions={**config.versions(), "cleanlab": cleanlab_version()},
         cache=use,
         timings=timings,
+        root=root,
     )
 
 
@@ -459,6 +466,7 @@ def _judge(
     *,
     keep_items: bool,
     trusted_ref: str | None,
+    root: Path | None,
 ) -> Judgement:
     """Apply reviews (accepted items stop counting), compare with the baseline, decide.
 
@@ -473,7 +481,7 @@ def _judge(
     trust = None
     if trusted_ref is not None:
         edited = tuple(
-            str(path)
+            relative_path(path, root)
             for path in (baseline_path(spec.spec_path), reviews_path(spec.spec_path))
             if read_trusted(path, trusted_ref)[1]
         )
@@ -513,7 +521,12 @@ def _judge(
             )
         )
     verdict = decide(
-        data.labels, counted, data.class_names, gate, origin=spec.location, change=change
+        data.labels,
+        counted,
+        data.class_names,
+        gate,
+        origin=f"{relative_path(spec.spec_path, root)}:{spec.line}",
+        change=change,
     )
     entry = None
     if keep_items:
@@ -533,6 +546,7 @@ def _result(
     versions: dict[str, str],
     cache: CacheUse,
     timings: Timings,
+    root: Path | None,
 ) -> DatasetResult:
     import numpy as np
 
@@ -579,7 +593,7 @@ def _result(
     gate = spec.gate
     return DatasetResult(
         name=spec.name,
-        spec=SpecRef(str(spec.spec_path), spec.line),
+        spec=SpecRef(relative_path(spec.spec_path, root), spec.line),
         source=Source(data.origin, data.kind.value, dict(data.stats)),
         items=len(data),
         classes=tuple(names),

@@ -323,3 +323,71 @@ def test_text_search_filters_suspects_in_chromium(browser: Browser, tmp_path: Pa
     assert browser.visible("#ds-news-gallery") == 12
     assert browser.errors == []
     assert browser.other_requests(url) == []
+
+
+PORTABLE_SPEC = """\
+datasets:
+  - name: digits
+    source: {format: sklearn, name: digits, flip: {rate: 0.05, seed: 0}}
+    model: {name: logistic_regression}
+    cv: {folds: 3}
+    gate: {max_noise_rate: 0.5}
+"""
+
+
+def test_a_ci_report_names_no_runner_path_and_its_review_command_works_in_another_checkout(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The gate runs in one checkout (a CI runner's); its report, downloaded into a reviewer's
+    checkout at another absolute path, builds a command that works there unchanged."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    runner = tmp_path / "home" / "runner" / "work" / "repo"
+    (runner / "data").mkdir(parents=True)
+    (runner / "data" / "digits.labelquality.yaml").write_text(PORTABLE_SPEC)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    gate = [sys.executable, "-m", "pytest", "--label-quality", "-p", "no:cacheprovider"]
+    gate += ["--label-quality-markdown", "label-quality-report/summary.md", "data"]
+    ran = subprocess.run(gate, cwd=runner, env=env, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    report = runner / "label-quality-report"
+    for written in (*report.glob("*.json"), *report.glob("*.html"), *report.glob("*.md")):
+        text = written.read_text()
+        assert str(runner) not in text, written.name
+        assert str(tmp_path) not in text, written.name
+    result = json.loads((report / "label-quality.json").read_text())["datasets"][0]
+    assert result["spec"]["file"] == "data/digits.labelquality.yaml"
+    assert result["cache"]["dir"] == ".pytest_cache/d/label-quality"
+
+    reviewer = tmp_path / "reviewer" / "checkouts" / "repo-clone"
+    reviewer.mkdir(parents=True)
+    shutil.copytree(runner / "data", reviewer / "data")
+    shutil.copytree(report, reviewer / "label-quality-report")  # the artefact, unzipped
+    page = browser.page
+    page.goto((reviewer / "label-quality-report" / "index.html").as_uri(), wait_until="load")
+    digits = page.locator("#ds-digits")
+    digits.locator("input[name=by]").fill("alice")
+    first = digits.locator(".suspect:visible").nth(0)
+    first_id = first.get_attribute("data-id")
+    first.locator('button[data-decision="correct"]').click()
+    command = digits.locator(".review-command").inner_text()
+    assert command.startswith("python -m pytest_labelquality.reviews add")
+    assert " data/digits.labelquality.yaml digits " in command
+    assert "--results label-quality-report/label-quality.json" in command
+    added = subprocess.run(
+        ["bash", "-c", command], cwd=reviewer, env=env, capture_output=True, text=True
+    )
+    assert added.returncode == 0, added.stderr
+    import yaml
+
+    reviews = yaml.safe_load((reviewer / "data" / "digits.labelquality.reviews.yaml").read_text())
+    assert [(r["id"], r["decision"], r["by"]) for r in reviews] == [(first_id, "correct", "alice")]
+    # the reviewer's own run counts the item as reviewed
+    again = subprocess.run(gate, cwd=reviewer, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout[-3000:]
+    checked = json.loads((reviewer / "label-quality-report" / "label-quality.json").read_text())
+    assert checked["datasets"][0]["reviews"]["decisions"] == {first_id: "correct"}
+    assert browser.errors == []
