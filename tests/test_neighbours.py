@@ -2,7 +2,7 @@
 plain arrays against brute force, then real runs through the gate with the built-in encoders
 (EfficientNet-Lite0 on CIFAR photos, MiniLM-L6 in ``tfidf_encoder`` on AG News texts): the
 neighbours are the suggested class's nearest agreeing items, a warm run reads them from the
-cache without encoding."""
+cache without encoding, and the report shows them, escaped."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from conftest import SHARED_DATA, PhotoFolders
 from pytest_labelquality import cache_keys
 from pytest_labelquality.cache import ArrayCache
 from pytest_labelquality.neighbours import Neighbours, nearest
+from pytest_labelquality.report import render_html
 from pytest_labelquality.result import DatasetResult, RunResult, Suspect, json_schema
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.sources import item_keys, load_dataset
@@ -201,6 +202,21 @@ def check_neighbours(run: Run) -> None:
     assert DatasetResult.from_json(json.loads(json.dumps(run.cold.to_json()))) == run.cold
 
 
+def neighbour_rows(html: str, rank: int) -> str:
+    """The neighbour rows of the gallery card of ``rank``."""
+    card = re.search(rf'<figure class="suspect" id="[^"]*-item-{rank}".*?</figure>', html, re.S)
+    assert card is not None, rank
+    rows = re.search(r'<div class="neighbours[^"]*">.*?</div>\s*</div>', card.group(0), re.S)
+    assert rows is not None, card.group(0)
+    return rows.group(0)
+
+
+def pool_entry(html: str, index: int) -> str:
+    entry = re.search(rf'<div data-item="{index}">(.*?)</div>', html, re.S)
+    assert entry is not None, index
+    return entry.group(1)
+
+
 SPEC = """\
 datasets:
   - name: {name}
@@ -230,6 +246,22 @@ def test_photo_suspects_neighbours_are_the_nearest_agreeing_items(photos: Run) -
         p.image is not None and p.image.startswith("data:image/png;base64,")
         for p in (photos.cold.neighbour_previews or {}).values()
     )
+
+
+def test_the_report_shows_a_photo_suspects_neighbours(photos: Run) -> None:
+    html = render_html(RunResult((photos.cold,)))
+    suspect = next(s for s in photos.cold.flagged if not s.accepted)
+    rows = neighbour_rows(html, suspect.rank)
+    assert f"nearest {suspect.suggested}" in rows
+    assert f"nearest {suspect.given} (given)" in rows
+    previews = photos.cold.neighbour_previews or {}
+    for near in suspect.suggested_neighbours or ():
+        assert f'data-item="{near.index}"' in rows
+        assert f"{near.similarity:.2f}" in rows
+        image = previews[near.id].image
+        assert image is not None
+        assert f'src="{image}"' in pool_entry(html, near.index)
+    assert 'class="exemplars"' not in html
 
 
 def test_showing_more_items_detects_again_without_encoding(photos: Run) -> None:
@@ -302,3 +334,18 @@ def texts(tmp_path_factory: pytest.TempPathFactory) -> Run:
 def test_text_suspects_neighbours_are_the_nearest_agreeing_items(texts: Run) -> None:
     check_neighbours(texts)
     assert texts.cold.model["name"] == "tfidf_encoder"  # the encoder member's embeddings
+
+
+def test_the_report_shows_a_text_suspects_neighbours_escaped(texts: Run) -> None:
+    html = render_html(RunResult((texts.cold,)))
+    suspect = next(s for s in texts.cold.flagged if not s.accepted)
+    rows = neighbour_rows(html, suspect.rank)
+    assert f"nearest {suspect.suggested}" in rows
+    previews = texts.cold.neighbour_previews or {}
+    near = (suspect.suggested_neighbours or ())[0]
+    text = previews[near.id].text
+    assert text is not None
+    assert "<mark>&amp;</mark>" in text
+    entry = pool_entry(html, near.index)
+    assert "&lt;mark&gt;&amp;amp;&lt;/mark&gt;" in entry
+    assert "<mark>" not in html
