@@ -71,6 +71,8 @@ class OutOfFold:
     embeddings: dict[str, Any] = field(default_factory=dict)
     #: ``tfidf_encoder``'s choice and each option's out-of-fold accuracy.
     blend: dict[str, Any] = field(default_factory=dict)
+    #: An encoder model's embeddings (float32, one row per item): the suspects' neighbours.
+    vectors: npt.NDArray[Any] | None = None
 
 
 def out_of_fold(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.cache import as_array, from_array
+from pytest_labelquality.neighbours import Neighbours
 from pytest_labelquality.spec import CountMethod, DetectionSpec, FilterBy, RankedBy
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class Detection:
     """What cleanlab found: per-item scores and suggestions, and the flagged items, ranked.
 
     ``flagged`` is both the suspect list and the gated count, so the two never disagree.
+    ``neighbours``: where the model trains on an encoder's embeddings, the nearest items of the
+    suspects the report shows (the runner adds them; they share this cache entry).
     """
 
     scores: npt.NDArray[np.float64]
@@ -40,6 +43,7 @@ class Detection:
     noise_rate_interval: tuple[float, float]
     estimates: dict[str, int]
     canary: dict[str, Any]
+    neighbours: Neighbours | None = None
 
     @property
     def noise_count(self) -> int:
@@ -62,6 +66,7 @@ class Detection:
                     "canary": self.canary,
                 }
             ),
+            **(self.neighbours.to_arrays() if self.neighbours is not None else {}),
         }
 
     @classmethod
@@ -78,6 +83,7 @@ class Detection:
             noise_rate_interval=(float(meta["interval"][0]), float(meta["interval"][1])),
             estimates=meta["estimates"],
             canary=meta["canary"],
+            neighbours=Neighbours.from_arrays(arrays),
         )
 
 

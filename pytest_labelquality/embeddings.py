@@ -89,9 +89,9 @@ def embed(
             fresh = encoder.encode(items[missing], progress=progress)
         else:
             parts = []
-            for start in range(0, len(missing), CHUNK):
-                parts.append(_encoded(encoder, items[missing[start : start + CHUNK]]))
-                progress(f"  encoded {min(start + CHUNK, len(missing))} of {len(missing)}")
+            for first in range(0, len(missing), CHUNK):  # not ``start``: the clock's
+                parts.append(_encoded(encoder, items[missing[first : first + CHUNK]]))
+                progress(f"  encoded {min(first + CHUNK, len(missing))} of {len(missing)}")
             fresh = np.concatenate(parts)
     source = fresh if fresh is not None else previous["vectors"]  # type: ignore[index]
     dim = int(source.shape[1])

@@ -121,5 +121,6 @@ def best_of(
         mean,
         pred_probs=options[chosen],
         embeddings=embedded,
+        vectors=next((p.vectors for p in parts if p.vectors is not None), None),
         blend={"chosen": chosen, "accuracy": accuracy},
     )

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 PREVIEW_LIMIT = 5000
 TEXT_PREVIEW_CHARS = 20_000  # the whole text on demand, up to this many characters
+#: A brief preview's text (a neighbour beside a suspect) is cut to this many characters.
+BRIEF_TEXT_CHARS = 280
 
 
 def png_data_uri(image: npt.NDArray[Any]) -> str:
@@ -55,17 +57,23 @@ def png_data_uri(image: npt.NDArray[Any]) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def preview(data: Dataset, index: int) -> Preview:
+def preview(data: Dataset, index: int, *, brief: bool = False) -> Preview:
     """The preview of one item: an image (a ``data:`` URI), its text, or its feature values (a
-    categorical column's value as its category name)."""
+    categorical column's value as its category name).
+
+    A ``brief`` one (a neighbour shown small beside a suspect) reads no file: an image is its
+    working-size pixels rather than a thumbnail of the original, a text its first
+    :data:`BRIEF_TEXT_CHARS` characters (``chars`` says how long it is)."""
     from pytest_labelquality.dataset import DataKind
     from pytest_labelquality.result import Preview
 
     row = data.features[index]
     if data.kind is DataKind.TEXT:
         text = str(row)
-        return Preview(text=text[:TEXT_PREVIEW_CHARS], chars=len(text))
-    if data.files:
+        return Preview(
+            text=text[: BRIEF_TEXT_CHARS if brief else TEXT_PREVIEW_CHARS], chars=len(text)
+        )
+    if data.files and not brief:
         from pytest_labelquality.formats.images import thumbnail
 
         shown = thumbnail(data.files[index])

@@ -25,12 +25,15 @@ if TYPE_CHECKING:
         Change,
         DatasetResult,
         Histogram,
+        Preview,
         RunResult,
         Suspect,
     )
 
 INLINE_FEATURES = 6
 TEXT_SNIPPET = 280
+#: A neighbour's text beside a suspect is cut to this many characters.
+NEIGHBOUR_SNIPPET = 90
 MATRIX_CLASSES = 40
 CHANGE_LIST_LIMIT = 200
 TEXT_DARK = "#1f2328"
@@ -293,6 +296,9 @@ def _dataset_view(
     links = {s.id: f"{anchor}-item-{s.rank}" for s in result.flagged}
     trust = result.trust
     exemplars = result.exemplars or {}
+    below = list(result.below_estimate)
+    pool = _neighbour_pool([*flagged, *below], result.neighbour_previews or {})
+    previewed = frozenset(p["id"] for p in pool)
     return {
         "anchor": anchor,
         "name": result.name,
@@ -319,7 +325,7 @@ def _dataset_view(
         "per_class": result.per_class,
         "matrix": _matrix_view(list(result.classes), result.noise_matrix),
         "histogram": _histogram_view(result.score_histogram),
-        "suspects": [_suspect_view(s, index, flipped, new, anchor) for s in flagged],
+        "suspects": [_suspect_view(s, index, flipped, new, anchor, previewed) for s in flagged],
         "reviewed": [_suspect_view(s, index, flipped, new, anchor) for s in reviewed],
         "reviewed_total": len(reviewed),
         "stale_reviews": result.reviews.stale,
@@ -336,7 +342,8 @@ def _dataset_view(
             if name in index
         ],
         "injected": injected,
-        "below": [_suspect_view(s, index, flipped, new) for s in result.below_estimate],
+        "below": [_suspect_view(s, index, flipped, new, previewed=previewed) for s in below],
+        "neighbour_pool": pool,
         "band": _interval_text(noise.band),
         "estimators": noise.estimators,
         "canary": noise.canary,
@@ -490,12 +497,56 @@ def _histogram_view(histogram: Histogram) -> dict[str, Any] | None:
     }
 
 
+def _neighbour_pool(suspects: list[Suspect], previews: dict[str, Preview]) -> list[dict[str, Any]]:
+    """The previews of the shown suspects' neighbours (an image or a text snippet), each once:
+    the page's script puts a copy beside each card that lists it, when the card is shown."""
+    pool: dict[int, dict[str, Any]] = {}
+    for suspect in suspects:
+        for near in (*(suspect.suggested_neighbours or ()), *(suspect.given_neighbours or ())):
+            shown = previews.get(near.id)
+            if near.index in pool or shown is None:
+                continue
+            image = shown.image
+            if image is not None and not image.startswith("data:image/png;base64,"):
+                image = None
+            text = shown.text
+            if text is not None and len(text) > NEIGHBOUR_SNIPPET:
+                text = text[:NEIGHBOUR_SNIPPET].rstrip() + "…"
+            if image is not None or text is not None:
+                pool[near.index] = {"item": near.index, "id": near.id, "image": image, "text": text}
+    return list(pool.values())
+
+
+def _neighbour_rows(suspect: Suspect, previewed: frozenset[str]) -> list[dict[str, Any]]:
+    """A card's rows of neighbours: of its suggested class, then of its given class (those
+    without a preview in the page show their id)."""
+    rows = []
+    for role, name, near in (
+        ("suggested", suspect.suggested, suspect.suggested_neighbours),
+        ("given", suspect.given, suspect.given_neighbours),
+    ):
+        if near is None:
+            continue
+        items = [
+            {
+                "item": n.index,
+                "id": n.id,
+                "similarity": f"{n.similarity:.2f}",
+                "preview": n.id in previewed,
+            }
+            for n in near
+        ]
+        rows.append({"role": role, "name": name, "items": items})
+    return rows
+
+
 def _suspect_view(
     suspect: Suspect,
     index: dict[str, str],
     flipped: frozenset[int],
     new: frozenset[str] = frozenset(),
     anchor: str = "ds",
+    previewed: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     from pytest_labelquality.sources import review_hash
 
@@ -524,6 +575,7 @@ def _suspect_view(
         "text": None,
         "full_text": None,
         "thumbnail": bool(preview and preview.thumbnail),
+        "neighbours": _neighbour_rows(suspect, previewed),
     }
     if preview is None:
         return view

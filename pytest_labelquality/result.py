@@ -212,8 +212,23 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class Neighbour:
+    """An item near a suspect in the encoder's embedding space (cosine ``similarity``): of the
+    class named, and one whose given label the model agrees with."""
+
+    index: int
+    id: str
+    class_name: str = field(metadata={"json": "class"})
+    similarity: float
+
+
+@dataclass(frozen=True)
 class Suspect:
-    """One item of the ranking shown to reviewers; ``rank`` 1 is the most suspect of all."""
+    """One item of the ranking shown to reviewers; ``rank`` 1 is the most suspect of all.
+
+    Where the model trains on an encoder's embeddings, ``suggested_neighbours`` and
+    ``given_neighbours`` are its nearest items of its suggested and of its given class, nearest
+    first (their previews are the dataset's ``neighbour_previews``)."""
 
     rank: int
     index: int
@@ -228,6 +243,8 @@ class Suspect:
     given_prob: float | None = None
     below_estimate: bool | None = None
     preview: Preview | None = None
+    suggested_neighbours: tuple[Neighbour, ...] | None = None
+    given_neighbours: tuple[Neighbour, ...] | None = None
 
     @property
     def accepted(self) -> bool:
@@ -314,7 +331,11 @@ class Injected:
 
 @dataclass(frozen=True)
 class DatasetResult:
-    """Everything one dataset's check found, decided and used."""
+    """Everything one dataset's check found, decided and used.
+
+    ``exemplars`` (images, without embeddings): a few items per class the model most
+    confidently agrees with; ``neighbour_previews``: the previews of the suspects' neighbours,
+    by item id, each once."""
 
     name: str
     spec: SpecRef
@@ -342,6 +363,7 @@ class DatasetResult:
     below_estimate: tuple[Suspect, ...]
     ranking: Ranking | None = None
     exemplars: dict[str, tuple[Exemplar, ...]] | None = None
+    neighbour_previews: dict[str, Preview] | None = None
     baseline_entry: JsonObject | None = None
     injected: Injected | None = None
     ranking_file: str | None = None

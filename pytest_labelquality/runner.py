@@ -33,6 +33,7 @@ from pytest_labelquality.files import relative_path
 from pytest_labelquality.gate import Verdict, decide
 from pytest_labelquality.model_registry import model_entry
 from pytest_labelquality.models import ModelConfig, extras_installed, resolve_model
+from pytest_labelquality.neighbours import nearest
 from pytest_labelquality.previews import preview, previews
 from pytest_labelquality.resources import passive_openmp
 from pytest_labelquality.result import (
@@ -47,8 +48,10 @@ from pytest_labelquality.result import (
     Histogram,
     Injected,
     JsonObject,
+    Neighbour,
     Noise,
     Notice,
+    Preview,
     Ranking,
     Reviews,
     RuleFailure,
@@ -83,6 +86,9 @@ WEAK_MODEL_SKILL = 0.3
 HISTOGRAM_BINS = 20
 EXEMPLARS = 3
 EXEMPLAR_CLASSES = 40
+#: The suspects' neighbours get previews, most suspect first, up to this many items in all
+#: (each item once); the others are listed by id and similarity.
+NEIGHBOUR_PREVIEWS = 1000
 
 
 def check_dataset(
@@ -143,6 +149,12 @@ def check_dataset(
     embeddings: dict[str, Any] | None = None
     blend: dict[str, Any] = {}
     entry = _cached_detection(cache, detection_key, data)
+    if entry is not None and not _neighbours_cover(entry, show_top):
+        progress(
+            f"{spec.name}: the cached detection holds the nearest neighbours of fewer items than"
+            f" --label-quality-show-top {show_top} shows; detecting again"
+        )
+        entry = None
     if entry is not None:
         found = entry
         progress(f"{spec.name}: cache hit, nothing to train")
@@ -156,6 +168,8 @@ def check_dataset(
         embeddings, blend = oof.embeddings or None, oof.blend
         trained = time.perf_counter()
         found = detect(data.labels, oof.pred_probs, spec.detection, seed=spec.cv.seed)
+        if oof.vectors is not None:  # while the embeddings are in memory, not on a warm run
+            found = _with_neighbours(found, oof.vectors, data, show_top, progress, spec.name)
         cache.save(detection_key, found.to_arrays())
         progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
     progress(honest_count_line(spec.name, len(data), found))
@@ -228,7 +242,42 @@ def _cached_detection(cache: ArrayCache, key: str, data: Dataset) -> Detection |
     ):
         cache.discard(key, "holding items or classes outside this dataset")
         return None
+    problem = found.neighbours.problem(n) if found.neighbours is not None else ""
+    if problem:
+        cache.discard(key, problem)
+        return None
     return found
+
+
+def _shown(found: Detection, show_top: int) -> npt.NDArray[np.int64]:
+    """The items the report can show: the flagged ones and the ``show_top`` most suspect."""
+    import numpy as np
+
+    top = np.argsort(found.scores, kind="stable")[:show_top]
+    return np.union1d(found.flagged, top).astype(np.int64)
+
+
+def _neighbours_cover(found: Detection, show_top: int) -> bool:
+    """Whether a cached detection has the neighbours of every item the report will show (an
+    entry of a run without embeddings has none to have)."""
+    return found.neighbours is None or found.neighbours.covers(_shown(found, show_top))
+
+
+def _with_neighbours(
+    found: Detection,
+    vectors: npt.NDArray[Any],
+    data: Dataset,
+    show_top: int,
+    progress: Progress,
+    name: str,
+) -> Detection:
+    """``found`` with the nearest neighbours in embedding space of the items it shows."""
+    start = time.perf_counter()
+    shown = _shown(found, show_top)
+    near = nearest(vectors, data.labels, found.suggested, shown)
+    took = time.perf_counter() - start
+    progress(f"{name}: nearest neighbours of {len(shown)} items in {took:.1f}s")
+    return dataclasses.replace(found, neighbours=near)
 
 
 def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
@@ -342,7 +391,9 @@ def _out_of_fold(
         progress=progress,
         backend=backend,
     )
-    return dataclasses.replace(oof, embeddings=embedded) if embedded else oof
+    if not embedded:
+        return oof
+    return dataclasses.replace(oof, embeddings=embedded, vectors=data.features)
 
 
 def _embedded(
@@ -587,8 +638,10 @@ def _result(
                 suggested_prob=round(float(found.suggested_prob[i]), 4),
                 score=round(float(found.scores[i]), 6),
                 preview=shown[k] if k < len(shown) else None,
+                **_neighbours_of(data, found, i),
             )
         )
+    below = _below_estimate(data, found, show_top)
     estimates = found.estimates
     gate = spec.gate
     return DatasetResult(
@@ -649,10 +702,16 @@ def _result(
         cache=cache,
         timings=timings,
         ranking=ranking(data, found),
-        below_estimate=_below_estimate(data, found, show_top),
+        below_estimate=below,
         exemplars=(
             _exemplars(data, found)
-            if data.kind is DataKind.IMAGE or data.image_shape is not None
+            if found.neighbours is None
+            and (data.kind is DataKind.IMAGE or data.image_shape is not None)
+            else None
+        ),
+        neighbour_previews=(
+            _neighbour_previews(data, [*(s for s in suspects if not s.accepted), *below])
+            if found.neighbours is not None
             else None
         ),
         baseline_entry=judged.baseline_entry,
@@ -689,6 +748,40 @@ def _exemplars(data: Dataset, found: Detection) -> dict[str, tuple[Exemplar, ...
             Exemplar(str(data.ids[i]), round(float(found.given_prob[i]), 4), preview(data, i))
             for i in best.tolist()
         )
+    return out
+
+
+def _neighbours_of(data: Dataset, found: Detection, i: int) -> dict[str, Any]:
+    """Item ``i``'s neighbours as :class:`Suspect` fields (none where the run had no
+    embeddings)."""
+    if found.neighbours is None:
+        return {}
+    names = data.class_names
+    of_suggested, of_given = found.neighbours.of(i)
+
+    def listed(pairs: list[tuple[int, float]], k: int) -> tuple[Neighbour, ...]:
+        return tuple(
+            Neighbour(j, str(data.ids[j]), names[k], round(similarity, 4))
+            for j, similarity in pairs
+        )
+
+    return {
+        "suggested_neighbours": listed(of_suggested, int(found.suggested[i])),
+        "given_neighbours": listed(of_given, int(data.labels[i])),
+    }
+
+
+def _neighbour_previews(data: Dataset, suspects: list[Suspect]) -> dict[str, Preview]:
+    """Brief previews of the suspects' neighbours by id, each once, most suspect first, up to
+    :data:`NEIGHBOUR_PREVIEWS` items."""
+    out: dict[str, Preview] = {}
+    for suspect in suspects:
+        for near in (*(suspect.suggested_neighbours or ()), *(suspect.given_neighbours or ())):
+            if near.id in out:
+                continue
+            if len(out) >= NEIGHBOUR_PREVIEWS:
+                return out
+            out[near.id] = preview(data, near.index, brief=True)
     return out
 
 
@@ -746,6 +839,7 @@ def _below_estimate(data: Dataset, found: Detection, top: int) -> tuple[Suspect,
             score=round(float(found.scores[i]), 6),
             below_estimate=True,
             preview=shown[k] if k < len(shown) else None,
+            **_neighbours_of(data, found, int(i)),
         )
         for k, i in enumerate(below.tolist())
     )

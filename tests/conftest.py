@@ -24,7 +24,7 @@ def quickdraw_dir() -> Path:
     return QUICKDRAW
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # a pure function: module-scoped fixtures may use it too
 def photo_folders() -> PhotoFolders:
     """Copies real CIFAR photos of three classes into class folders under a root, ``moved`` of
     them into a wrong one, and returns the moved files' ids; skips where the photos are absent."""

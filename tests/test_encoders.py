@@ -352,6 +352,7 @@ def test_photos_default_to_the_encoder_and_a_warm_run_encodes_nothing(
         "reused": 0,
         "seconds": data["cache"]["embeddings"]["seconds"],
     }
+    assert 0 < data["cache"]["embeddings"]["seconds"] <= data["timings"]["total"]
     flagged = {item["id"] for item in data["flagged"]}
     assert len(flagged & set(moved)) >= 3, (flagged, moved)
     warm = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")

@@ -410,6 +410,74 @@ def test_untrusted_names_ids_and_texts_are_escaped() -> None:
     assert "&lt;b&gt;abc&lt;/b&gt;" in html
 
 
+def with_neighbours(result: dict[str, Any], *, previews: int = 1000) -> dict[str, Any]:
+    """``result`` with 2 neighbours of each class beside every flagged item: agreeing items
+    ``agree-<class>-<k>``, shared by all suspects, the first ``previews`` of them previewed."""
+    pool: dict[str, Any] = {}
+    for entry in result["flagged"]:
+        for field, of in (
+            ("suggested_neighbours", entry["suggested"]),
+            ("given_neighbours", entry["given"]),
+        ):
+            entry[field] = [
+                {
+                    "index": 1000 + 10 * result["classes"].index(of) + k,
+                    "id": f"agree-{of}-{k}",
+                    "class": of,
+                    "similarity": 0.9 - k / 10,
+                }
+                for k in range(2)
+            ]
+            for near in entry[field]:
+                if len(pool) < previews:
+                    pool.setdefault(near["id"], {"image": PIXELS})
+    result["neighbour_previews"] = pool
+    return result
+
+
+def test_each_card_lists_its_neighbours_and_the_page_holds_each_preview_once() -> None:
+    html = render_html(make_document(with_neighbours(make_result(pairs=[("cat", "dog")] * 3))))
+    rows = re.findall(r'data-role="(\w+)"><span class="neighbour-label">nearest ([^:]*):', html)
+    assert rows == [("suggested", "dog"), ("given", "cat (given)")] * 3
+    assert html.count('<span class="neighbour" data-item="1010"') == 3  # agree-dog-0, per card
+    assert 'title="agree-dog-0: cosine similarity 0.90"' in html
+    pool = re.search(r'<div class="neighbour-pool" hidden>(.*?)\n</div>', html, re.S)
+    assert pool is not None
+    assert re.findall(r'<div data-item="(\d+)">', pool.group(1)) == ["1010", "1011", "1000", "1001"]
+    assert pool.group(1).count(PIXELS) == 4
+    assert 'class="exemplars"' not in html
+
+
+def test_a_neighbour_without_a_preview_is_listed_by_id_and_names_are_escaped() -> None:
+    evil = "<b>x</b>"
+    result = with_neighbours(
+        make_result(classes=(evil, "dog"), pairs=[(evil, "dog")] * 2), previews=1
+    )
+    result["flagged"][0]["suggested_neighbours"][1]["id"] = '"><img src=x onerror=alert(1)>'
+    html = render_html(make_document(result))
+    assert "<b>x</b>" not in html
+    assert "<img src=x" not in html
+    assert "nearest &lt;b&gt;x&lt;/b&gt; (given):" in html
+    assert html.count('<div data-item="') == 1  # one preview: agree-dog-0
+    # agree-dog-1 has none: its id is shown in the card instead of an image
+    assert (
+        '<span class="mono item-id">agree-dog-1</span> <span class="similarity">0.80</span>' in html
+    )
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_without_neighbours_image_cards_keep_the_per_class_examples() -> None:
+    result = make_result(pairs=[("cat", "dog")] * 2)
+    result["exemplars"] = {
+        c: [{"id": f"{c}-1", "p": 0.99, "preview": {"image": PIXELS}}] for c in ("cat", "dog")
+    }
+    html = render_html(make_document(result))
+    assert 'class="exemplars"' in html
+    assert 'alt="confident dog: dog-1"' in html
+    assert 'class="neighbours' not in html
+    assert 'class="neighbour-pool"' not in html
+
+
 def test_page_is_self_contained_and_forbids_other_requests() -> None:
     html = render_html(make_document(make_result(), make_result("other", preview="features")))
     links = re.findall(r'\b(?:src|href|xlink:href|action)="([^"]*)"', html)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report import make_document, make_result
+from test_report import PIXELS, make_document, make_result, with_neighbours
 
 from pytest_labelquality.files import write_text_atomic
 from pytest_labelquality.report import render_html
@@ -391,3 +391,39 @@ def test_a_ci_report_names_no_runner_path_and_its_review_command_works_in_anothe
     checked = json.loads((reviewer / "label-quality-report" / "label-quality.json").read_text())
     assert checked["datasets"][0]["reviews"]["decisions"] == {first_id: "correct"}
     assert browser.errors == []
+
+
+def test_neighbours_appear_beside_each_card_as_it_is_shown(
+    browser: Browser, tmp_path: Path
+) -> None:
+    result = with_neighbours(make_result("animals", pairs=PAIRS, items=60))
+    below = dict(result["flagged"][-1], rank=13, id="item-013", below_estimate=True)
+    result["below_estimate"] = [below]
+    result["exemplars"] = {"dog": [{"id": "d", "p": 0.9, "preview": {"image": PIXELS}}]}
+    texts = with_neighbours(make_result("news", pairs=PAIRS[:2], items=60, preview="text"))
+    texts["source"]["kind"] = "text"
+    for near in texts["neighbour_previews"].values():
+        near["image"], near["text"] = None, "<mark>a neighbour's text</mark>"
+    document = make_document(result, texts)
+    html = tmp_path / "report.html"
+    write_text_atomic(html, render_html(document, max_suspects=5))
+    page = browser.page
+    page.goto(html.as_uri(), wait_until="load")
+    gallery = "#ds-animals-gallery .suspect"
+    filled = f"{gallery}:visible .neighbour img"
+    assert page.locator(filled).count() == 5 * 4  # 2 of each class, on each card of page 1
+    assert page.locator(f"{gallery}[hidden] .neighbour img").count() == 0  # not yet shown
+    assert page.locator(f"{gallery} .examples").count() == 0  # the neighbours replace them
+    first = page.locator(f"{gallery}:visible .neighbour-row").first
+    assert first.inner_text().startswith("nearest dog:")
+    assert first.locator("img").first.get_attribute("src") == PIXELS
+    page.locator('#ds-animals nav.pager button[data-step="1"]').click()
+    assert page.locator(filled).count() == 5 * 4
+    assert page.locator(f"{gallery} .neighbour img").count() == 10 * 4  # pages 1 and 2
+    assert page.locator("#ds-animals .below-gallery .neighbour img").count() == 4
+    quoted = page.locator("#ds-news-gallery .suspect:visible .neighbour q")
+    assert quoted.count() == 2 * 4
+    assert quoted.first.inner_text() == "<mark>a neighbour's text</mark>"
+    assert page.locator("mark").count() == 0
+    assert browser.errors == []
+    assert browser.other_requests(html.as_uri()) == []

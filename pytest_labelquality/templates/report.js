@@ -16,6 +16,21 @@
   };
   var views = {};
 
+  // a neighbour's preview sits once in its dataset's pool; a copy goes beside each shown card
+  function addNeighbours(card) {
+    var section = card.closest("section.dataset");
+    var pool = section ? section.querySelector("div.neighbour-pool") : null;
+    if (!pool) { return; }
+    card.querySelectorAll(".neighbour[data-item]").forEach(function (slot) {
+      if (slot.hasAttribute("data-filled")) { return; }
+      slot.setAttribute("data-filled", "");
+      var source = pool.querySelector('div[data-item="' + slot.getAttribute("data-item") + '"]');
+      if (source && source.firstElementChild) {
+        slot.insertBefore(source.firstElementChild.cloneNode(true), slot.firstChild);
+      }
+    });
+  }
+
   function setup(form) {
     var id = form.getAttribute("data-gallery");
     var gallery = document.getElementById(id);
@@ -41,7 +56,7 @@
         (text === "" || (card.getAttribute("data-text") || "").indexOf(text) !== -1);
     }
     function addExamples(card) {
-      if (!examples || card.querySelector(".examples") || !card.querySelector("img.thumb")) { return; }
+      if (!examples || card.querySelector(".examples, .neighbours") || !card.querySelector("img.thumb")) { return; }
       var box = document.createElement("div");
       box.className = "examples";
       [["given", "data-given"], ["suggested", "data-suggested"]].forEach(function (pair) {
@@ -68,6 +83,7 @@
       var from = view.page * size, to = Math.min(from + size, matching.length);
       var shown = matching.slice(from, to);
       cards.forEach(function (card) { card.hidden = shown.indexOf(card) === -1; });
+      shown.forEach(addNeighbours);
       shown.forEach(addExamples);
       view.matching = matching;
       count.textContent = "showing " + matching.length + " of " + cards.length;
@@ -179,6 +195,7 @@
   }
 
   document.querySelectorAll("form.filters").forEach(setup);
+  document.querySelectorAll(".below-gallery .suspect").forEach(addNeighbours);
   document.querySelectorAll(".matrix td[data-gallery]").forEach(function (cell) {
     function pick(event) {
       if (event.type === "keydown" && event.key !== "Enter" && event.key !== " ") { return; }
