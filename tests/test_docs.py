@@ -1,5 +1,5 @@
 """The documentation: the site builds with warnings as errors, its generated tables are current,
-and the README keeps the two commands CI runs at its top."""
+and the README keeps the two commands CI runs at its top and stays short."""
 
 from __future__ import annotations
 
@@ -103,6 +103,11 @@ def test_the_readme_starts_with_the_two_commands_ci_runs() -> None:
     assert second_line < 40, "keep both commands at the top of the README"
     assert (ROOT / "examples" / "digits" / "digits.labelquality.yaml").is_file()
     assert shlex.split(install)[-1] == ".[dev]"
+
+
+def test_the_readme_stays_short() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200, "move the details to a page of docs/ and link it"
 
 
 @pytest.mark.parametrize("name", ["README.md", "CONTRIBUTING.md", "CHANGELOG.md"])
