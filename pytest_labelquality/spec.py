@@ -90,9 +90,9 @@ FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The classifier trained on each fold: a built-in ``name`` or a ``factory``.
+    """The classifier trained on each fold: a ``name`` of the model registry or a ``factory``.
 
-    The default is ``hog_boosting`` for images and ``logistic_regression`` otherwise."""
+    Unnamed, the default depends on the data and the extras installed (see ``model.name``)."""
 
     name: str | None = field(
         default=None,

@@ -28,11 +28,10 @@ BIN = Path(sys.executable).parent
 ACTION = ROOT / "action.yml"
 EXAMPLE = ROOT / "examples" / "github" / "label-quality.yml"
 COMMENT = ROOT / "examples" / "github" / "label-quality-comment.yml"
+RELEASE = ROOT / ".github" / "workflows" / "release.yml"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml")) + sorted(
     (ROOT / "examples" / "github").glob("*.yml")
 )
-# The workflows that run on pull requests' code: read-only, cancelling superseded runs.
-GATES = [w for w in WORKFLOWS if w != COMMENT]
 ALL_FILES = [*WORKFLOWS, ACTION]
 
 # A full commit SHA, never a tag (which can be moved), a branch or a floating major (v4) ...
@@ -61,6 +60,10 @@ def triggers(workflow: Mapping[Any, Any]) -> dict[str, Any]:
         return dict.fromkeys(on)
     assert isinstance(on, dict), f"unexpected 'on': {on!r}"
     return on
+
+
+# The workflows that run on pull requests' code: read-only, cancelling superseded runs.
+GATES = [w for w in WORKFLOWS if "pull_request" in triggers(load(w))]
 
 
 def steps(path: Path) -> Iterator[dict[str, Any]]:
@@ -263,6 +266,81 @@ def test_the_comment_workflow_writes_without_running_the_pull_requests_code() ->
     assert "createComment" in body
     assert "65536" in body
     assert "secrets." not in COMMENT.read_text(encoding="utf-8")
+
+
+def test_every_workflow_has_its_policy() -> None:
+    """A new workflow is a gate (on pull requests: read-only), the comment or the release."""
+    assert {rel(w) for w in GATES} == {
+        ".github/workflows/ci.yml",
+        "examples/github/label-quality.yml",
+    }
+    assert set(WORKFLOWS) == {*GATES, COMMENT, RELEASE}
+
+
+def test_the_release_builds_on_a_tag_and_only_its_publish_job_may_mint_a_token() -> None:
+    workflow = load(RELEASE)
+    assert triggers(workflow) == {"push": {"tags": ["v*"]}}
+    assert workflow["permissions"] == {}
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"build", "publish"}
+    # Off until a maintainer sets the repository variable (CONTRIBUTING.md, "Releasing").
+    for name, job in jobs.items():
+        assert job["if"] == "vars.PYPI_PUBLISH == 'true'", name
+    build, publish = jobs["build"], jobs["publish"]
+    assert build["permissions"] == {"contents": "read"}
+    assert "environment" not in build
+    assert publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "pypi"
+    assert publish["needs"] == "build"
+    used = [step["uses"].split("@")[0] for step in publish["steps"]]
+    assert used == ["actions/download-artifact", "pypa/gh-action-pypi-publish"]  # runs no code
+    assert not any("run" in step for step in publish["steps"])
+    scripts = "\n".join(step.get("run", "") for step in build["steps"])
+    assert "python -m build" in scripts
+    assert "twine check --strict dist/*" in scripts
+    assert 'tag != f"v{version}"' in scripts
+    checkout = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["persist-credentials"] is False
+    for step in build["steps"]:
+        assert "${{" not in step.get("run", ""), "pass expressions through env:"
+    # Trusted publishing: no token, no password, no secret.
+    assert "secrets." not in RELEASE.read_text(encoding="utf-8")
+    assert "password" not in str(publish)
+
+
+def test_the_release_check_accepts_the_matching_tag_and_a_dated_changelog(tmp_path: Path) -> None:
+    """The build job's first script, run on a copy: a tag that is not the version, or a
+    changelog without a dated section for it, stops the release."""
+    (script,) = [
+        s["run"]
+        for s in load(RELEASE)["jobs"]["build"]["steps"]
+        if "__version__" in s.get("run", "")
+    ]
+    (tmp_path / "pytest_labelquality").mkdir()
+    (tmp_path / "pytest_labelquality" / "__init__.py").write_text(
+        '"""x"""\n\n__version__ = "1.2.3"\n'
+    )
+
+    def release(tag: str, changelog: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "CHANGELOG.md").write_text(changelog, encoding="utf-8")
+        return subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env={**os.environ, "TAG": tag},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    dated = "# Changelog\n\n## [1.2.3] - 2027-01-05\n\n- a change\n"
+    assert release("v1.2.3", dated).returncode == 0
+    wrong_tag = release("v1.2.4", dated)
+    assert wrong_tag.returncode != 0
+    assert "tag v1.2.4 but pytest_labelquality.__version__ is 1.2.3" in wrong_tag.stderr
+    undated = release("v1.2.3", "# Changelog\n\n## [1.2.3] - Unreleased\n")
+    assert undated.returncode != 0
+    assert "no dated '## [1.2.3] - YYYY-MM-DD'" in undated.stderr
 
 
 def test_actionlint_runs_in_one_place() -> None:

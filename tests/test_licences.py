@@ -1,4 +1,4 @@
-"""What a team installs with the plugin stays under permissive licences (the README's Licences)."""
+"""What a team installs with the plugin stays under permissive licences (docs/licences.md)."""
 
 from __future__ import annotations
 

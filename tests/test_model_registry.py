@@ -1,4 +1,4 @@
-"""The model registry: one entry per model, read by the spec, its schema, the README, the
+"""The model registry: one entry per model, read by the spec, its schema, the docs, the
 resolver, the fold trainer and ``model: auto``; a model registered here is usable from a spec."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pytest_labelquality.spec import ModelSpec, json_schema, load_spec
 if TYPE_CHECKING:
     from conftest import PhotoFolders
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 AG_NEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" / "test.csv"
 
 
@@ -36,13 +36,23 @@ def model_name_schema() -> dict[str, Any]:
     return schema
 
 
-def test_the_schema_and_the_readme_list_every_model() -> None:
+def test_the_schema_and_the_docs_list_every_model() -> None:
     assert model_name_schema()["enum"] == list(model_names())
     row = next(
-        line for line in README.read_text().splitlines() if line.startswith("| `model.name`")
+        line
+        for line in (DOCS / "spec.md").read_text().splitlines()
+        if line.startswith("| `model.name`")
     )
     listed = re.findall(r"`(\w+)`", row.split("|")[2])
-    assert listed == list(model_names()), "the README's model.name row lists the registry"
+    assert listed == list(model_names()), "the reference's model.name row lists the registry"
+    page = (DOCS / "models.md").read_text()
+    block = page.split("<!-- BEGIN GENERATED: models ")[1].split("<!-- END GENERATED: models")[0]
+    table = [
+        line.split("|")[1].strip()
+        for line in block.splitlines()
+        if line.startswith("| `") and "| `model.name` |" not in line
+    ]
+    assert table == [f"`{name}`" for name in model_names()], "the models page lists them all"
 
 
 def nearest_centroid(config: Any, seed: int, data: Any) -> Any:
@@ -101,7 +111,7 @@ def test_a_model_registered_at_run_time_is_usable_from_a_spec(
 
 
 def test_a_conftest_registers_a_model_that_a_spec_names(pytester: pytest.Pytester) -> None:
-    """What the README shows, in a pytest run of its own."""
+    """What docs/architecture.md shows ("Adding a model"), in a pytest run of its own."""
     pytester.makeconftest(
         "from pytest_labelquality.model_registry import ModelEntry, register\n"
         "def knn(config, seed, data):\n"
