@@ -12,11 +12,10 @@ choice and the figures behind it are cached too: a warm run does not decide agai
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.model_registry import KERAS_SETTINGS, ModelEntry, entries
+from pytest_labelquality.model_registry import ModelEntry, entries
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,16 +27,8 @@ if TYPE_CHECKING:
 
 def candidate_spec(spec: ModelSpec, entry: ModelEntry) -> ModelSpec:
     """``spec`` as a spec of the candidate ``entry``, keeping only the settings it takes."""
-    kept: dict[str, Any] = {"name": entry.name}
-    if not entry.takes("keras"):
-        kept |= dict.fromkeys(KERAS_SETTINGS)
-    if not entry.takes("params"):
-        kept["params"] = {}
-    if not entry.takes("mirror"):
-        kept["mirror"] = None
-    if not entry.takes("encoder"):
-        kept |= {"encoder": None, "tokenizer": None}
-    return dataclasses.replace(spec, **kept)
+    found: ModelSpec = entry.spec_from(spec)
+    return found
 
 
 def candidates(kind: Kind, installed: Callable[[ModelEntry], bool]) -> tuple[ModelEntry, ...]:

@@ -22,16 +22,24 @@ if TYPE_CHECKING:
     from pytest_labelquality.spec import ModelSpec
 
 
+#: ``ensemble``'s members when ``model.members`` names none.
+DEFAULT_MEMBERS = ("hog_boosting", "small_cnn")
+
+
 def member_specs(spec: ModelSpec) -> dict[str, ModelSpec]:
-    """``ensemble``'s members: ``params`` go to ``hog_boosting``; ``epochs``, ``batch_size``
-    and ``learning_rate`` to ``small_cnn``; ``mirror`` to both."""
-    trees = dataclasses.replace(
-        spec, name="hog_boosting", epochs=None, batch_size=None, learning_rate=None
-    )
-    return {
-        "hog_boosting": trees,
-        "small_cnn": dataclasses.replace(spec, name="small_cnn", params={}),
-    }
+    """``ensemble``'s members (``model.members``, or :data:`DEFAULT_MEMBERS`), each given the
+    settings it takes: ``params`` to ``hog_boosting``; ``epochs``, ``batch_size`` and
+    ``learning_rate`` to ``small_cnn``; ``mirror`` to both; ``encoder`` to an encoder model."""
+    from pytest_labelquality.errors import ModelError
+    from pytest_labelquality.model_registry import model_entry
+
+    out: dict[str, ModelSpec] = {}
+    for name in spec.members or DEFAULT_MEMBERS:
+        entry = model_entry(name)
+        if entry is None:
+            raise ModelError(f"model.members: {name} is not a registered model")
+        out[name] = entry.spec_from(spec)
+    return out
 
 
 #: ``hist_gradient_boosting`` as tabaudit sets it for label noise (shallow trees, large leaves,

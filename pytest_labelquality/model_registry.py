@@ -11,6 +11,7 @@ above it. Entries registered at run time may give callables instead.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import typing
 from collections.abc import Callable, Mapping
@@ -22,8 +23,8 @@ from typing import Any, Literal
 Kind = Literal["image", "text", "table"]
 #: Spec settings beyond ``name``: ``params`` (keyword arguments of the estimator), ``keras``
 #: (``epochs``, ``batch_size``, ``learning_rate``), ``mirror``, ``encoder`` (``encoder`` and
-#: ``tokenizer``).
-Setting = Literal["params", "keras", "mirror", "encoder"]
+#: ``tokenizer``), ``members`` (an ensemble's).
+Setting = Literal["params", "keras", "mirror", "encoder", "members"]
 #: The extras a model needs: ``keras`` (TensorFlow) and ``encoders`` (onnxruntime and weights).
 Extra = Literal["keras", "encoders"]
 #: A function named by import path, or the function itself.
@@ -70,6 +71,22 @@ class ModelEntry:
     def takes(self, setting: Setting) -> bool:
         """Whether a spec may set ``setting`` for this model."""
         return setting in self.settings
+
+    def spec_from(self, spec: Any) -> Any:
+        """``spec`` (a :class:`~pytest_labelquality.spec.ModelSpec`) as a spec of this model,
+        keeping only the settings it takes: how ``auto`` and ``ensemble`` hand theirs on."""
+        kept: dict[str, Any] = {"name": self.name}
+        if not self.takes("keras"):
+            kept |= dict.fromkeys(KERAS_SETTINGS)
+        if not self.takes("params"):
+            kept["params"] = {}
+        if not self.takes("mirror"):
+            kept["mirror"] = None
+        if not self.takes("encoder"):
+            kept |= dict.fromkeys(ENCODER_SETTINGS)
+        if not self.takes("members"):
+            kept["members"] = None
+        return dataclasses.replace(spec, **kept)
 
     def call(self, what: Literal["estimator", "fit", "members", "combine"]) -> Callable[..., Any]:
         """The function this entry names for ``what``, imported now."""
@@ -136,8 +153,13 @@ def listed(names: tuple[str, ...]) -> str:
 
 
 def names_accepting(kind: Kind) -> tuple[str, ...]:
-    """The models that train on ``kind``, for messages."""
-    return tuple(e.name for e in _REGISTRY.values() if kind in e.accepts and not e.chooses)
+    """The models that train on ``kind``, for messages (not ``auto``, nor ``ensemble``, which
+    train on whatever their choice or members do)."""
+    return tuple(
+        e.name
+        for e in _REGISTRY.values()
+        if kind in e.accepts and not e.chooses and not e.takes("members")
+    )
 
 
 for _entry in (
@@ -168,9 +190,10 @@ for _entry in (
     ),
     ModelEntry(
         "ensemble",
-        "the mean of hog_boosting's and small_cnn's out-of-fold probabilities",
-        _IMAGES_AND_TABLES,
-        frozenset({"params", "keras", "mirror"}),
+        "the mean of its members' out-of-fold probabilities (hog_boosting and small_cnn unless"
+        " model.members names others)",
+        frozenset({"image", "text", "table"}),
+        frozenset({"params", "keras", "mirror", "encoder", "members"}),
         needs=("keras",),
         members=f"{_ENSEMBLE}:member_specs",
         combine=f"{_ENSEMBLE}:mean_of",

@@ -65,6 +65,8 @@ class ModelConfig:
     encoder: str | None = None
     tokenizer: str | None = None
     encoder_identity: dict[str, str] = field(default_factory=dict)
+    #: An ensemble's members (``model.members``), in the spec's order.
+    members: tuple[str, ...] = ()
 
     @property
     def entry(self) -> ModelEntry | None:
@@ -109,8 +111,9 @@ class ModelConfig:
             "encoder": self.encoder,
             "tokenizer": self.tokenizer,
             "encoder_identity": self.encoder_identity,
+            "members": list(self.members),
         }
-        return {k: v for k, v in out.items() if v not in (None, {}, False)}
+        return {k: v for k, v in out.items() if v not in (None, {}, False, [])}
 
     def versions(self) -> dict[str, str]:
         """Versions of the code whose changes change this model's predictions: the libraries,
@@ -228,7 +231,7 @@ def resolve_model(
     _refuse_ignored_settings(spec, entry)
     mirror = entry.takes("mirror") and (mirror_default if spec.mirror is None else spec.mirror)
     encoder = None
-    if entry.takes("encoder") and entry.name != "auto":
+    if entry.takes("encoder") and "encoders" in entry.needs:  # not auto, nor ensemble
         from pytest_labelquality.encoders import DEFAULT_ENCODERS
 
         encoder = spec.encoder or DEFAULT_ENCODERS["text" if text else "image"]
@@ -243,6 +246,7 @@ def resolve_model(
             mirror=mirror,
             encoder=encoder,
             tokenizer=spec.tokenizer if encoder else None,
+            members=tuple(spec.members or ()),
         )
     if not tensorflow_installed():
         raise ModelError(keras_missing(name))
@@ -290,6 +294,10 @@ def _refuse_ignored_settings(spec: ModelSpec, entry: ModelEntry) -> None:
     if spec.mirror and not entry.takes("mirror"):
         supported = ", ".join(sorted(names_taking("mirror")))
         raise ModelError(f"model.mirror is supported by {supported}, not by {entry.name}")
+    if spec.members and not entry.takes("members"):
+        raise ModelError(
+            f"model.members applies to {listed(names_taking('members'))}, not to {entry.name}"
+        )
     if (spec.encoder or spec.tokenizer) and not entry.takes("encoder"):
         raise ModelError(
             f"model.encoder applies to {listed(names_taking('encoder'))}, not to {entry.name}"

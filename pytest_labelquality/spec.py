@@ -145,6 +145,16 @@ class ModelSpec:
             " both. Default: true for Quick, Draw! sources, false otherwise."
         ),
     )
+    members: tuple[str, ...] | None = field(
+        default=None,
+        metadata=field_doc(
+            "ensemble: the models whose out-of-fold probabilities it averages, each"
+            " cross-validated and cached as a run of its own; each member takes the settings"
+            " above that it accepts. Default: hog_boosting and small_cnn.",
+            choices=model_names,
+            minItems=2,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -320,8 +330,9 @@ class _Walker:
             if node.tag != "tag:yaml.org,2002:seq":
                 raise self.fail(node, key, f"cannot read this value: unsupported tag {node.tag}")
             item_tp = typing.get_args(tp)[0]
+            item_meta = {k: meta[k] for k in ("choices",) if k in meta}
             items = tuple(
-                self.convert(n, item_tp, f"{key}[{i}]", {}) for i, n in enumerate(node.value)
+                self.convert(n, item_tp, f"{key}[{i}]", item_meta) for i, n in enumerate(node.value)
             )
             if len(items) < meta.get("minItems", 0):
                 raise self.fail(node, key, f"expected at least {meta['minItems']} entries")
@@ -533,6 +544,25 @@ def _check_model_keys(
                 f"applies to {listed(names_taking('encoder'))}, not to {chosen};"
                 " remove it, or name one of them (model.name: encoder_linear)",
             )
+    if model.members is not None:
+        if entry is None or not entry.takes("members"):
+            raise walker.fail(
+                line_of("model", "members"),
+                f"{key}.members",
+                f"applies to {listed(names_taking('members'))}, not to {chosen}",
+            )
+        for i, member in enumerate(model.members):
+            found = model_entry(member)
+            if found is not None and (found.members or found.chooses):
+                raise walker.fail(
+                    line_of("model", "members"),
+                    f"{key}.members[{i}]",
+                    f"{member} is made of other models; name models that train on folds",
+                )
+        if len(set(model.members)) != len(model.members):
+            raise walker.fail(
+                line_of("model", "members"), f"{key}.members", "a member is named twice"
+            )
     if model.params and entry is not None and not entry.takes("params"):
         if entry.members:
             problem = (
@@ -636,7 +666,8 @@ def _schema_of(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
     elif dataclasses.is_dataclass(tp):
         out = _object_schema(typing.cast(type[Any], tp))
     elif typing.get_origin(tp) is tuple:
-        out = {"type": "array", "items": _schema_of(typing.get_args(tp)[0], {})}
+        item_meta = {k: meta[k] for k in ("choices",) if k in meta}
+        out = {"type": "array", "items": _schema_of(typing.get_args(tp)[0], item_meta)}
         if "minItems" in meta:
             out["minItems"] = meta["minItems"]
         if meta.get("oneOrMore"):

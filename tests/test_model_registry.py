@@ -222,3 +222,43 @@ def test_auto_on_colour_photos_tries_the_encoder_not_on_grey_drawings(
     # pretrained features on real photos beat features learnt from 32 of them
     assert result.model["name"] == "encoder_linear"
     assert candidates["encoder_linear"]["accuracy"] > candidates["hog_boosting"]["accuracy"]
+
+
+def test_an_ensemble_of_named_members_averages_their_own_cached_runs(tmp_path: Path) -> None:
+    members = "[logistic_regression, random_forest]"
+    (spec,) = load_spec(table_spec(tmp_path, f"{{name: ensemble, members: {members}}}"))
+    lines: list[str] = []
+    result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    assert result.model["members"] == ["logistic_regression", "random_forest"]
+    assert any("ensemble member logistic_regression" in line for line in lines)
+    assert any("ensemble member random_forest" in line for line in lines)
+    assert result.injected is not None
+    assert result.injected.recall > 0.5
+    # a member's own run finds every fold the ensemble trained for it
+    (alone,) = load_spec(table_spec(tmp_path, "{name: random_forest}"))
+    again = check_dataset(alone, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    assert again.cache.folds_cached == 3
+
+
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        (
+            "{name: hog_boosting, members: [logistic_regression, random_forest]}",
+            "model.members: applies to ensemble, not to hog_boosting",
+        ),
+        ("{name: ensemble, members: [auto, logistic_regression]}", "made of other models"),
+        ("{name: ensemble, members: [knn_x, logistic_regression]}", "'knn_x' is not one of"),
+        ("{name: ensemble, members: [logistic_regression]}", "at least 2 entries"),
+        (
+            "{name: ensemble, members: [random_forest, random_forest]}",
+            "a member is named twice",
+        ),
+    ],
+)
+def test_ensemble_members_are_checked_at_spec_load(
+    tmp_path: Path, model: str, problem: str
+) -> None:
+    with pytest.raises(SpecError, match=re.escape(problem)) as caught:
+        load_spec(table_spec(tmp_path, model))
+    assert "wine.labelquality.yaml:4: datasets[0].model.members" in str(caught.value)
