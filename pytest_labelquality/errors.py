@@ -5,6 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: Set by the GitHub Action's run step: install hints then name the action's input.
+IN_ACTION = "LABEL_QUALITY_IN_ACTION"
+
+
+def install_hint(extra: str) -> str:
+    """How to install the plugin's ``extra``: pip's command, or inside the GitHub Action the
+    action's ``extras`` input (which installs it on the next run)."""
+    import os
+
+    if os.environ.get(IN_ACTION):
+        return (
+            f"install the {extra} extra: add it to the pytest-labelquality action's extras"
+            f" input (with: extras: {extra})"
+        )
+    return f"install the {extra} extra, pip install 'pytest-labelquality[{extra}]'"
+
 
 class LabelQualityError(Exception):
     """Base class of every error this plugin raises on purpose."""

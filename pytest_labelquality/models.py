@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality import __version__
-from pytest_labelquality.errors import ModelError
+from pytest_labelquality.errors import ModelError, install_hint
 from pytest_labelquality.guards import class_probabilities, user_error
 from pytest_labelquality.keras_data import batches, keras_input_shape
 from pytest_labelquality.model_registry import (
@@ -323,10 +323,7 @@ def _factory_config(spec: ModelSpec, spec_dir: Path, train_items: int) -> ModelC
 
 def keras_missing(what: str) -> str:
     """The one-line error for a Keras model without TensorFlow, naming the extra to install."""
-    return (
-        f"model {what!r} needs TensorFlow, which is not installed: install the keras extra,"
-        " pip install 'pytest-labelquality[keras]'"
-    )
+    return f"model {what!r} needs TensorFlow, which is not installed: {install_hint('keras')}"
 
 
 def tensorflow_installed() -> bool:

@@ -406,7 +406,7 @@ def test_an_encoder_on_a_model_that_takes_none_is_a_collection_error(
     assert run.ret == pytest.ExitCode.INTERRUPTED
     run.stdout.fnmatch_lines(
         [
-            "*photos.labelquality.yaml:4: datasets?0?.model.encoder: applies to auto,"
+            "*photos.labelquality.yaml:4: datasets?0?.model.encoder: applies to ensemble, auto,"
             " encoder_linear and tfidf_encoder, not to hog_boosting*"
         ]
     )

@@ -146,6 +146,7 @@ def test_action_is_a_composite_with_bash_steps_and_no_inline_inputs() -> None:
         "python-version": "3.11",
         "package": "",  # this action's own checkout: plugin and action are one version
         "extras": "",  # no TensorFlow unless asked for
+        "detect-extras": "true",  # what the specs need is installed
         "extra-packages": "",
         "extra-args": "",
         "trust-pr-files": "false",
@@ -154,7 +155,8 @@ def test_action_is_a_composite_with_bash_steps_and_no_inline_inputs() -> None:
         "artifact-name": "label-quality-report",
     }
     install = action_step("install")["run"]
-    assert '"$GITHUB_ACTION_PATH${EXTRAS:+[$EXTRAS]}"' in install
+    assert '"$GITHUB_ACTION_PATH${wanted:+[$wanted]}"' in install
+    assert action_step("pytest")["env"]["LABEL_QUALITY_IN_ACTION"] == "true"
     assert set(action["outputs"]) == {"exit-code", "report-dir"}
     for step in action["runs"]["steps"]:
         if "run" in step:
@@ -391,8 +393,10 @@ def run_step(
     *,
     inputs: Mapping[str, str] = {},
     context: Mapping[str, str] = {},
+    first_on_path: Path | None = None,
 ) -> StepRun:
-    """Run one `run:` step of action.yml with bash, as a runner would."""
+    """Run one `run:` step of action.yml with bash, as a runner would (``first_on_path``: a
+    folder of commands found before the test's Python)."""
     action = load(ACTION)
     step = action_step(step_id)
     values = {
@@ -418,7 +422,10 @@ def run_step(
     script = files / f"{step_id}.sh"
     script.write_text(step["run"], encoding="utf-8")
     env = {
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "PATH": os.pathsep.join(
+            [*([str(first_on_path)] if first_on_path else []), str(BIN), os.defpath]
+        ),
+        "GITHUB_ACTION_PATH": str(ROOT),
         "HOME": os.environ.get("HOME", str(files)),
         "LANG": "C.UTF-8",
         "CI": "true",
@@ -656,3 +663,45 @@ def test_a_pull_request_is_judged_against_its_base_baseline(tmp_path: Path) -> N
         "pytest", root, inputs={**inputs, "trust-pr-files": "true"}, context=context
     )
     assert trusting.outputs["exit-code"] == "0", trusting.log
+
+
+def test_the_install_step_installs_the_extras_the_specs_need(tmp_path: Path) -> None:
+    """The real step script, with pip answered by a stand-in that records what it was asked
+    (the plugin itself is the test's, installed already)."""
+    repo = tmp_path / "repo"
+    (repo / "data" / "photos" / "cat").mkdir(parents=True)
+    (repo / "data" / "photos.labelquality.yaml").write_text(
+        "datasets:\n  - name: photos\n    source: {format: images, dir: photos}\n"
+        "    gate: {max_noise_rate: 0.1}\n"
+    )
+    (repo / "data" / "news.csv").write_text("label,text\na,x\n")
+    (repo / "data" / "news.labelquality.yaml").write_text(
+        "datasets:\n  - name: news\n"
+        "    source: {format: text, path: news.csv, text: text, label: label}\n"
+        "    model: {name: tfidf_linear}\n    gate: {max_noise_rate: 0.1}\n"
+    )
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    log = tmp_path / "pip.log"
+    python = shims / "python"
+    python.write_text(
+        "#!/bin/bash\n"
+        f'if [ "$1 $2" = "-m pip" ]; then printf "%s\\n" "${{*:3}}" >> {log}; exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    run = run_step(
+        "install", repo, inputs={"paths": "data", "extras": "keras"}, first_on_path=shims
+    )
+    assert run.returncode == 0, run.log
+    calls = log.read_text().splitlines()
+    flags = "install --disable-pip-version-check"
+    assert calls == [f"{flags} {ROOT}", f"{flags} {ROOT}[encoders,images,keras]"]
+    assert "extras the specs need: encoders,images; installing: encoders,images,keras" in run.log
+
+    log.unlink()
+    off = run_step(
+        "install", repo, inputs={"paths": "data", "detect-extras": "false"}, first_on_path=shims
+    )
+    assert off.returncode == 0, off.log
+    assert log.read_text().splitlines() == [f"{flags} {ROOT}"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_labelquality.backends.tasks import FoldFunction, FoldResult, FoldTask
-from pytest_labelquality.errors import BackendError
+from pytest_labelquality.errors import BackendError, install_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,8 +81,8 @@ def missing_extra(name: BackendName) -> str:
     if not absent:
         return ""
     return (
-        f"the {name.value} backend needs {' and '.join(absent)}, which is not installed: install"
-        f" the {extra} extra, pip install 'pytest-labelquality[{extra}]'"
+        f"the {name.value} backend needs {' and '.join(absent)}, which is not installed:"
+        f" {install_hint(extra)}"
     )
 
 

@@ -14,12 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_labelquality.encoders.base import Encoder, Kind
-from pytest_labelquality.errors import ModelError
-
-
-def extra_hint(extra: str = "encoders") -> str:
-    """How to install ``extra``."""
-    return f"install the {extra} extra, pip install 'pytest-labelquality[{extra}]'"
+from pytest_labelquality.errors import ModelError, install_hint
 
 
 @dataclass(frozen=True)
@@ -116,7 +111,7 @@ def load_encoder(
         if missing:
             raise ModelError(
                 f"encoder {name} needs {', '.join(m.replace('_', '-') for m in missing)},"
-                f" which is not installed: {extra_hint(entry.extra)}"
+                f" which is not installed: {install_hint(entry.extra)}"
             )
         return entry.build()
     from pytest_labelquality.encoders import hub

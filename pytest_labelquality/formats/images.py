@@ -492,4 +492,4 @@ def _check(spec: DatasetSpec, src: ImageFolderSource) -> tuple[str, str] | None:
     )
 
 
-SOURCE = SourceFormat(ImageFolderSource, load, _check)
+SOURCE = SourceFormat(ImageFolderSource, load, _check, extras=("images",))

@@ -133,4 +133,4 @@ def _check(spec: DatasetSpec, src: CsvSource) -> tuple[str, str] | None:
 
 
 SOURCE = SourceFormat(JsonlSource, load_features, _check)
-PARQUET = SourceFormat(ParquetSource, load_features, _check)
+PARQUET = SourceFormat(ParquetSource, load_features, _check, extras=("parquet",))
