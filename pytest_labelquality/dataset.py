@@ -50,6 +50,9 @@ class Dataset:
     content: npt.NDArray[np.str_] | None = None
     categories: tuple[tuple[str, ...], ...] = ()
     stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Where each item sits in its file (``news.csv:1234``), for items whose id is a content
+    #: hash (a table without an id column): what a person searches for.
+    locations: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)

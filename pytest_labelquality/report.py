@@ -164,7 +164,7 @@ def render_markdown(
             "| --- | --- | --- | --- | --- | --- |",
         ]
         lines += [
-            f"| {s.rank} | {_md(s.id)} | {_md(s.given)} | {_prob(s.given_prob)}"
+            f"| {s.rank} | {_md(s.name)} | {_md(s.given)} | {_prob(s.given_prob)}"
             f" | {_md(s.suggested)} | {_prob(s.suggested_prob)} |"
             for s in shown
         ]
@@ -555,6 +555,7 @@ def _suspect_view(
     view: dict[str, Any] = {
         "rank": suspect.rank,
         "id": suspect.id,
+        "where": suspect.location.split(' "', 1)[0] if suspect.location else None,
         "given": suspect.given,
         "suggested": suspect.suggested,
         "given_prob": suspect.given_prob,

@@ -243,8 +243,16 @@ class Suspect:
     given_prob: float | None = None
     below_estimate: bool | None = None
     preview: Preview | None = None
+    #: ``file:line "the text's beginning..."`` where the id is a content hash (a text table
+    #: without an id column): how outputs name the item to a person.
+    location: str | None = None
     suggested_neighbours: tuple[Neighbour, ...] | None = None
     given_neighbours: tuple[Neighbour, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        """How outputs name the item: its location where it has one, else its id."""
+        return self.location or self.id
 
     @property
     def accepted(self) -> bool:

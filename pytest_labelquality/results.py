@@ -49,7 +49,7 @@ def failure_message(result: DatasetResult, report_path: Path, json_path: Path) -
     new_only = result.baseline is not None and result.gate.rules_on_change_failed
     suspects = result.gated_suspects
     top = ", ".join(
-        f"{s.id} (given {s.given!r}, suggested {s.suggested!r})"
+        f"{s.name} (given {s.given!r}, suggested {s.suggested!r})"
         for s in suspects[:SUSPECTS_IN_MESSAGE]
     )
     more = len(suspects) - SUSPECTS_IN_MESSAGE

@@ -638,6 +638,7 @@ def _result(
                 suggested_prob=round(float(found.suggested_prob[i]), 4),
                 score=round(float(found.scores[i]), 6),
                 preview=shown[k] if k < len(shown) else None,
+                location=_location(data, i),
                 **_neighbours_of(data, found, i),
             )
         )
@@ -751,6 +752,19 @@ def _exemplars(data: Dataset, found: Detection) -> dict[str, tuple[Exemplar, ...
     return out
 
 
+#: How much of a text names it beside its file and line.
+LOCATION_TEXT_CHARS = 40
+
+
+def _location(data: Dataset, i: int) -> str | None:
+    """``news.csv:1234 "Wall St. Bears Claw Back..."`` for an item whose id is a hash."""
+    if not data.locations:
+        return None
+    text = " ".join(str(data.features[i]).split())
+    cut = text[:LOCATION_TEXT_CHARS] + ("..." if len(text) > LOCATION_TEXT_CHARS else "")
+    return f'{data.locations[i]} "{cut}"'
+
+
 def _neighbours_of(data: Dataset, found: Detection, i: int) -> dict[str, Any]:
     """Item ``i``'s neighbours as :class:`Suspect` fields (none where the run had no
     embeddings)."""
@@ -839,6 +853,7 @@ def _below_estimate(data: Dataset, found: Detection, top: int) -> tuple[Suspect,
             score=round(float(found.scores[i]), 6),
             below_estimate=True,
             preview=shown[k] if k < len(shown) else None,
+            location=_location(data, int(i)),
             **_neighbours_of(data, found, int(i)),
         )
         for k, i in enumerate(below.tolist())

@@ -165,7 +165,9 @@ def _read_csv(path: Path, wanted: Sequence[str], options: CsvOptions) -> Table:
                 raise DataError(f"{path}: the file is empty; expected a header row")
         records: list[list[str]] = []
         rows: list[str] = []
+        last = reader.line_num
         for record in reader:
+            start, last = last + 1, reader.line_num  # a quoted field may span lines
             if not record:  # a blank line
                 continue
             if header is None:
@@ -176,7 +178,7 @@ def _read_csv(path: Path, wanted: Sequence[str], options: CsvOptions) -> Table:
                     f"{path}:{reader.line_num}: {len(record)} fields, {expected} {len(header)}"
                 )
             records.append(record)
-            rows.append(str(reader.line_num))
+            rows.append(str(start))
     names = header or list(options.columns or ())
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:

@@ -75,6 +75,7 @@ def load(spec: DatasetSpec, src: TextSource, cache_dir: CacheRoot | None) -> Dat
         kind=DataKind.TEXT,
         origin=str(path),
         flipped=np.empty(0, dtype=np.int64),
+        locations=() if src.id else tuple(f"{src.path}:{line}" for line in table.rows),
     )
 
 
