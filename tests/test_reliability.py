@@ -1397,3 +1397,52 @@ def test_yaml_aliases_that_expand_without_bound_are_one_error_at_once(tmp_path: 
         load_spec(write_spec(tmp_path, _laughs(10)))  # 9**10: 3.5 billion values, never built
     spec = load_spec(write_spec(tmp_path, _laughs(3), name="small"))[0]  # 729 values: fine
     assert len(spec.model.params["l2"]) == 9
+
+
+# --- What used to end in a traceback: each is one line naming the file, the key or row, the fix.
+
+
+def _texts_csv(folder: Path, long_row: int | None = None, size: int = 0) -> None:
+    rows = [f"text {i} {'ab'[i % 2]},{'ab'[i % 2]}" for i in range(20)]
+    if long_row is not None:
+        rows[long_row] = "word " * (size // 5) + f",{'ab'[long_row % 2]}"
+    (folder / "t.csv").write_text("t,y\n" + "\n".join(rows) + "\n")
+
+
+def _text_spec(folder: Path, extra: str = "", name: str = "s") -> Path:
+    return write_spec(
+        folder,
+        "datasets:\n  - name: d\n"
+        f"    source: {{format: text, path: t.csv, text: t, label: y{extra}}}\n"
+        "    gate: {max_noise_rate: 1}\n",
+        name,
+    )
+
+
+def test_a_csv_text_longer_than_the_csv_modules_128_kib_is_read(tmp_path: Path) -> None:
+    import csv
+
+    from pytest_labelquality.sources import load_dataset
+
+    _texts_csv(tmp_path, long_row=3, size=300_000)  # the csv module stops at 131,072
+    limit = csv.field_size_limit()
+    data = load_dataset(load_spec(_text_spec(tmp_path))[0])
+    assert len(data.features[3]) > 290_000
+    assert csv.field_size_limit() == limit  # the process-wide limit is put back
+
+
+def test_an_unclosed_quote_past_the_field_limit_is_one_error_naming_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_labelquality.formats import readers
+    from pytest_labelquality.sources import load_dataset
+
+    monkeypatch.setattr(readers, "CSV_FIELD_LIMIT", 150_000)  # the bound, made small to test
+    lines = ["t,y", "first,a", "second,b", '"an unclosed quote,a'] + ["more text,b"] * 20_000
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as caught:
+        load_dataset(load_spec(_text_spec(tmp_path))[0])
+    text = str(caught.value)
+    assert text.startswith(f"{tmp_path / 't.csv'}:")
+    assert 'a field is longer than 150,000 characters; an unclosed quote (") makes' in text
+    assert "\n" not in text
