@@ -367,6 +367,10 @@ class _Walker:
         pattern = meta.get("pattern")
         if pattern and not re.match(pattern, value):
             raise self.fail(node, key, f"{value!r} does not match {pattern}")
+        problem = _check_length(value, meta) or (meta["check"](value) if "check" in meta else "")
+        if problem:
+            hint = f"; {meta['hint']}" if "hint" in meta else ""
+            raise self.fail(node, key, f"{value!r} {problem}{hint}")
         return value
 
     def dataclass(self, node: yaml.Node, cls: type[Any], key: str, skip: str = "") -> Any:
@@ -429,6 +433,20 @@ def _check_bounds(value: Any, meta: dict[str, Any]) -> str:
     if all(ok(value, meta[name]) for name, ok, _ in rules if name in meta):
         return ""
     return " and ".join(failed)
+
+
+def _check_length(value: Any, meta: dict[str, Any]) -> str:
+    """What is wrong with a string's length under ``minLength``/``maxLength``, or ''."""
+    if not isinstance(value, str):
+        return ""
+    low, high = meta.get("minLength", 0), meta.get("maxLength")
+    if low <= len(value) and (high is None or len(value) <= high):
+        return ""
+    need = (
+        f"exactly {low}" if low == high else f"at least {low}" if high is None else f"{low}-{high}"
+    )
+    plural = "" if len(value) == 1 else "s"
+    return f"has {len(value)} character{plural}; must have {need}"
 
 
 # --- semantic checks -------------------------------------------------------------------------
@@ -650,7 +668,15 @@ def _schema_of(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
     else:
         kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
         out = {"type": kinds[tp]}
-        for name in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern"):
+        for name in (
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "pattern",
+            "minLength",
+            "maxLength",
+        ):
             if name in meta:
                 out[name] = meta[name]
     if optional:

@@ -1446,3 +1446,35 @@ def test_an_unclosed_quote_past_the_field_limit_is_one_error_naming_the_line(
     assert text.startswith(f"{tmp_path / 't.csv'}:")
     assert 'a field is longer than 150,000 characters; an unclosed quote (") makes' in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        (", encoding: utf-99", "encoding", "'utf-99' is not an encoding Python knows; use"),
+        (", encoding: base64", "encoding", "'base64' is a base64 codec, not a text encoding"),
+        (", delimiter: ';;'", "delimiter", "';;' has 2 characters; must have exactly 1; e.g."),
+        (", delimiter: ''", "delimiter", "'' has 0 characters; must have exactly 1"),
+        (", quotechar: ''", "quotechar", "'' has 0 characters; must have exactly 1; the char"),
+        (", quotechar: '<<'", "quotechar", "'<<' has 2 characters"),
+    ],
+)
+def test_csv_options_python_cannot_read_with_are_spec_errors_naming_the_key(
+    tmp_path: Path, extra: str, key: str, message: str
+) -> None:
+    _texts_csv(tmp_path)
+    path = _text_spec(tmp_path, extra)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert str(caught.value).startswith(f"{path}:3: datasets[0].source.{key}: {message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_csv_options_that_work_still_load(tmp_path: Path) -> None:
+    from pytest_labelquality.sources import load_dataset
+
+    rows = ["t;y", "'un; deux';a", "trois;b", "quatre;a", "cinq;b"]
+    (tmp_path / "t.csv").write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    path = _text_spec(tmp_path, ", delimiter: ';', quotechar: \"'\", encoding: Latin_1")
+    data = load_dataset(load_spec(path)[0])
+    assert data.features[0] == "un; deux"

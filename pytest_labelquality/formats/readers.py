@@ -37,6 +37,20 @@ EXTENSIONS = {
 }
 
 
+def text_encoding_problem(name: str) -> str:
+    """Why ``name`` cannot decode a text file ('' when it can): an unknown codec, or one that is
+    not a text encoding (base64, zlib)."""
+    import codecs
+
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return "is not an encoding Python knows"
+    if not getattr(info, "_is_text_encoding", True):
+        return f"is a {info.name} codec, not a text encoding"
+    return ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class CsvOptions:
     """How a CSV table is read (ignored for JSONL and Parquet)."""
@@ -50,12 +64,29 @@ class CsvOptions:
     )
     delimiter: str | None = field(
         default=None,
-        metadata=field_doc("CSV: the field delimiter (default: tab for .tsv, else ,)."),
+        metadata=field_doc(
+            "CSV: the field delimiter, one character (default: tab for .tsv, else ,).",
+            minLength=1,
+            maxLength=1,
+            hint="""e.g. ',', ';' or a tab ("\\t", in double quotes)""",
+        ),
     )
-    quotechar: str = field(default='"', metadata=field_doc("CSV: the quote character."))
+    quotechar: str = field(
+        default='"',
+        metadata=field_doc(
+            "CSV: the quote character, one character.",
+            minLength=1,
+            maxLength=1,
+            hint="""the character around fields that hold the delimiter, e.g. '"'""",
+        ),
+    )
     encoding: str = field(
         default="utf-8",
-        metadata=field_doc("CSV: the text encoding (UTF-8 with a BOM is read right)."),
+        metadata=field_doc(
+            "CSV: the text encoding, a name Python's codecs know (UTF-8 with a BOM is read right).",
+            check=text_encoding_problem,
+            hint="use a codec name such as utf-8, utf-16, latin-1 or cp1252",
+        ),
     )
 
 
