@@ -343,6 +343,22 @@ def _quickdraw(cat: Any, dog: Any | bytes) -> Callable[[Path], str]:
     return write
 
 
+def _damaged_npz(change: Callable[[bytes], bytes] | None) -> Callable[[Path], str]:
+    """An iris ``.npz`` with its bytes changed (None: a ``.npy`` of the features instead)."""
+
+    def write(folder: Path) -> str:
+        path = folder / "d.npz"
+        if change is None:
+            with path.open("wb") as handle:
+                np.save(handle, IRIS_X)
+        else:
+            np.savez(path, x=IRIS_X, y=IRIS_Y)
+            path.write_bytes(change(path.read_bytes()))
+        return "{format: npz, path: d.npz}"
+
+    return write
+
+
 DRAWINGS = np.zeros((12, 784), np.uint8)
 BAD_DATA = [
     ("npz without labels", _npz(x=IRIS_X), "d.npz: no array 'y'"),
@@ -390,6 +406,19 @@ BAD_DATA = [
         "dog.npy",
     ),
     ("a class without drawings", _quickdraw(DRAWINGS, DRAWINGS[:0]), "class 'dog' has 0"),
+    ("an empty drawing file", _quickdraw(DRAWINGS, b""), "dog.npy: not a readable NumPy .npy file"),
+    (
+        "a truncated npz",
+        _damaged_npz(lambda data: data[: len(data) // 2]),
+        "d.npz: not a readable .npz file (truncated or damaged",
+    ),
+    (
+        "an npz with a damaged member",
+        _damaged_npz(lambda data: _flip_byte(data, len(data) // 3)),
+        "d.npz: not a readable .npz file (truncated or damaged: Bad CRC-32",
+    ),
+    ("an empty npz", _damaged_npz(lambda data: b""), "d.npz: not a readable .npz file (the file"),
+    ("one .npy array as the npz", _damaged_npz(None), "d.npz: one .npy array, not a .npz archive"),
 ]
 
 
