@@ -1507,3 +1507,40 @@ def test_csv_options_that_work_still_load(tmp_path: Path) -> None:
     path = _text_spec(tmp_path, ", delimiter: ';', quotechar: \"'\", encoding: Latin_1")
     data = load_dataset(load_spec(path)[0])
     assert data.features[0] == "un; deux"
+
+
+BASELINES = {
+    "a list": ("[]", "the file holds a list, expected an object with 'datasets'"),
+    "null datasets": ('{"version": 1, "datasets": null}', "'datasets' is null, expected"),
+    "no datasets": ('{"version": 1}', "the object has no 'datasets'"),
+    "an entry without fields": ('{"version": 1, "datasets": {"d": {}}}', "d has no 'noise_rate'"),
+    "an entry that is a list": ('{"version": 1, "datasets": {"d": []}}', "datasets.d is a list"),
+    "text for a number": (
+        '{"version": 1, "datasets": {"d": {"noise_rate": "0.1", "noise_count": 1,'
+        ' "items": {}, "suspects": []}}}',
+        "datasets.d.noise_rate is a string, expected a number",
+    ),
+    "an item that is not a pair": (
+        '{"version": 1, "datasets": {"d": {"noise_rate": 0.1, "noise_count": 1,'
+        ' "items": {"a": "x"}, "suspects": []}}}',
+        "datasets.d.items.a is not [content hash, label]",
+    ),
+    "an old version": ('{"version": 0, "datasets": {}}', "baseline version 0, expected 1"),
+    "not JSON": ("{", "not a readable baseline (Expecting"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(BASELINES))
+def test_a_baseline_of_the_wrong_shape_is_one_error_naming_it(tmp_path: Path, what: str) -> None:
+    body, message = BASELINES[what]
+    (spec,) = load_spec(iris_spec(tmp_path))
+    baseline = tmp_path / "s.labelquality.baseline.json"
+    baseline.write_text(body)
+    with pytest.raises(DataError) as caught:
+        run(spec, tmp_path / "cache")
+    text = str(caught.value)
+    assert text.startswith(f"{baseline}: ")
+    assert message in text
+    assert text.endswith("; delete it and write a new one with --label-quality-update-baseline")
+    assert "\n" not in text
+    assert baseline.read_text() == body  # an unreadable baseline is not overwritten
