@@ -1544,3 +1544,101 @@ def test_a_baseline_of_the_wrong_shape_is_one_error_naming_it(tmp_path: Path, wh
     assert text.endswith("; delete it and write a new one with --label-quality-update-baseline")
     assert "\n" not in text
     assert baseline.read_text() == body  # an unreadable baseline is not overwritten
+
+
+def _loop(folder: Path, name: str) -> None:
+    (folder / name).symlink_to(folder / name)
+
+
+PATH_KEYS = {
+    "an npz path that loops": (
+        "{format: npz, path: loop.npz}",
+        lambda f: _loop(f, "loop.npz"),
+        "path",
+        "loop.npz: a symlink loop (a link that leads back to itself); point it at a file",
+    ),
+    "a text table that loops": (
+        "{format: text, path: loop.csv, text: t, label: y}",
+        lambda f: _loop(f, "loop.csv"),
+        "path",
+        "loop.csv: a symlink loop",
+    ),
+    "an image folder that loops": (
+        "{format: images, dir: imgs}",
+        lambda f: _loop(f, "imgs"),
+        "dir",
+        "imgs: a symlink loop (a link that leads back to itself); point it at a folder",
+    ),
+    "a drawings folder that loops": (
+        "{format: quickdraw, dir: qd, classes: [cat, dog]}",
+        lambda f: _loop(f, "qd"),
+        "dir",
+        "qd: a symlink loop",
+    ),
+    "a labels table that loops": (
+        "{format: images, dir: ., labels: l.csv}",
+        lambda f: _loop(f, "l.csv"),
+        "labels",
+        "l.csv: a symlink loop",
+    ),
+    "a file name too long": (
+        "{format: npz, path: " + "n" * 300 + ".npz}",
+        lambda f: None,
+        "path",
+        "the path is too long for the filesystem: a name of 304 bytes"
+        " ('nnnnnnnnnnnn...nnnnnnnn.npz'), the limit is 255 per name; shorten it",
+    ),
+    "a folder name too long": (
+        "{format: images, dir: " + "d" * 256 + "/x}",
+        lambda f: None,
+        "dir",
+        "a name of 256 bytes",
+    ),
+    "a class name too long": (
+        "{format: quickdraw, dir: qd, classes: [cat, " + "c" * 300 + "]}",
+        lambda f: _quickdraw(DRAWINGS, DRAWINGS)(f),
+        "classes",
+        "the path is too long for the filesystem: a name of 304 bytes",
+    ),
+    "a path far too long": (
+        "{format: npz, path: " + "/".join(["p" * 200] * 25) + "}",
+        lambda f: None,
+        "path",
+        "the path is too long (",
+    ),
+    "a FIFO as the data": (
+        "{format: npz, path: pipe.npz}",
+        lambda f: os.mkfifo(f / "pipe.npz"),
+        "path",
+        "pipe.npz is not a regular file (a FIFO, socket or device); name a file",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(PATH_KEYS))
+def test_a_path_key_the_filesystem_refuses_is_a_spec_error_naming_the_key(
+    tmp_path: Path, what: str
+) -> None:
+    source, make, key, message = PATH_KEYS[what]
+    if "FIFO" in what and not hasattr(os, "mkfifo"):
+        pytest.skip("needs POSIX FIFOs")
+    make(tmp_path)
+    path = write_spec(
+        tmp_path, f"datasets:\n  - name: d\n    source: {source}\n    gate: {{max_noise_rate: 1}}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}:3: datasets[0].source.{key}: ")
+    assert message in text
+    assert "\n" not in text
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_a_fifo_among_the_images_is_an_error_not_a_read_that_waits_forever(tmp_path: Path) -> None:
+    _photos(tmp_path / "imgs")
+    os.mkfifo(tmp_path / "imgs" / "red" / "pipe.png")
+    os.mkfifo(tmp_path / "imgs" / "red" / "notes")  # not an image: ignored as other files are
+    spec = load_spec(write_spec(tmp_path, _images_spec("{format: images, dir: imgs}")))[0]
+    with pytest.raises(DataError, match=r"imgs/red/pipe\.png: not a regular file \(a FIFO"):
+        run(spec, tmp_path / "cache")

@@ -13,6 +13,7 @@ import enum
 import hashlib
 import io
 import os
+import stat
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -216,11 +217,13 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
         if not boundary.inside(str(folder), link=True):
             raise boundary.refuse(str(folder), f"the folder of class {name!r}")
         before = len(files)
-        for rel, path, stat in _walk(str(folder), name, boundary):
+        for rel, path, found in _walk(str(folder), name, boundary):
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 ignored += 1
                 continue
-            files.append(_File(rel, path, name, rel, (stat.st_size, stat.st_mtime_ns)))
+            if not stat.S_ISREG(found.st_mode):  # reading a FIFO would wait forever
+                raise DataError(f"{path}: {_NOT_A_FILE}")
+            files.append(_File(rel, path, name, rel, (found.st_size, found.st_mtime_ns)))
         if len(files) == before and not src.classes:
             empty.append((folder, name))
     if empty and files:  # with no image at all, load names the whole folder instead
@@ -231,6 +234,9 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
             f" the folder, or name the classes to check in source.classes{more}"
         )
     return files, ignored
+
+
+_NOT_A_FILE = "not a regular file (a FIFO, socket or device); remove it from the folder"
 
 
 def _walk(folder: str, rel: str, boundary: _Boundary) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -275,13 +281,15 @@ def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list
                 f" ({', '.join(sorted(IMAGE_EXTENSIONS))})"
             )
         try:
-            stat = path.stat()
+            found = path.stat()
         except FileNotFoundError:
             raise DataError(f"{table.where(row)}: no file {path}") from None
         if not boundary.inside(str(path)):
             raise boundary.refuse(table.where(row), f"{rel!r} (through a symlink)")
+        if not stat.S_ISREG(found.st_mode):
+            raise DataError(f"{table.where(row)}: {rel!r}: {_NOT_A_FILE}")
         ident = str(table.columns[src.id_column][row]) if src.id_column else rel
-        stats = (stat.st_size, stat.st_mtime_ns)
+        stats = (found.st_size, found.st_mtime_ns)
         files.append(_File(rel, str(path), str(label), ident, stats))
     return files, 0
 
