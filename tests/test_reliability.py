@@ -1642,3 +1642,31 @@ def test_a_fifo_among_the_images_is_an_error_not_a_read_that_waits_forever(tmp_p
     spec = load_spec(write_spec(tmp_path, _images_spec("{format: images, dir: imgs}")))[0]
     with pytest.raises(DataError, match=r"imgs/red/pipe\.png: not a regular file \(a FIFO"):
         run(spec, tmp_path / "cache")
+
+
+def test_the_old_tracebacks_are_one_line_each_in_a_real_run(pytester: pytest.Pytester) -> None:
+    """The user's view: a truncated npz, a bad encoding and a baseline that is a list."""
+    _iris_project(pytester)
+    (pytester.path / "iris.labelquality.baseline.json").write_text("[]")
+    np.savez(pytester.path / "cut.npz", x=IRIS_X, y=IRIS_Y)
+    cut = pytester.path / "cut.npz"
+    cut.write_bytes(cut.read_bytes()[:300])
+    _texts_csv(pytester.path)
+    pytester.makefile(
+        ".labelquality.yaml",
+        cut="datasets:\n  - name: cut\n    source: {format: npz, path: cut.npz}\n"
+        "    gate: {max_noise_rate: 0.1}\n",
+        enc="datasets:\n  - name: enc\n"
+        "    source: {format: text, path: t.csv, text: t, label: y, encoding: utf-99}\n"
+        "    gate: {max_noise_rate: 0.1}\n",
+    )
+    result = pytester.runpytest_subprocess("--label-quality", "--continue-on-collection-errors")
+    result.assert_outcomes(failed=2, errors=1)
+    output = result.stdout.str()
+    assert "enc.labelquality.yaml:3: datasets[0].source.encoding: 'utf-99' is not an" in output
+    assert "cut.labelquality.yaml:2: dataset 'cut': cut.npz: not a readable .npz file" in output
+    assert (
+        "iris.labelquality.yaml:2: dataset 'iris': iris.labelquality.baseline.json: not a"
+        " baseline: the file holds a list" in output
+    )
+    _no_plugin_traceback(output)
