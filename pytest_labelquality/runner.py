@@ -292,7 +292,7 @@ def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
 
 #: How an encoder with its own resolution reads an image folder's files (version it when
 #: :class:`~pytest_labelquality.formats.images.FileImages` changes what it returns).
-FILE_READS = "files:square-crop:1"
+FILE_READS = "files:square-crop:2"  # 2: large images reduced by whole factors first
 
 
 def _reads_files(encoder: Encoder, data: Dataset) -> bool:

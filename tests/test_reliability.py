@@ -1670,3 +1670,180 @@ def test_the_old_tracebacks_are_one_line_each_in_a_real_run(pytester: pytest.Pyt
         " baseline: the file holds a list" in output
     )
     _no_plugin_traceback(output)
+
+
+# --- Memory: an image is decoded no larger than its working size needs, within a budget.
+
+BIG_PNGS = """
+import sys
+from pathlib import Path
+from PIL import Image
+from pytest_labelquality.sources import load_dataset
+from pytest_labelquality.spec import load_spec
+
+Image.MAX_IMAGE_PIXELS = None  # Pillow warns past 89 million pixels; the files are written here
+root = Path(sys.argv[1])
+for i, name in enumerate(["black", "black", "white", "white"]):  # 20 to 50 KB each
+    (root / "imgs" / name).mkdir(parents=True, exist_ok=True)
+    Image.new("1", (13000, 13000), i % 2).save(root / "imgs" / name / f"{i}.png")
+
+
+def peak():  # this process's own high-water mark (ru_maxrss counts its parent's at the fork)
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+
+
+before = peak()
+data = load_dataset(load_spec(root / "s.labelquality.yaml")[0])
+print(data.features.shape, before, peak())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; glibc's malloc_trim")
+def test_four_13000_pixel_pngs_decode_in_a_bounded_amount_of_memory(tmp_path: Path) -> None:
+    """Each 13000 x 13000 PNG takes 338 MB decoded (its bits and their grey copy, which is
+    reduced 67 times); four threads decoding at once took 2 GB. The decoding budget lets the
+    threads hold 512 MiB at once, and the memory goes back to the system after each large
+    image (glibc kept each thread's). Writing the files costs 169 MB each, one at a time."""
+    write_spec(tmp_path, _images_spec("{format: images, dir: imgs}"))
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", BIG_PNGS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "LABEL_QUALITY_THREADS": "4"},  # as wide as the files
+    )
+    shape, _, peak = done.stdout.strip().rsplit(" ", 2)
+    assert shape == "(4, 64, 64)"
+    assert int(peak) < 800, f"peak resident memory {peak} MiB"  # 361 here; 1009 to 3923 before
+
+
+def _save(path: Path, pixels: Any, **options: Any) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, **options)
+    return path
+
+
+def _gradient(height: int, width: int) -> Any:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], -1).astype(np.uint8)
+
+
+def test_a_large_jpeg_decodes_at_a_fraction_of_its_size_and_a_png_over_budget_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_labelquality.formats import images
+
+    monkeypatch.setattr(images, "MAX_DECODE_BYTES", 8 << 20)  # 2000 x 2000 RGB takes 15 MiB
+    for name in ("red", "blue"):
+        for i in range(2):
+            _save(tmp_path / "jpg" / name / f"{i}.jpg", _gradient(2000, 2000), quality=90)
+    spec = load_spec(write_spec(tmp_path, _images_spec("{format: images, dir: jpg}"), "jpg"))[0]
+    assert run(spec, tmp_path / "cache")["items"] == 4  # drafted at 1/8: 250 x 250
+
+    _photos(tmp_path / "png")
+    _save(tmp_path / "png" / "red" / "big.png", _gradient(2000, 2000))
+    spec = load_spec(write_spec(tmp_path, _images_spec("{format: images, dir: png}"), "png"))[0]
+    with pytest.raises(DataError) as caught:
+        run(spec, tmp_path / "cache")
+    assert str(caught.value) == (
+        f"{tmp_path / 'png' / 'red' / 'big.png'}: cannot decode the image (decoding its 2000 x"
+        " 2000 pixels (RGB) takes 15 MiB, over the 8 MiB one file may take; save it smaller);"
+        " fix or remove it, or set source.skip_unreadable: true"
+    )
+    source = "{format: images, dir: png, skip_unreadable: true}"
+    spec = load_spec(write_spec(tmp_path, _images_spec(source), "skip"))[0]
+    assert run(spec, tmp_path / "cache")["items"] == 8
+
+
+@pytest.mark.parametrize(
+    ("mode", "aspect", "size"),
+    [
+        ("RGB", "pad", [48, 64]),
+        ("RGB", "crop", [64, 64]),
+        ("L", "stretch", [40, 20]),
+        ("RGBA", "pad", [64, 64]),
+        ("P", "pad", [32, 32]),
+        ("I;16", "pad", [32, 32]),
+        ("1", "pad", [32, 32]),
+    ],
+)
+def test_a_reduced_decode_matches_resampling_the_full_image(
+    mode: str, aspect: str, size: list[int]
+) -> None:
+    """Reducing by whole factors to at least three times the working size first (Pillow's
+    reducing_gap) changes the pixels by a level or two, not the picture."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from pytest_labelquality.formats.images import Aspect, _decode, _opaque
+
+    rgb = Image.fromarray(_gradient(900, 1200))
+    image = {
+        "RGB": rgb,
+        "L": rgb.convert("L"),
+        "RGBA": Image.merge("RGBA", (*rgb.split(), rgb.getchannel(0))),
+        "P": rgb.quantize(64),
+        "I;16": Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 256),
+        "1": rgb.convert("1"),
+    }[mode]
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    reduced, _ = _decode(out.getvalue(), tuple(size), Aspect(aspect))
+    full = _opaque(image)
+    if full.mode == "I;16":
+        full = full.point(lambda v: v / 256).convert("L")
+    full = full.convert("RGB")
+    target = (size[1], size[0])
+    fitted = {
+        "pad": lambda: ImageOps.pad(full, target, color=(0, 0, 0)),
+        "crop": lambda: ImageOps.fit(full, target),
+        "stretch": lambda: full.resize(target, Image.Resampling.BILINEAR),
+    }[aspect]()
+    difference = np.abs(reduced.astype(int) - np.asarray(fitted, dtype=int))
+    assert reduced.shape == (*size, 3)
+    assert difference.mean() < (12 if mode == "1" else 2.5), difference.mean()  # dither: noise
+
+
+def test_a_rotated_jpeg_is_reduced_and_still_turned(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from pytest_labelquality.formats.images import Aspect, _decode
+
+    wide = np.zeros((600, 1800, 3), np.uint8)
+    wide[:, 900:] = 255  # the right half white; shown turned 90 degrees clockwise: the bottom
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = _save(tmp_path / "turned.jpg", wide, exif=exif, quality=95)
+    pixels, _ = _decode(path.read_bytes(), (60, 20), Aspect.STRETCH)
+    assert pixels.shape == (60, 20, 3)
+    assert pixels[:25].mean() < 10
+    assert pixels[35:].mean() > 245
+
+
+def test_the_decoding_budget_holds_at_most_its_bytes_at_once() -> None:
+    import threading
+
+    from pytest_labelquality.formats.images import SMALL_DECODE_BYTES, DecodeBudget
+
+    budget = DecodeBudget(3 * SMALL_DECODE_BYTES)
+    most, lock = [0], threading.Lock()
+
+    def decode(size: int) -> None:
+        with budget.hold(size):
+            with lock:
+                most[0] = max(most[0], budget.held)
+            time.sleep(0.01)
+
+    sizes = [SMALL_DECODE_BYTES] * 8 + [5 * SMALL_DECODE_BYTES] + [1] * 20  # one over it all
+    threads = [threading.Thread(target=decode, args=(s,)) for s in sizes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert budget.held == 0
+    assert most[0] in (3 * SMALL_DECODE_BYTES, 5 * SMALL_DECODE_BYTES)  # the large one alone
