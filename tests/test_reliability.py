@@ -1847,3 +1847,38 @@ def test_the_decoding_budget_holds_at_most_its_bytes_at_once() -> None:
         thread.join(10)
     assert budget.held == 0
     assert most[0] in (3 * SMALL_DECODE_BYTES, 5 * SMALL_DECODE_BYTES)  # the large one alone
+
+
+def test_a_working_size_that_cannot_fit_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _photos(tmp_path / "imgs")
+    path = write_spec(tmp_path, _images_spec("{format: images, dir: imgs, size: [30000, 30000]}"))
+    with pytest.raises(SpecError) as caught:  # was a 151 GiB allocation's traceback
+        load_spec(path)
+    assert str(caught.value).startswith(
+        f"{path}:3: datasets[0].source.size: [30000, 30000] asks for a side over 4096 pixels;"
+        " lower it"
+    )
+    from pytest_labelquality import resources
+
+    monkeypatch.setattr(resources, "memory_bytes", lambda: 8 << 20)  # a machine of 8 MiB
+    source = "{format: images, dir: imgs, size: [512, 512]}"
+    spec = load_spec(write_spec(tmp_path, _images_spec(source), "fits"))[0]
+    with pytest.raises(DataError) as error:
+        run(spec, tmp_path / "cache")
+    assert str(error.value) == (
+        f"{spec.location}: source.size: 8 images at 512 x 512 take 6 MiB as pixels, over the"
+        " 2 MiB they may take (a quarter of this machine's 8 MiB); lower source.size"
+    )
+
+
+def test_resources_read_the_memory_a_cgroup_allows(tmp_path: Path) -> None:
+    from pytest_labelquality.resources import memory_bytes
+
+    machine = memory_bytes(tmp_path / "absent")
+    assert machine is None or machine > 2**26
+    (tmp_path / "memory.max").write_text("1073741824\n")
+    assert memory_bytes(tmp_path) == 2**30 if machine is None or machine > 2**30 else machine
+    (tmp_path / "memory.max").write_text("max\n")
+    assert memory_bytes(tmp_path) == machine

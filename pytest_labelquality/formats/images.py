@@ -136,8 +136,9 @@ def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: CacheRoot | None)
     if not files:
         raise DataError(f"{root}: no image files ({ignored} other files ignored)")
     size = tuple(src.size) if src.size else _first_size(files[0].path)
-    if len(size) != 2 or min(size) < 1:
-        raise DataError(f"{spec.location}: source.size must be [height, width], got {list(size)}")
+    problem = _size_problem(size) or _pixels_problem(len(files), size)
+    if problem:
+        raise DataError(f"{spec.location}: source.size: {problem}")
     pixels, grey, digests, errors, decoded = _decoded(root, files, size, src, cache_dir)
     if errors and not src.skip_unreadable:
         first = next(iter(errors))
@@ -669,9 +670,46 @@ def thumbnail(path: str) -> str | None:
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
+def _size_problem(size: tuple[int, ...]) -> str:
+    """What is wrong with a working size, or ''."""
+    if len(size) != 2 or min(size) < 1:
+        return f"must be [height, width], got {list(size)}"
+    if max(size) > MAX_WORKING_SIDE:
+        return (
+            f"{list(size)} asks for a side over {MAX_WORKING_SIDE} pixels; lower it (the"
+            f" default, the images' own size brought to at most {DEFAULT_LONGEST_SIDE} a side,"
+            " suits a label check)"
+        )
+    return ""
+
+
+#: The share of the machine's memory that a folder's pixels at the working size may take: the
+#: models then copy them (features, float32 batches), so half of it would already be too much.
+PIXELS_SHARE = 0.25
+
+
+def _pixels_problem(items: int, size: tuple[int, ...]) -> str:
+    """Why ``items`` images at the working ``size`` (RGB) do not fit in memory, or ''."""
+    from pytest_labelquality.resources import memory_bytes
+
+    memory = memory_bytes()
+    needed = items * size[0] * size[1] * 3
+    if memory is None or needed <= memory * PIXELS_SHARE:
+        return ""
+    return (
+        f"{items} images at {size[0]} x {size[1]} take {_bytes(needed)} as pixels, over the"
+        f" {_bytes(memory * PIXELS_SHARE)} they may take (a quarter of this machine's"
+        f" {_bytes(memory)}); lower source.size"
+    )
+
+
 def _check(spec: DatasetSpec, src: ImageFolderSource) -> tuple[str, str] | None:
-    return check_path(spec, src.dir, "dir", folder=True) or (
-        check_path(spec, src.labels, "labels") if src.labels else None
+    problem = _size_problem(src.size) if src.size is not None else ""
+    return (
+        ("size", problem)
+        if problem
+        else check_path(spec, src.dir, "dir", folder=True)
+        or (check_path(spec, src.labels, "labels") if src.labels else None)
     )
 
 
