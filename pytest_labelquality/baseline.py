@@ -8,6 +8,7 @@ id, and which items were suspect. It is written only on request, once, at the en
 from __future__ import annotations
 
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,16 +34,74 @@ def load_baseline(spec_path: Path, ref: str | None = None) -> dict[str, Any] | N
     if text is None:
         return None
     where = f"{ref}:{path}" if ref else str(path)
+    regenerate = "delete it and write a new one with --label-quality-update-baseline"
     try:
-        document: dict[str, Any] = json.loads(text)
+        document = json.loads(text)
     except ValueError as exc:
-        raise DataError(f"{where}: not a readable baseline ({exc}); regenerate it") from None
-    if document.get("version") != BASELINE_VERSION:
+        raise DataError(f"{where}: not a readable baseline ({exc}); {regenerate}") from None
+    version = document.get("version") if isinstance(document, dict) else None
+    if isinstance(document, dict) and version != BASELINE_VERSION:
         raise DataError(
-            f"{where}: baseline version {document.get('version')!r}, expected"
-            f" {BASELINE_VERSION}; regenerate it with --label-quality-update-baseline"
+            f"{where}: baseline version {version!r}, expected {BASELINE_VERSION}; {regenerate}"
         )
-    return document
+    problem = _shape_problem(document)
+    if problem:
+        raise DataError(f"{where}: not a baseline: {problem}; {regenerate}")
+    return typing.cast(dict[str, Any], document)
+
+
+def _kind(value: object) -> str:
+    """A JSON value's kind, for a message: 'a list', 'null', 'a string'."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def _shape_problem(document: object) -> str:
+    """What is wrong with a baseline document's shape, or '' (each dataset's estimate, items
+    and suspects, as :func:`baseline_entry` writes them)."""
+    if not isinstance(document, dict):
+        return f"the file holds {_kind(document)}, expected an object with 'datasets'"
+    datasets = document.get("datasets")
+    if "datasets" not in document:
+        return "the object has no 'datasets'"
+    if not isinstance(datasets, dict):
+        return f"'datasets' is {_kind(datasets)}, expected an object of datasets by name"
+    for name, entry in datasets.items():
+        at = f"datasets.{name}"
+        if not isinstance(entry, dict):
+            return f"{at} is {_kind(entry)}, expected an object"
+        for key, kinds, expected in _ENTRY_FIELDS:
+            value = entry.get(key)
+            if key not in entry:
+                return f"{at} has no {key!r}"
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                return f"{at}.{key} is {_kind(value)}, expected {expected}"
+        bad = next(
+            (
+                i
+                for i, v in entry["items"].items()
+                if not (isinstance(v, list) and len(v) == 2 and all(isinstance(t, str) for t in v))
+            ),
+            None,
+        )
+        if bad is not None:
+            return f"{at}.items.{bad} is not [content hash, label]"
+        if not all(isinstance(i, str) for i in entry["suspects"]):
+            return f"{at}.suspects holds a value that is not an item id"
+    return ""
+
+
+#: What each dataset entry of a baseline holds: (key, JSON types, what the message expects).
+_ENTRY_FIELDS: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("noise_rate", (int, float), "a number"),
+    ("noise_count", int, "a whole number"),
+    ("items", dict, "an object of items by id"),
+    ("suspects", list, "a list of item ids"),
+)
 
 
 def baseline_entry(

@@ -34,8 +34,8 @@ VERSIONS: dict[str, int] = {
     "auto": 1,  # model: auto's choice
     "embeddings": 1,  # an encoder's vectors of exactly these contents
     "embeddings-lineage": 1,  # a pointer to a dataset's last embeddings under an encoder
-    "images": 2,  # decoded pixels of a folder's files: bump when decoding changes its output
-    # (2: transparency composited on white)
+    "images": 3,  # decoded pixels of a folder's files: bump when decoding changes its output
+    # (2: transparency composited on white; 3: large images reduced by whole factors first)
     "images-lineage": 1,  # a pointer to a folder's last decoded pixels
 }
 

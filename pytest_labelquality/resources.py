@@ -42,6 +42,24 @@ def available_cores() -> int:
     return max(1, min(mine, math.ceil(quota)) if quota else mine)
 
 
+def memory_bytes(root: Path = CGROUP) -> int | None:
+    """The memory this process may use: the machine's, capped by a cgroup's limit (v2
+    ``memory.max``, v1 ``memory.limit_in_bytes``); None where neither can be read."""
+    try:
+        physical: int | None = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        physical = None
+    limits = [physical] if physical else []
+    for name in ("memory.max", "memory/memory.limit_in_bytes"):
+        try:
+            text = (root / name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < 2**60:  # v1 writes a huge number for no limit
+            limits.append(int(text))
+    return min(limits) if limits else None
+
+
 def cores(load: float | None = None, *, spinning: bool = True) -> int:
     """The threads one process should run: :func:`available_cores` shared among xdist's
     workers, and fewer when the machine is busy and the threads spin while they wait.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_labelquality.gate import Rule
+from pytest_labelquality.result import WarningCode
 
 if TYPE_CHECKING:
     from pytest_labelquality.result import DatasetResult, RuleFailure, RunResult
@@ -53,8 +54,10 @@ def failure_message(result: DatasetResult, report_path: Path, json_path: Path) -
         for s in suspects[:SUSPECTS_IN_MESSAGE]
     )
     more = len(suspects) - SUSPECTS_IN_MESSAGE
+    weak = [w.message for w in result.warnings if w.code is WarningCode.WEAK_MODEL]
+    first = f"{weak[0][0].upper()}{weak[0][1:]}. Then: " if weak else ""
     return (
-        f"{'; '.join(parts)} for {result.name!r} ({result.spec}). "
+        f"{first}{'; '.join(parts)} for {result.name!r} ({result.spec}). "
         f"{'New suspects' if new_only else 'Most suspect'}: {top or 'none'}"
         f"{f' and {more} more' if more > 0 else ''}. "
         f"Review the suspects in {report_path} (data: {json_path}): fix their labels, record"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -99,8 +101,13 @@ def _load_quickdraw(spec: DatasetSpec, src: QuickDrawSource) -> Dataset:
         path = folder / f"{name}.npy"
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise DataError(f"{path}: not a NumPy .npy file ({exc})") from None
+        except (ValueError, EOFError) as exc:  # EOFError: an empty file
+            why = "the file is empty" if isinstance(exc, EOFError) else str(exc)
+            raise DataError(
+                f"{path}: not a readable NumPy .npy file ({why}); download or save it again"
+            ) from None
+        if not isinstance(array, np.ndarray):  # a .npz archive under the .npy name
+            raise DataError(f"{path}: a .npz archive, not a .npy file of drawings")
         if array.ndim != 2 or array.dtype != np.uint8 or array.shape[1] != pixels:
             raise DataError(
                 f"{path}: expected a 2-D uint8 array with {pixels} columns (shape"
@@ -125,8 +132,14 @@ def _load_npz(spec: DatasetSpec, src: NpzSource) -> Dataset:
     import numpy as np
 
     path = spec.resolve(src.path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
+    try:  # the file opened here, so that it is closed when numpy fails to read it
+        with path.open("rb") as handle:
+            archive = np.load(handle, allow_pickle=False)
+            if isinstance(archive, np.ndarray):
+                raise DataError(
+                    f"{path}: one .npy array, not a .npz archive of features and labels; save"
+                    f" both with numpy.savez(path, {src.features}=features, {src.labels}=labels)"
+                )
             missing = [k for k in (src.features, src.labels, src.ids) if k and k not in archive]
             if missing:
                 raise DataError(
@@ -135,8 +148,13 @@ def _load_npz(spec: DatasetSpec, src: NpzSource) -> Dataset:
             features = archive[src.features]
             raw_labels = archive[src.labels]
             ids = archive[src.ids].astype(str) if src.ids else None
-    except (ValueError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        why = "the file is empty" if isinstance(exc, EOFError) else str(exc)
+        if isinstance(exc, zipfile.BadZipFile | zlib.error):
+            why = f"truncated or damaged: {why}"
+        raise DataError(
+            f"{path}: not a readable .npz file ({why}); save it again with numpy.savez"
+        ) from None
     if raw_labels.ndim != 1:
         raise DataError(f"{path}: labels must be 1-D, got shape {list(raw_labels.shape)}")
     if src.shape is not None:

@@ -11,6 +11,7 @@ import difflib
 import enum
 import json
 import operator
+import os
 import re
 import types
 import typing
@@ -238,8 +239,13 @@ class DatasetSpec:
         return self.spec_path.parent
 
     def resolve(self, relative: str) -> Path:
-        """A path of the spec, resolved against the spec's folder."""
-        return (self.base_dir / relative).resolve()
+        """A path of the spec, resolved against the spec's folder (a symlink loop, or a name
+        too long to resolve, stays as written: opening it then names the problem)."""
+        path = self.base_dir / relative
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+            return Path(os.path.abspath(path))
 
     @property
     def location(self) -> str:
@@ -378,6 +384,10 @@ class _Walker:
         pattern = meta.get("pattern")
         if pattern and not re.match(pattern, value):
             raise self.fail(node, key, f"{value!r} does not match {pattern}")
+        problem = _check_length(value, meta) or (meta["check"](value) if "check" in meta else "")
+        if problem:
+            hint = f"; {meta['hint']}" if "hint" in meta else ""
+            raise self.fail(node, key, f"{value!r} {problem}{hint}")
         return value
 
     def dataclass(self, node: yaml.Node, cls: type[Any], key: str, skip: str = "") -> Any:
@@ -442,6 +452,20 @@ def _check_bounds(value: Any, meta: dict[str, Any]) -> str:
     return " and ".join(failed)
 
 
+def _check_length(value: Any, meta: dict[str, Any]) -> str:
+    """What is wrong with a string's length under ``minLength``/``maxLength``, or ''."""
+    if not isinstance(value, str):
+        return ""
+    low, high = meta.get("minLength", 0), meta.get("maxLength")
+    if low <= len(value) and (high is None or len(value) <= high):
+        return ""
+    need = (
+        f"exactly {low}" if low == high else f"at least {low}" if high is None else f"{low}-{high}"
+    )
+    plural = "" if len(value) == 1 else "s"
+    return f"has {len(value)} character{plural}; must have {need}"
+
+
 # --- semantic checks -------------------------------------------------------------------------
 
 
@@ -456,33 +480,26 @@ def _check_dataset(spec: DatasetSpec, walker: _Walker, node: yaml.Node, key: str
             current = found[1]
         return current
 
-    src = spec.source
-    if isinstance(src, QuickDrawSource):
-        folder = spec.resolve(src.dir)
-        if not folder.is_dir():
-            raise walker.fail(line_of("source", "dir"), f"{key}.source.dir", f"no folder {folder}")
-        missing = [c for c in src.classes if not (folder / f"{c}.npy").is_file()]
-        if missing:
-            raise walker.fail(
-                line_of("source", "classes"),
-                f"{key}.source.classes",
-                f"no file {folder / (missing[0] + '.npy')} for class {missing[0]!r}",
-            )
-        if len(src.shape) < 2:
-            raise walker.fail(
-                line_of("source", "shape"), f"{key}.source.shape", "an image has 2 or 3 dims"
-            )
-    elif isinstance(src, NpzSource | CsvSource) and not spec.resolve(src.path).is_file():
-        raise walker.fail(
-            line_of("source", "path"), f"{key}.source.path", f"no file {spec.resolve(src.path)}"
-        )
-    elif not isinstance(src, BUILTIN_SOURCES):
-        from pytest_labelquality.formats import registered
+    from pytest_labelquality.formats import check_path, registered
 
+    src = spec.source
+    problem: tuple[str, str] | None = None
+    if isinstance(src, QuickDrawSource):
+        problem = check_path(spec, src.dir, "dir", folder=True)
+        for name in src.classes if problem is None else ():
+            problem = check_path(spec, f"{src.dir}/{name}.npy", "classes")
+            if problem is not None:
+                problem = ("classes", f"{problem[1]} for class {name!r}")
+                break
+        if problem is None and len(src.shape) < 2:
+            problem = ("shape", "an image has 2 or 3 dims")
+    elif isinstance(src, NpzSource | CsvSource):
+        problem = check_path(spec, src.path, "path")
+    elif not isinstance(src, BUILTIN_SOURCES):
         problem = registered()[src.FORMAT].check(spec, src)
-        if problem is not None:
-            where, what = problem
-            raise walker.fail(line_of("source", where), f"{key}.source.{where}", what)
+    if problem is not None:
+        where, what = problem
+        raise walker.fail(line_of("source", where), f"{key}.source.{where}", what)
     model = spec.model
     if model.name is not None and model.factory is not None:
         raise walker.fail(line_of("model"), f"{key}.model", "set name or factory, not both")
@@ -681,7 +698,15 @@ def _schema_of(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
     else:
         kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
         out = {"type": kinds[tp]}
-        for name in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern"):
+        for name in (
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "pattern",
+            "minLength",
+            "maxLength",
+        ):
             if name in meta:
                 out[name] = meta[name]
     if optional:

@@ -9,11 +9,14 @@ them.
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import pkgutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.errors import DataError, install_hint
@@ -65,10 +68,42 @@ def need(module: str, extra: str) -> Any:
 def check_path(
     spec: DatasetSpec, relative: str, key: str, *, folder: bool = False
 ) -> tuple[str, str] | None:
-    """``(key, problem)`` when the file (or folder) a spec names is absent."""
-    path = spec.resolve(relative)
-    if folder and not path.is_dir():
-        return key, f"no folder {path}"
-    if not folder and not path.is_file():
-        return key, f"no file {path}"
+    """``(key, problem)`` when the file (or folder) a spec names cannot be used."""
+    problem = path_problem(spec.resolve(relative), folder=folder)
+    return (key, problem) if problem else None
+
+
+#: The longest file name most filesystems take (ext4, APFS, NTFS: 255 bytes per name).
+NAME_MAX = 255
+
+
+def path_problem(path: Path, *, folder: bool = False) -> str | None:
+    """Why the file (or folder) at ``path`` cannot be used, in words a spec's author can act
+    on (absent, a symlink loop, a name too long for the filesystem), or None."""
+    kind = "folder" if folder else "file"
+    try:
+        found = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return f"no {kind} {path}"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return (
+                f"{path}: a symlink loop (a link that leads back to itself); point it at a {kind}"
+            )
+        if exc.errno == errno.ENAMETOOLONG:
+            longest = max(path.parts, key=lambda part: len(part.encode()))
+            if len(longest.encode()) <= NAME_MAX:  # each name fits; the whole path does not
+                return f"the path is too long ({len(str(path))} characters); shorten it"
+            shown = f"{longest[:12]}...{longest[-12:]}" if len(longest) > 30 else longest
+            return (
+                f"the path is too long for the filesystem: a name of {len(longest.encode())}"
+                f" bytes ({shown!r}), the limit is {NAME_MAX} per name; shorten it"
+            )
+        return f"cannot use {path}: {exc.strerror or exc}"
+    if folder and not stat.S_ISDIR(found.st_mode):
+        return f"no folder {path} (it is a file)"
+    if not folder and stat.S_ISDIR(found.st_mode):
+        return f"no file {path} (it is a folder)"
+    if not folder and not stat.S_ISREG(found.st_mode):  # reading a FIFO would wait forever
+        return f"{path} is not a regular file (a FIFO, socket or device); name a file"
     return None

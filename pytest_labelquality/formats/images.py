@@ -9,11 +9,15 @@ content with another label). Cold decoding runs on a thread pool as wide as the 
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+import stat
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,6 +37,24 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"})
 DEFAULT_LONGEST_SIDE = 64
 THUMBNAIL_SIDE = 128
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+#: The longest side ``source.size`` may ask for: the working size of a label-quality check is
+#: tens of pixels (the default is at most 64); thousands are a mistake that would fill memory.
+MAX_WORKING_SIDE = 4096
+#: An image is first brought down by a whole factor (JPEG: decoded at 1/2, 1/4 or 1/8 scale by
+#: ``draft``; others: ``reduce``) to no less than this many times the size it is resampled to:
+#: Pillow's advice for a result indistinguishable from resampling the full image.
+REDUCING_GAP = 3.0
+#: The most bytes one file may take decoded at full size (after JPEG's draft scaling), with the
+#: copy its mode conversion needs (Pillow keeps RGB in four bytes a pixel): a 13,000 x 13,000
+#: RGB PNG (0.6 GiB) is decoded, an RGBA one (1.3 GiB with its premultiplied copy) is refused
+#: naming the file. (Pillow itself refuses images over 179 million pixels.)
+MAX_DECODE_BYTES = 1 << 30
+#: Bytes that the decoding threads together may hold in full-size images: a large file waits for
+#: others to finish (one over it decodes alone). Files under SMALL_DECODE_BYTES do not count, so
+#: that a folder of photos decodes as wide as the cores (a 24-megapixel JPEG is drafted to 1/8,
+#: 1 MiB; seven 24-megapixel PNGs, 72 MiB each, decode at once).
+DECODE_POOL_BYTES = 512 << 20
+SMALL_DECODE_BYTES = 32 << 20
 
 
 class Aspect(enum.StrEnum):
@@ -114,8 +136,9 @@ def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: CacheRoot | None)
     if not files:
         raise DataError(f"{root}: no image files ({ignored} other files ignored)")
     size = tuple(src.size) if src.size else _first_size(files[0].path)
-    if len(size) != 2 or min(size) < 1:
-        raise DataError(f"{spec.location}: source.size must be [height, width], got {list(size)}")
+    problem = _size_problem(size) or _pixels_problem(len(files), size)
+    if problem:
+        raise DataError(f"{spec.location}: source.size: {problem}")
     pixels, grey, digests, errors, decoded = _decoded(root, files, size, src, cache_dir)
     if errors and not src.skip_unreadable:
         first = next(iter(errors))
@@ -216,11 +239,13 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
         if not boundary.inside(str(folder), link=True):
             raise boundary.refuse(str(folder), f"the folder of class {name!r}")
         before = len(files)
-        for rel, path, stat in _walk(str(folder), name, boundary):
+        for rel, path, found in _walk(str(folder), name, boundary):
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 ignored += 1
                 continue
-            files.append(_File(rel, path, name, rel, (stat.st_size, stat.st_mtime_ns)))
+            if not stat.S_ISREG(found.st_mode):  # reading a FIFO would wait forever
+                raise DataError(f"{path}: {_NOT_A_FILE}")
+            files.append(_File(rel, path, name, rel, (found.st_size, found.st_mtime_ns)))
         if len(files) == before and not src.classes:
             empty.append((folder, name))
     if empty and files:  # with no image at all, load names the whole folder instead
@@ -231,6 +256,9 @@ def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
             f" the folder, or name the classes to check in source.classes{more}"
         )
     return files, ignored
+
+
+_NOT_A_FILE = "not a regular file (a FIFO, socket or device); remove it from the folder"
 
 
 def _walk(folder: str, rel: str, boundary: _Boundary) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -275,13 +303,15 @@ def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list
                 f" ({', '.join(sorted(IMAGE_EXTENSIONS))})"
             )
         try:
-            stat = path.stat()
+            found = path.stat()
         except FileNotFoundError:
             raise DataError(f"{table.where(row)}: no file {path}") from None
         if not boundary.inside(str(path)):
             raise boundary.refuse(table.where(row), f"{rel!r} (through a symlink)")
+        if not stat.S_ISREG(found.st_mode):
+            raise DataError(f"{table.where(row)}: {rel!r}: {_NOT_A_FILE}")
         ident = str(table.columns[src.id_column][row]) if src.id_column else rel
-        stats = (stat.st_size, stat.st_mtime_ns)
+        stats = (found.st_size, found.st_mtime_ns)
         files.append(_File(rel, str(path), str(label), ident, stats))
     return files, 0
 
@@ -304,13 +334,167 @@ def _opaque(image: Any) -> Any:
     it, strokes on a transparent background decode as black on black); others as they are."""
     from PIL import Image
 
-    transparent = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        "transparency" in image.info and image.mode in ("P", "L", "RGB")
-    )
-    if not transparent:
+    if not _transparent(image):
         return image
     rgba = image.convert("RGBA")
     return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+
+
+class DecodeBudget:
+    """Bytes of full-size images that threads decode at once, at most ``capacity`` (a request
+    larger than it waits until nothing else is held, then goes alone)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.held = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes while the block runs; small requests pass at once."""
+        if size < SMALL_DECODE_BYTES:
+            yield
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: not self.held or self.held + size <= self.capacity)
+            self.held += size
+        try:
+            yield
+        finally:
+            _return_freed_memory()
+            with self._changed:
+                self.held -= size
+                self._changed.notify_all()
+
+
+DECODING = DecodeBudget(DECODE_POOL_BYTES)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[], object] | None:
+    """glibc's ``malloc_trim(0)``, or None where the C library has none (macOS, musl)."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return lambda: trim(0)
+
+
+def _return_freed_memory() -> None:
+    """Give the memory a large image was decoded in back to the system. glibc keeps what a
+    thread frees for that thread's next allocations: four threads that each decoded one
+    13,000 x 13,000 PNG in turn held four images' memory (2 GB) instead of one's."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim()
+
+
+#: Bytes per pixel of Pillow's modes in memory: one for 1, L and P, two for 16-bit grey, and four
+#: for every other mode (Pillow keeps RGB and LA in 32 bits).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_ORIENTATION = 0x0112  # the EXIF tag
+_SWAPS_AXES = frozenset({5, 6, 7, 8})
+
+
+def _mode_bytes(mode: str) -> int:
+    return _MODE_BYTES.get(mode, 4)
+
+
+def _transparent(image: Any) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        "transparency" in image.info and image.mode in ("P", "L", "RGB")
+    )
+
+
+def _reduction(shown: tuple[int, int], size: tuple[int, ...], aspect: Aspect) -> int:
+    """The whole factor an image of ``shown`` (width, height, after its EXIF rotation) may be
+    brought down by and stay at least :data:`REDUCING_GAP` times what ``aspect`` brings it to
+    at ``size`` (height, width)."""
+    scales = (size[1] / shown[0], size[0] / shown[1])
+    scale = min(scales) if aspect is Aspect.PAD else max(scales)  # stretch: the finer axis
+    return max(1, int(1 / (scale * REDUCING_GAP)))
+
+
+def _reducible(image: Any) -> Any:
+    """``image`` in a mode that ``reduce`` averages rightly: palettes and transparency keys to
+    RGB(A), bits to grey, 16-bit grey to 32-bit (RGBA and LA are premultiplied by reduce)."""
+    if _transparent(image) and image.mode in ("P", "PA", "L", "RGB"):
+        return image.convert("RGBA")
+    conversions = {"1": "L", "P": "RGB", "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}
+    return image.convert(conversions[image.mode]) if image.mode in conversions else image
+
+
+def _full_size_bytes(image: Any, reduce: bool) -> int:
+    """What decoding ``image`` at its (draft) size takes, with the copy its conversion needs:
+    to a reducible mode (and RGBA's premultiplied copy) when it is reduced, else to RGBA and
+    RGB as :func:`_decode` converts it."""
+    mode: str = image.mode
+    if not reduce:
+        extra = 8
+    elif _transparent(image):
+        extra = 8 if mode in ("P", "PA", "L", "RGB") else 4 if mode in ("RGBA", "LA") else 0
+    else:
+        extra = {"1": 1, "P": 4}.get(mode, 4 if mode.startswith("I;16") else 0)
+    width, height = image.size
+    return int(width * height * (_mode_bytes(mode) + extra))
+
+
+def _bytes(size: float) -> str:
+    """A size for a message: '1.3 GiB', '48 MiB'."""
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+
+
+class ImageTooLarge(ValueError):
+    """An image whose full-size decode would take more memory than one file may."""
+
+
+def _loaded(opened: Any, size: tuple[int, ...], aspect: Aspect) -> Any:
+    """The image of an opened file, decoded and brought down by a whole factor towards
+    :data:`REDUCING_GAP` times what it is resampled to at ``size`` (JPEG: decoded at 1/2, 1/4
+    or 1/8 scale, without the full-size pixels), its EXIF orientation applied. Raises
+    :class:`ImageTooLarge` before decoding a file whose full-size pixels exceed
+    :data:`MAX_DECODE_BYTES`; holds the bytes in :data:`DECODING` while they exist."""
+    from PIL import Image
+
+    def shown(orientation: int) -> tuple[int, int]:
+        width, height = opened.size
+        return (height, width) if orientation in _SWAPS_AXES else (width, height)
+
+    # a JPEG's orientation comes before its pixels; a PNG's getexif decodes the whole image
+    jpeg = opened.format in ("JPEG", "MPO")
+    orientation = opened.getexif().get(_ORIENTATION, 1) if jpeg else 1
+    factor = _reduction(shown(orientation), size, aspect)
+    if factor > 1:  # JPEG decodes at a smaller scale (other formats ignore the request)
+        opened.draft(None, (-(-opened.size[0] // factor), -(-opened.size[1] // factor)))
+        factor = _reduction(shown(orientation), size, aspect)
+    needed = _full_size_bytes(opened, factor > 1)
+    if needed > MAX_DECODE_BYTES:
+        width, height = opened.size
+        raise ImageTooLarge(
+            f"decoding its {width} x {height} pixels ({opened.mode}) takes {_bytes(needed)},"
+            f" over the {_bytes(MAX_DECODE_BYTES)} one file may take; save it smaller"
+        )
+    with DECODING.hold(needed):
+        opened.load()
+        orientation = opened.getexif().get(_ORIENTATION, 1)
+        factor = _reduction(shown(orientation), size, aspect)
+        image = _reducible(opened).reduce(factor) if factor > 1 else opened
+        method = {
+            2: Image.Transpose.FLIP_LEFT_RIGHT,
+            3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270,
+            7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90,
+        }.get(orientation)  # as ImageOps.exif_transpose undoes each orientation
+        if method is not None:
+            image = image.transpose(method)
+        if image is not opened:
+            opened.close()  # frees the full-size pixels now, not when the file is closed
+        return image
 
 
 def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bool]:
@@ -320,7 +504,7 @@ def _decode(data: bytes, size: tuple[int, ...], aspect: Aspect) -> tuple[Any, bo
     from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(data)) as opened:
-        image = _opaque(ImageOps.exif_transpose(opened))
+        image = _opaque(_loaded(opened, size, aspect))
         if image.mode in ("I", "I;16", "F"):
             image = image.point(lambda v: v / 256) if image.mode != "F" else image
             image = image.convert("L")
@@ -473,10 +657,10 @@ def thumbnail(path: str) -> str | None:
     import base64
 
     try:
-        from PIL import Image, ImageOps
+        from PIL import Image
 
         with Image.open(path) as opened:
-            image = _opaque(ImageOps.exif_transpose(opened))
+            image = _opaque(_loaded(opened, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), Aspect.PAD))
             image = image.convert("RGB" if image.mode not in GREY_MODES else "L")
             image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
             out = io.BytesIO()
@@ -486,9 +670,46 @@ def thumbnail(path: str) -> str | None:
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
+def _size_problem(size: tuple[int, ...]) -> str:
+    """What is wrong with a working size, or ''."""
+    if len(size) != 2 or min(size) < 1:
+        return f"must be [height, width], got {list(size)}"
+    if max(size) > MAX_WORKING_SIDE:
+        return (
+            f"{list(size)} asks for a side over {MAX_WORKING_SIDE} pixels; lower it (the"
+            f" default, the images' own size brought to at most {DEFAULT_LONGEST_SIDE} a side,"
+            " suits a label check)"
+        )
+    return ""
+
+
+#: The share of the machine's memory that a folder's pixels at the working size may take: the
+#: models then copy them (features, float32 batches), so half of it would already be too much.
+PIXELS_SHARE = 0.25
+
+
+def _pixels_problem(items: int, size: tuple[int, ...]) -> str:
+    """Why ``items`` images at the working ``size`` (RGB) do not fit in memory, or ''."""
+    from pytest_labelquality.resources import memory_bytes
+
+    memory = memory_bytes()
+    needed = items * size[0] * size[1] * 3
+    if memory is None or needed <= memory * PIXELS_SHARE:
+        return ""
+    return (
+        f"{items} images at {size[0]} x {size[1]} take {_bytes(needed)} as pixels, over the"
+        f" {_bytes(memory * PIXELS_SHARE)} they may take (a quarter of this machine's"
+        f" {_bytes(memory)}); lower source.size"
+    )
+
+
 def _check(spec: DatasetSpec, src: ImageFolderSource) -> tuple[str, str] | None:
-    return check_path(spec, src.dir, "dir", folder=True) or (
-        check_path(spec, src.labels, "labels") if src.labels else None
+    problem = _size_problem(src.size) if src.size is not None else ""
+    return (
+        ("size", problem)
+        if problem
+        else check_path(spec, src.dir, "dir", folder=True)
+        or (check_path(spec, src.labels, "labels") if src.labels else None)
     )
 
 

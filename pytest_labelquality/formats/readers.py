@@ -5,10 +5,11 @@ Shared by the text, feature-table and image-folder formats.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ EXTENSIONS = {
 }
 
 
+def text_encoding_problem(name: str) -> str:
+    """Why ``name`` cannot decode a text file ('' when it can): an unknown codec, or one that is
+    not a text encoding (base64, zlib)."""
+    import codecs
+
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return "is not an encoding Python knows"
+    if not getattr(info, "_is_text_encoding", True):
+        return f"is a {info.name} codec, not a text encoding"
+    return ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class CsvOptions:
     """How a CSV table is read (ignored for JSONL and Parquet)."""
@@ -49,12 +64,29 @@ class CsvOptions:
     )
     delimiter: str | None = field(
         default=None,
-        metadata=field_doc("CSV: the field delimiter (default: tab for .tsv, else ,)."),
+        metadata=field_doc(
+            "CSV: the field delimiter, one character (default: tab for .tsv, else ,).",
+            minLength=1,
+            maxLength=1,
+            hint="""e.g. ',', ';' or a tab ("\\t", in double quotes)""",
+        ),
     )
-    quotechar: str = field(default='"', metadata=field_doc("CSV: the quote character."))
+    quotechar: str = field(
+        default='"',
+        metadata=field_doc(
+            "CSV: the quote character, one character.",
+            minLength=1,
+            maxLength=1,
+            hint="""the character around fields that hold the delimiter, e.g. '"'""",
+        ),
+    )
     encoding: str = field(
         default="utf-8",
-        metadata=field_doc("CSV: the text encoding (UTF-8 with a BOM is read right)."),
+        metadata=field_doc(
+            "CSV: the text encoding, a name Python's codecs know (UTF-8 with a BOM is read right).",
+            check=text_encoding_problem,
+            hint="use a codec name such as utf-8, utf-16, latin-1 or cp1252",
+        ),
     )
 
 
@@ -151,34 +183,49 @@ def _missing(path: Path, wanted: Sequence[str], names: Sequence[str]) -> None:
         raise DataError(f"{path}: no column {absent[0]!r}; columns: {shown}")
 
 
+#: The longest CSV field read, in characters: Python's csv module stops at 128 KiB, shorter than
+#: some texts; past this bound a field is more likely an unclosed quote running to the end of
+#: the file than one item's text.
+CSV_FIELD_LIMIT = 16 * 2**20
+
+
+@contextlib.contextmanager
+def _csv_field_limit() -> Iterator[None]:
+    """The csv module's field limit raised to :data:`CSV_FIELD_LIMIT` while a table is read (it
+    is global to the process: a higher limit the user set stays, and it is put back after)."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, CSV_FIELD_LIMIT))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _csv_problem(path: Path, line: int, exc: csv.Error, quotechar: str) -> DataError:
+    """A row the csv module cannot parse, as one line naming the file, the line and the fix."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        text = (
+            f"a field is longer than {csv.field_size_limit():,} characters; an unclosed"
+            f" quote ({quotechar}) makes the rest of the file one field: close it, or shorten"
+            " the field"
+        )
+    elif "NUL" in text:
+        text = "the line holds a NUL byte; is this a CSV file? Remove the byte or convert the file"
+    return DataError(f"{path}:{line}: cannot read the row: {text}")
+
+
 def _read_csv(path: Path, wanted: Sequence[str], options: CsvOptions) -> Table:
     encoding = options.encoding
     if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         encoding = "utf-8-sig"  # a leading byte-order mark is not part of the first name
     delimiter = options.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
-    with path.open(newline="", encoding=encoding) as handle:
+    with _csv_field_limit(), path.open(newline="", encoding=encoding) as handle:
         reader = csv.reader(handle, delimiter=delimiter, quotechar=options.quotechar)
-        header: list[str] | None = None
-        if options.header:
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"{path}: the file is empty; expected a header row")
-        records: list[list[str]] = []
-        rows: list[str] = []
-        last = reader.line_num
-        for record in reader:
-            start, last = last + 1, reader.line_num  # a quoted field may span lines
-            if not record:  # a blank line
-                continue
-            if header is None:
-                header = list(options.columns or (str(i) for i in range(1, len(record) + 1)))
-            if len(record) != len(header):
-                expected = "the header has" if options.header else "expected"
-                raise DataError(
-                    f"{path}:{reader.line_num}: {len(record)} fields, {expected} {len(header)}"
-                )
-            records.append(record)
-            rows.append(str(start))
+        try:
+            header, records, rows = _csv_records(path, reader, options)
+        except csv.Error as exc:
+            raise _csv_problem(path, reader.line_num, exc, options.quotechar) from None
     names = header or list(options.columns or ())
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -190,6 +237,34 @@ def _read_csv(path: Path, wanted: Sequence[str], options: CsvOptions) -> Table:
     where = [names.index(c) for c in wanted]
     columns = {c: [r[i] for r in records] for c, i in zip(wanted, where, strict=True)}
     return Table(path, columns, rows)
+
+
+def _csv_records(
+    path: Path, reader: Any, options: CsvOptions
+) -> tuple[list[str] | None, list[list[str]], list[str]]:
+    """The header (None without one and no rows), the records and each record's first line."""
+    header: list[str] | None = None
+    if options.header:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: the file is empty; expected a header row")
+    records: list[list[str]] = []
+    rows: list[str] = []
+    last = reader.line_num
+    for record in reader:
+        start, last = last + 1, reader.line_num  # a quoted field may span lines
+        if not record:  # a blank line
+            continue
+        if header is None:
+            header = list(options.columns or (str(i) for i in range(1, len(record) + 1)))
+        if len(record) != len(header):
+            expected = "the header has" if options.header else "expected"
+            raise DataError(
+                f"{path}:{reader.line_num}: {len(record)} fields, {expected} {len(header)}"
+            )
+        records.append(record)
+        rows.append(str(start))
+    return header, records, rows
 
 
 def _read_jsonl(path: Path, wanted: Sequence[str]) -> Table:

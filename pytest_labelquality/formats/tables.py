@@ -61,7 +61,10 @@ def _all_columns(path: Path) -> list[str]:
     import csv
 
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        return next(csv.reader(handle), [])
+        try:
+            return next(csv.reader(handle), [])
+        except csv.Error:
+            return []  # read_table reports the line
 
 
 def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: CacheRoot | None) -> Dataset:
