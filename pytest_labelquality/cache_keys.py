@@ -37,6 +37,7 @@ VERSIONS: dict[str, int] = {
     "images": 3,  # decoded pixels of a folder's files: bump when decoding changes its output
     # (2: transparency composited on white; 3: large images reduced by whole factors first)
     "images-lineage": 1,  # a pointer to a folder's last decoded pixels
+    "data-issues": 1,  # duplicates, near duplicates and outlier distances of a dataset
 }
 
 
@@ -119,6 +120,12 @@ def embeddings_key(identity: dict[str, str], content: npt.NDArray[np.str_]) -> s
 def embeddings_lineage_key(identity: dict[str, str], dataset: str) -> str:
     """The pointer to a dataset's last embeddings under one encoder."""
     return key("embeddings-lineage", encoder=identity, dataset=dataset)
+
+
+def data_issues_key(data: str, vectors: dict[str, str] | str, threshold: float) -> str:
+    """The duplicates and outliers of a dataset (``data``: its :func:`data_key`) found on
+    ``vectors`` (an encoder's identity, or what raw features) at a near-duplicate threshold."""
+    return key("data-issues", data=data, vectors=vectors, threshold=threshold)
 
 
 def images_key(root: Path, listing: list[list[Any]], settings: list[Any]) -> str:

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 
+#: How much of a text names it beside its file and line.
+LOCATION_TEXT_CHARS = 40
+
+
 class DataKind(enum.StrEnum):
     """What the features are, which decides the default model and how the report shows items."""
 
@@ -53,9 +57,19 @@ class Dataset:
     #: Where each item sits in its file (``news.csv:1234``), for items whose id is a content
     #: hash (a table without an id column): what a person searches for.
     locations: tuple[str, ...] = ()
+    #: Each item's split (``train``, ``test``...) where the source names one, else empty.
+    splits: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def location(self, i: int) -> str | None:
+        """``news.csv:1234 "Wall St. Bears Claw Back..."`` for an item whose id is a hash."""
+        if not self.locations:
+            return None
+        text = " ".join(str(self.features[i]).split())
+        cut = text[:LOCATION_TEXT_CHARS] + ("..." if len(text) > LOCATION_TEXT_CHARS else "")
+        return f'{self.locations[i]} "{cut}"'
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -27,11 +27,32 @@ class Rule(enum.StrEnum):
     MAX_INCREASE = "max_increase"
     MAX_NEW_SUSPECTS = "max_new_suspects"
     MAX_NEW_SUSPECT_SHARE = "max_new_suspect_share"
+    MAX_CONFLICTING_DUPLICATES = "max_conflicting_duplicates"
+    MAX_NEAR_DUPLICATE_SHARE = "max_near_duplicate_share"
+    MAX_OUTLIER_SHARE = "max_outlier_share"
+    MAX_LEAKS = "max_leaks"
 
     @property
     def about_change(self) -> bool:
         """Whether the rule judges what a change did against the baseline."""
         return self in (Rule.MAX_INCREASE, Rule.MAX_NEW_SUSPECTS, Rule.MAX_NEW_SUSPECT_SHARE)
+
+    @property
+    def about_labels(self) -> bool:
+        """Whether the rule judges wrong labels (the others judge duplicates, leaks, outliers)."""
+        return self not in ISSUE_RULES
+
+
+@dataclass(frozen=True)
+class IssueCounts:
+    """What the rules on duplicates, leaks and outliers read, with a few examples each."""
+
+    items: int
+    conflicting_groups: int
+    redundant: int
+    outliers: int
+    leaks: int
+    examples: dict[Rule, str]
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,7 @@ def decide(
     *,
     origin: str,
     change: Change | None = None,
+    issues: IssueCounts | None = None,
 ) -> Verdict:
     """Apply the gate to the items that count (flagged and not reviewed as correct).
 
@@ -168,8 +190,65 @@ def decide(
         noise_count=len(flagged),
         max_noise_rate=gate.max_noise_rate,
         classes=classes,
-        failed_rules=(*failed, *_change_failures(gate, change, rate)),
+        failed_rules=(
+            *failed,
+            *_change_failures(gate, change, rate),
+            *(issue_failures(gate, issues) if issues else ()),
+        ),
     )
+
+
+def issue_failures(gate: GateSpec, issues: IssueCounts) -> list[FailedRule]:
+    """The failed rules on duplicates, leaks and outliers, each with a few examples."""
+    n = issues.items
+    checks: list[tuple[Rule, float | None, float, str]] = [
+        (
+            Rule.MAX_CONFLICTING_DUPLICATES,
+            gate.max_conflicting_duplicates,
+            issues.conflicting_groups,
+            f"{issues.conflicting_groups} group(s) of identical items with different labels"
+            f" exceed max_conflicting_duplicates {gate.max_conflicting_duplicates}",
+        ),
+        (
+            Rule.MAX_NEAR_DUPLICATE_SHARE,
+            gate.max_near_duplicate_share,
+            issues.redundant / n,
+            f"{issues.redundant / n:.1%} of the items ({issues.redundant} of {n}) repeat another"
+            f" exactly or nearly, over max_near_duplicate_share"
+            f" {gate.max_near_duplicate_share or 0:.1%}",
+        ),
+        (
+            Rule.MAX_OUTLIER_SHARE,
+            gate.max_outlier_share,
+            issues.outliers / n,
+            f"{issues.outliers / n:.1%} of the items ({issues.outliers} of {n}) are outliers,"
+            f" over max_outlier_share {gate.max_outlier_share or 0:.1%}",
+        ),
+        (
+            Rule.MAX_LEAKS,
+            gate.max_leaks,
+            issues.leaks,
+            f"{issues.leaks} pair(s) of items in different splits are duplicates, over"
+            f" max_leaks {gate.max_leaks}",
+        ),
+    ]
+    failed = []
+    for rule, limit, value, message in checks:
+        if limit is not None and value > limit:
+            example = issues.examples.get(rule)
+            text = f"{message} ({example})" if example else message
+            failed.append(FailedRule(rule, float(value), float(limit), text))
+    return failed
+
+
+ISSUE_RULES = frozenset(
+    {
+        Rule.MAX_CONFLICTING_DUPLICATES,
+        Rule.MAX_NEAR_DUPLICATE_SHARE,
+        Rule.MAX_OUTLIER_SHARE,
+        Rule.MAX_LEAKS,
+    }
+)
 
 
 def _change_failures(gate: GateSpec, change: Change | None, noise_rate: float) -> list[FailedRule]:

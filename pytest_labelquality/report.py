@@ -101,7 +101,7 @@ def render_markdown(
     edits that take effect after merge, then for each failing dataset why, and the suspects its
     failing rules counted (the new suspects when a rule on the change failed). Cut to ``limit``
     characters at a line, with a note, to fit GitHub's limits."""
-    from pytest_labelquality.results import passed_sentence, rule_text
+    from pytest_labelquality.results import issues_sentence, passed_sentence, rule_text
 
     datasets = sorted(run.datasets, key=lambda d: (d.spec.file, d.spec.line))
     failed, errors = run.failed, run.errors
@@ -137,6 +137,10 @@ def render_markdown(
             "<br>".join(_md(rule_text(r)) for r in d.gate.failed_rules) or "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    found = [(d.name, issues_sentence(d)) for d in datasets]
+    if any(sentence for _, sentence in found):
+        lines += ["", "Duplicates, leaks and outliers:", ""]
+        lines += [f"- {_md(name)}: {sentence}" for name, sentence in found if sentence]
     for d in datasets:
         trust = d.trust
         if trust and trust.edited:
@@ -349,6 +353,7 @@ def _dataset_view(
         "canary": noise.canary,
         "ranking_file": result.ranking_file,
         "provenance": _provenance(result),
+        "issues": result.issues,
     }
 
 

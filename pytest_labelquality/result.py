@@ -338,6 +338,66 @@ class Injected:
 
 
 @dataclass(frozen=True)
+class IssueItem:
+    """One item of a duplicate group, a pair or the outliers, as a reviewer finds it."""
+
+    index: int
+    id: str
+    class_name: str = field(metadata={"json": "class"})
+    split: str | None = None
+    location: str | None = None
+    preview: Preview | None = None
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Items of identical content; ``conflicting`` when their labels differ."""
+
+    items: tuple[IssueItem, ...]
+    conflicting: bool
+
+
+@dataclass(frozen=True)
+class ItemPair:
+    """Two near-duplicate items (or, in ``leak_pairs``, exact ones: ``similarity`` None)."""
+
+    a: IssueItem
+    b: IssueItem
+    similarity: float | None
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """An item far from every other: its mean cosine distance to its nearest items."""
+
+    item: IssueItem
+    distance: float
+
+
+@dataclass(frozen=True)
+class DataIssues:
+    """Duplicates, leaks between splits and outliers (see :mod:`data_issues`): counts of all,
+    and the first :data:`runner.ISSUES_LISTED` of each kind listed (conflicting groups first,
+    pairs most similar first, outliers farthest first)."""
+
+    vectors: str
+    near_similarity: float
+    exact_groups: int
+    conflicting_groups: int
+    redundant: int
+    near_pairs: int
+    outliers: int
+    outlier_cutoff: float
+    leaks: int
+    splits: dict[str, int] | None
+    imbalance: float
+    groups: tuple[DuplicateGroup, ...]
+    pairs: tuple[ItemPair, ...]
+    outlier_items: tuple[Outlier, ...]
+    leak_pairs: tuple[ItemPair, ...]
+
+
+@dataclass(frozen=True)
 class DatasetResult:
     """Everything one dataset's check found, decided and used.
 
@@ -375,6 +435,7 @@ class DatasetResult:
     baseline_entry: JsonObject | None = None
     injected: Injected | None = None
     ranking_file: str | None = None
+    issues: DataIssues | None = None
 
     @property
     def passed(self) -> bool:

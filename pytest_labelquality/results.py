@@ -47,6 +47,13 @@ def failure_message(result: DatasetResult, report_path: Path, json_path: Path) -
         else r.message
         for r in result.gate.failed_rules
     ]
+    if not any(r.rule.about_labels for r in result.gate.failed_rules):
+        return (
+            f"{'; '.join(parts)} for {result.name!r} ({result.spec}). Review them in"
+            f" {report_path} (data: {json_path}): remove or merge the duplicates, keep each"
+            " leaked item in one split, remove the outliers that do not belong, or raise the"
+            " threshold if this is accepted."
+        )
     new_only = result.baseline is not None and result.gate.rules_on_change_failed
     suspects = result.gated_suspects
     top = ", ".join(
@@ -85,6 +92,9 @@ def summary_row(result: DatasetResult) -> dict[str, str]:
 def summary_notes(result: DatasetResult) -> list[str]:
     """Lines under the table for one dataset: why it failed, and edits that wait for merge."""
     lines = [f"{result.name}: FAIL {rule_text(r)}" for r in result.gate.failed_rules]
+    issues = issues_sentence(result)
+    if issues:
+        lines.append(f"{result.name}: {issues}")
     trust = result.trust
     if trust and trust.edited:
         lines.append(
@@ -92,6 +102,20 @@ def summary_notes(result: DatasetResult) -> list[str]:
             f" (judged against {trust.ref})"
         )
     return lines
+
+
+def issues_sentence(result: DatasetResult) -> str | None:
+    """``3 groups of identical items (1 with different labels), 5 near-duplicate pairs, ...``,
+    or None where the check did not look."""
+    x = result.issues
+    if x is None:
+        return None
+    text = (
+        f"{x.exact_groups} group(s) of identical items ({x.conflicting_groups} with different"
+        f" labels), {x.near_pairs} near-duplicate pair(s), {x.redundant} item(s) repeating"
+        f" another, {x.outliers} outlier(s)"
+    )
+    return text + (f", {x.leaks} leak(s) between splits" if x.splits else "")
 
 
 def passed_sentence(run: RunResult) -> str:

@@ -25,12 +25,15 @@ from pytest_labelquality.baseline import (
 )
 from pytest_labelquality.cache import ArrayCache, CacheRoot, as_array, from_array
 from pytest_labelquality.crossval import OutOfFold, first_fold, out_of_fold
+from pytest_labelquality.data_issues import EXPECT as ISSUE_ARRAYS
+from pytest_labelquality.data_issues import NEAR_SIMILARITY, Findings, find, search_features
 from pytest_labelquality.dataset import DataKind, Dataset
 from pytest_labelquality.detection import CANARY_MIN, Detection, cleanlab_version, detect
 from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
 from pytest_labelquality.files import relative_path
-from pytest_labelquality.gate import Verdict, decide
+from pytest_labelquality.gate import IssueCounts, Verdict, decide
+from pytest_labelquality.issue_results import issue_counts, issue_result
 from pytest_labelquality.model_registry import model_entry
 from pytest_labelquality.models import ModelConfig, extras_installed, resolve_model
 from pytest_labelquality.neighbours import nearest
@@ -41,6 +44,7 @@ from pytest_labelquality.result import (
     Canary,
     ClassRow,
     CrossValidation,
+    DataIssues,
     DatasetResult,
     Estimator,
     Exemplar,
@@ -183,9 +187,21 @@ def check_dataset(
         cache.save(detection_key, found.to_arrays())
         progress(f"{spec.name}: detection in {time.perf_counter() - trained:.1f}s")
     progress(honest_count_line(spec.name, len(data), found))
+    issues = (
+        _data_issues(spec, data, data_key, config, cache, content, progress)
+        if spec.checks.enabled
+        else None
+    )
     detected = time.perf_counter()
     judged = _judge(
-        spec, data, found, keys, keep_items=keep_items, trusted_ref=trusted_ref, root=root
+        spec,
+        data,
+        found,
+        keys,
+        keep_items=keep_items,
+        trusted_ref=trusted_ref,
+        root=root,
+        issues=issue_counts(issues, len(data)) if issues else None,
     )
     if entry is not None:
         status = "hit"
@@ -226,7 +242,44 @@ def check_dataset(
         cache=use,
         timings=timings,
         root=root,
+        issues=issues,
     )
+
+
+def _data_issues(
+    spec: DatasetSpec,
+    data: Dataset,
+    data_key: str,
+    config: ModelConfig,
+    cache: ArrayCache,
+    content: Callable[[], npt.NDArray[np.str_]],
+    progress: Progress,
+) -> DataIssues:
+    """Duplicates, leaks and outliers, found on the encoder's embeddings where the model has
+    one (read from their cache) and on the raw features otherwise; cached, so a warm run
+    searches nothing."""
+    vectors = "embeddings" if config.uses_encoder else "features"
+    threshold = spec.checks.near_similarity or NEAR_SIMILARITY[vectors]
+    what = f"{config.encoder} embeddings" if config.uses_encoder else "raw features"
+    key = cache_keys.data_issues_key(
+        data_key, config.encoder_identity or vectors if config.uses_encoder else vectors, threshold
+    )
+    entry = cache.load(key, ISSUE_ARRAYS)
+    found = Findings.from_arrays(entry, len(data)) if entry is not None else None
+    if found is None:
+        start = time.perf_counter()
+        if config.uses_encoder:
+            table, _ = _embedded(spec, data, config, cache, content(), progress)
+            points = table.features
+        else:
+            points = search_features(data)
+        found = find(points, content(), threshold=threshold, seed=spec.cv.seed)
+        cache.save(key, found.to_arrays())
+        progress(
+            f"{spec.name}: duplicates and outliers searched on {what} in"
+            f" {time.perf_counter() - start:.1f}s"
+        )
+    return issue_result(data, found, vectors=what, threshold=threshold)
 
 
 def _cached_detection(cache: ArrayCache, key: str, data: Dataset) -> Detection | None:
@@ -528,6 +581,7 @@ def _judge(
     keep_items: bool,
     trusted_ref: str | None,
     root: Path | None,
+    issues: IssueCounts | None,
 ) -> Judgement:
     """Apply reviews (accepted items stop counting), compare with the baseline, decide.
 
@@ -588,6 +642,7 @@ def _judge(
         gate,
         origin=f"{relative_path(spec.spec_path, root)}:{spec.line}",
         change=change,
+        issues=issues,
     )
     entry = None
     if keep_items:
@@ -608,6 +663,7 @@ def _result(
     cache: CacheUse,
     timings: Timings,
     root: Path | None,
+    issues: DataIssues | None,
 ) -> DatasetResult:
     import numpy as np
 
@@ -648,7 +704,7 @@ def _result(
                 suggested_prob=round(float(found.suggested_prob[i]), 4),
                 score=round(float(found.scores[i]), 6),
                 preview=shown[k] if k < len(shown) else None,
-                location=_location(data, i),
+                location=data.location(i),
                 **_neighbours_of(data, found, i),
             )
         )
@@ -727,6 +783,7 @@ def _result(
         ),
         baseline_entry=judged.baseline_entry,
         injected=_against_injected(flagged, data.flipped) if len(data.flipped) else None,
+        issues=issues,
     )
 
 
@@ -760,19 +817,6 @@ def _exemplars(data: Dataset, found: Detection) -> dict[str, tuple[Exemplar, ...
             for i in best.tolist()
         )
     return out
-
-
-#: How much of a text names it beside its file and line.
-LOCATION_TEXT_CHARS = 40
-
-
-def _location(data: Dataset, i: int) -> str | None:
-    """``news.csv:1234 "Wall St. Bears Claw Back..."`` for an item whose id is a hash."""
-    if not data.locations:
-        return None
-    text = " ".join(str(data.features[i]).split())
-    cut = text[:LOCATION_TEXT_CHARS] + ("..." if len(text) > LOCATION_TEXT_CHARS else "")
-    return f'{data.locations[i]} "{cut}"'
 
 
 def _neighbours_of(data: Dataset, found: Detection, i: int) -> dict[str, Any]:
@@ -863,7 +907,7 @@ def _below_estimate(data: Dataset, found: Detection, top: int) -> tuple[Suspect,
             score=round(float(found.scores[i]), 6),
             below_estimate=True,
             preview=shown[k] if k < len(shown) else None,
-            location=_location(data, int(i)),
+            location=data.location(int(i)),
             **_neighbours_of(data, found, int(i)),
         )
         for k, i in enumerate(below.tolist())

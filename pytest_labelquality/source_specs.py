@@ -91,6 +91,10 @@ class CsvSource:
     path: str = field(metadata=field_doc("The CSV file, relative to the spec."))
     label: str = field(metadata=field_doc("Name of the label column."))
     id: str | None = field(default=None, metadata=field_doc("Name of the id column."))
+    split: str | None = field(
+        default=None,
+        metadata=field_doc("Name of the column holding each row's split (train, test...)."),
+    )
     features: tuple[str, ...] | None = field(
         default=None,
         metadata=field_doc("Feature columns (default: every other column).", minItems=1),

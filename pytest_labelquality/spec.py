@@ -216,6 +216,54 @@ class GateSpec:
             maximum=1,
         ),
     )
+    max_conflicting_duplicates: int | None = field(
+        default=None,
+        metadata=field_doc(
+            "Fail when more groups of identical items carry different labels.", minimum=0
+        ),
+    )
+    max_near_duplicate_share: float | None = field(
+        default=None,
+        metadata=field_doc(
+            "Fail when a larger share of the items repeats another exactly or nearly.",
+            minimum=0,
+            maximum=1,
+        ),
+    )
+    max_outlier_share: float | None = field(
+        default=None,
+        metadata=field_doc(
+            "Fail when a larger share of the items lies far from every other item.",
+            minimum=0,
+            maximum=1,
+        ),
+    )
+    max_leaks: int | None = field(
+        default=None,
+        metadata=field_doc(
+            "Fail when more pairs of items of different splits are exact or near duplicates.",
+            minimum=0,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ChecksSpec:
+    """Defects beside wrong labels: duplicates, leaks between splits, outliers."""
+
+    enabled: bool = field(
+        default=True,
+        metadata=field_doc("Look for duplicates, leaks and outliers beside wrong labels."),
+    )
+    near_similarity: float | None = field(
+        default=None,
+        metadata=field_doc(
+            "Cosine similarity from which two items are near duplicates (default: 0.9 on"
+            " encoder embeddings, 0.98 on raw features).",
+            minimum=0,
+            maximum=1,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -229,6 +277,9 @@ class DatasetSpec:
     cv: CvSpec = field(default_factory=CvSpec, metadata=field_doc("Cross-validation."))
     detection: DetectionSpec = field(
         default_factory=DetectionSpec, metadata=field_doc("Detection.")
+    )
+    checks: ChecksSpec = field(
+        default_factory=ChecksSpec, metadata=field_doc("Duplicates, leaks and outliers.")
     )
     spec_path: Path = field(default=Path(), metadata={"yaml": False})
     line: int = field(default=0, metadata={"yaml": False})

@@ -175,10 +175,11 @@ def test_interrupted_run_resumes_from_finished_folds(project: pytest.Pytester) -
     ).assert_outcomes(passed=1)
     folds = [p for p in cache.rglob("*.npz") if p.with_suffix(".joblib").exists()]
     assert len(folds) == 5  # each fold's predictions, beside its model
-    assert len(list(cache.rglob("*.npz"))) == 7  # and the detection, and the lineage pointer
+    # and the detection, the lineage pointer, and the duplicates and outliers
+    assert len(list(cache.rglob("*.npz"))) == 8
     for entry in cache.rglob("*.npz"):
         if entry not in folds[1:]:
-            entry.unlink()  # keep four folds: the detection, the lineage and one fold are lost
+            entry.unlink()  # keep four folds: the others and one fold are lost
     run = project.runpytest_subprocess(
         "--label-quality", "-k", "clean", f"--label-quality-cache-dir={cache}"
     )
@@ -254,8 +255,9 @@ def test_a_bad_spec_is_a_collection_error_naming_file_line_and_key(
     assert run.ret == pytest.ExitCode.INTERRUPTED
     assert (
         "bad.labelquality.yaml:4: datasets[0].gate.per_class: unknown key;"
-        " valid keys: max_class_noise_rate, max_increase, max_new_suspect_share,"
-        " max_new_suspects, max_noise_rate"
+        " valid keys: max_class_noise_rate, max_conflicting_duplicates, max_increase,"
+        " max_leaks, max_near_duplicate_share, max_new_suspect_share, max_new_suspects,"
+        " max_noise_rate, max_outlier_share"
     ) in run.stdout.str()
     assert "Traceback" not in run.stdout.str()
 

@@ -74,8 +74,9 @@ def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: CacheRoot | None
     from pytest_labelquality.dataset import DataKind, Dataset, content_ids, encode_labels
 
     path = spec.resolve(src.path)
-    columns = src.features or tuple(c for c in _all_columns(path) if c not in (src.label, src.id))
-    table = read_table(path, [*columns, src.label, *([src.id] if src.id else [])])
+    own = (src.label, src.id, src.split)
+    columns = src.features or tuple(c for c in _all_columns(path) if c not in own)
+    table = read_table(path, [*columns, *(c for c in own if c)])
     n = len(table.rows)
     features = np.empty((n, len(columns)), dtype=np.float64)
     categories: list[tuple[str, ...]] = []
@@ -96,6 +97,7 @@ def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: CacheRoot | None
         flipped=np.empty(0, dtype=np.int64),
         feature_names=tuple(columns),
         categories=tuple(categories) if any(categories) else (),
+        splits=tuple(label_texts(table, src.split)) if src.split else (),
     )
 
 

@@ -31,6 +31,10 @@ class TextSource(CsvOptions):
     id: str | None = field(
         default=None, metadata=field_doc("The id column (default: a hash of the text).")
     )
+    split: str | None = field(
+        default=None,
+        metadata=field_doc("The column holding each row's split (train, test...)."),
+    )
     classes: tuple[str, ...] | None = field(
         default=None,
         metadata=field_doc("Class names (default: the labels found, sorted).", minItems=2),
@@ -45,7 +49,7 @@ def load(spec: DatasetSpec, src: TextSource, cache_dir: CacheRoot | None) -> Dat
     from pytest_labelquality.dataset import DataKind, Dataset, content_ids, encode_labels
 
     path = spec.resolve(src.path)
-    wanted = list(dict.fromkeys([*src.text, src.label, *([src.id] if src.id else [])]))
+    wanted = list(dict.fromkeys([*src.text, src.label, *(c for c in (src.id, src.split) if c)]))
     table = read_table(path, wanted, src)
     texts: list[str] = []
     for row in range(len(table.rows)):
@@ -76,6 +80,7 @@ def load(spec: DatasetSpec, src: TextSource, cache_dir: CacheRoot | None) -> Dat
         origin=str(path),
         flipped=np.empty(0, dtype=np.int64),
         locations=() if src.id else tuple(f"{src.path}:{line}" for line in table.rows),
+        splits=tuple(label_texts(table, src.split)) if src.split else (),
     )
 
 

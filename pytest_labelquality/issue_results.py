@@ -1,0 +1,108 @@
+"""From what :mod:`data_issues` found to the typed result and to what the gate's rules read:
+items named as a reviewer finds them (id, class, split, file and line, a brief preview)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_labelquality.data_issues import Findings, leaks
+from pytest_labelquality.gate import IssueCounts, Rule
+from pytest_labelquality.previews import preview
+from pytest_labelquality.result import DataIssues, DuplicateGroup, IssueItem, ItemPair, Outlier
+
+if TYPE_CHECKING:
+    from pytest_labelquality.dataset import Dataset
+
+#: Groups, pairs, outliers and leaks listed in the result, each (all are counted).
+ISSUES_LISTED = 200
+#: Examples a failed rule's message names.
+EXAMPLES = 3
+#: How much of a text names it beside its id.
+TEXT_CHARS = 40
+
+
+def issue_result(data: Dataset, found: Findings, *, vectors: str, threshold: float) -> DataIssues:
+    """The result's section on duplicates, leaks and outliers."""
+    import numpy as np
+
+    def item(i: int) -> IssueItem:
+        return IssueItem(
+            index=i,
+            id=str(data.ids[i]),
+            class_name=data.class_names[data.labels[i]],
+            split=data.splits[i] if data.splits else None,
+            location=data.location(i),
+            preview=preview(data, i, brief=True),
+        )
+
+    labels = data.labels
+    groups = [(g, len(np.unique(labels[g])) > 1) for g in found.exact_groups()]  # by first member
+    groups.sort(key=lambda pair: not pair[1])  # conflicting first, stable
+    leaked = leaks(found, np.array(data.splits)) if data.splits else []
+    outliers = found.outliers
+    counts = np.bincount(labels, minlength=len(data.class_names))
+    return DataIssues(
+        vectors=vectors,
+        near_similarity=threshold,
+        exact_groups=len(groups),
+        conflicting_groups=sum(conflicting for _, conflicting in groups),
+        redundant=len(found.redundant()),
+        near_pairs=len(found.near_pairs),
+        outliers=len(outliers),
+        outlier_cutoff=round(float(found.outlier_cutoff), 6),
+        leaks=len(leaked),
+        splits=(
+            {s: int(c) for s, c in zip(*np.unique(data.splits, return_counts=True), strict=True)}
+            if data.splits
+            else None
+        ),
+        imbalance=round(float(counts.max() / max(counts.min(), 1)), 3),
+        groups=tuple(
+            DuplicateGroup(tuple(item(int(i)) for i in g), conflicting)
+            for g, conflicting in groups[:ISSUES_LISTED]
+        ),
+        pairs=tuple(
+            ItemPair(item(i), item(j), round(s, 4))
+            for (i, j), s in zip(
+                found.near_pairs[:ISSUES_LISTED].tolist(),
+                found.near_similarity[:ISSUES_LISTED].tolist(),
+                strict=True,
+            )
+        ),
+        outlier_items=tuple(
+            Outlier(item(int(i)), round(float(found.outlier_distance[i]), 4))
+            for i in outliers[:ISSUES_LISTED]
+        ),
+        leak_pairs=tuple(
+            ItemPair(item(i), item(j), None if s is None else round(s, 4))
+            for i, j, s in leaked[:ISSUES_LISTED]
+        ),
+    )
+
+
+def issue_counts(issues: DataIssues, items: int) -> IssueCounts:
+    """What the gate's rules on duplicates, leaks and outliers read, with examples."""
+
+    def named(i: IssueItem) -> str:
+        where = f" in {i.split}" if i.split else ""
+        return f"{i.id} ({i.class_name!r}{where})"
+
+    def pairs(listed: tuple[ItemPair, ...]) -> str:
+        return "; ".join(f"{named(p.a)} ~ {named(p.b)}" for p in listed[:EXAMPLES])
+
+    conflicting = [g for g in issues.groups if g.conflicting][:EXAMPLES]
+    return IssueCounts(
+        items=items,
+        conflicting_groups=issues.conflicting_groups,
+        redundant=issues.redundant,
+        outliers=issues.outliers,
+        leaks=issues.leaks,
+        examples={
+            Rule.MAX_CONFLICTING_DUPLICATES: "; ".join(
+                " = ".join(named(i) for i in g.items) for g in conflicting
+            ),
+            Rule.MAX_NEAR_DUPLICATE_SHARE: pairs(issues.pairs),
+            Rule.MAX_OUTLIER_SHARE: ", ".join(named(o.item) for o in issues.outlier_items[:3]),
+            Rule.MAX_LEAKS: pairs(issues.leak_pairs),
+        },
+    )

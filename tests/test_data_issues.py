@@ -1,0 +1,206 @@
+"""Duplicates, leaks between splits and outliers, beside wrong labels: scikit-learn's real
+digits written as a CSV with a split column, and known defects added to them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_labelquality import knn
+from pytest_labelquality.data_issues import find
+
+SPEC = """\
+datasets:
+  - name: digits
+    source: {{format: csv, path: digits.csv, label: label, split: split}}
+    model: {{name: logistic_regression}}
+    gate: {{max_noise_rate: 0.5{rules}}}
+"""
+
+
+def write_digits(path: Path) -> dict[str, list[tuple[int, int]] | list[int]]:
+    """The 1,797 digits (80% train, 20% test) and, after them: 5 exact copies under another
+    label, 5 near copies (one pixel two levels darker), 4 copies of train digits put in test,
+    5 rows of noise. Returns the injected pairs (original, copy) and outliers by row index."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels, labels = digits.data.astype(int), digits.target
+    rng = np.random.default_rng(0)
+    n = len(labels)
+    split = np.where(rng.random(n) < 0.8, "train", "test")
+    rows = [(pixels[i], int(labels[i]), str(split[i])) for i in range(n)]
+    injected: dict[str, Any] = {"conflicting": [], "near": [], "leaks": [], "outliers": []}
+    for i in rng.choice(n, 5, replace=False).tolist():
+        injected["conflicting"].append((i, len(rows)))
+        rows.append((pixels[i], int(labels[i] + 1) % 10, str(split[i])))
+    for i in rng.choice(n, 5, replace=False).tolist():
+        near = pixels[i].copy()
+        darkest = int(np.argmax(near))
+        near[darkest] -= 2
+        injected["near"].append((i, len(rows)))
+        rows.append((near, int(labels[i]), str(split[i])))
+    for i in rng.choice(np.flatnonzero(split == "train"), 4, replace=False).tolist():
+        injected["leaks"].append((i, len(rows)))
+        rows.append((pixels[i], int(labels[i]), "test"))
+    for k in range(5):
+        injected["outliers"].append(len(rows))
+        rows.append((rng.integers(0, 17, 64), k, "train"))
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([*(f"p{i}" for i in range(64)), "label", "split"])
+        writer.writerows([*x.tolist(), label, s] for x, label, s in rows)
+    return injected
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Any]:
+    """One real run of the gate on the digits with defects, its results and its output."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("issues")
+    injected = write_digits(root / "digits.csv")
+    rules = ", max_conflicting_duplicates: 4, max_leaks: 0, max_outlier_share: 0.05"
+    (root / "digits.labelquality.yaml").write_text(SPEC.format(rules=rules))
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--label-quality"]
+    command += ["--label-quality-markdown=summary.md", "digits.labelquality.yaml"]
+    run = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    document = json.loads((root / "label-quality-report" / "label-quality.json").read_text())
+    return root, injected, (run, document["datasets"][0], command)
+
+
+def _pairs(listed: list[dict[str, Any]]) -> set[tuple[int, int]]:
+    return {(p["a"]["index"], p["b"]["index"]) for p in listed}
+
+
+def test_each_kind_finds_what_was_added(checked: tuple[Path, dict[str, Any], Any]) -> None:
+    _, injected, (_, result, _) = checked
+    issues = result["issues"]
+    assert issues["vectors"] == "raw features"
+    conflicting = {
+        tuple(i["index"] for i in g["items"]) for g in issues["groups"] if g["conflicting"]
+    }
+    assert conflicting == set(injected["conflicting"])
+    assert issues["conflicting_groups"] == 5
+    # the near copies are the most similar pairs; the digits hold a few natural ones below them
+    assert {(p["a"]["index"], p["b"]["index"]) for p in issues["pairs"][:5]} == set(
+        injected["near"]
+    )
+    assert all(p["similarity"] >= issues["near_similarity"] for p in issues["pairs"])
+    farthest = [o["item"]["index"] for o in issues["outlier_items"][:5]]
+    assert sorted(farthest) == injected["outliers"]
+    assert issues["outliers"] < 20  # the fence flags about 1% of clean digits beside them
+    exact_leaks = {
+        (p["a"]["index"], p["b"]["index"]) for p in issues["leak_pairs"] if p["similarity"] is None
+    }
+    assert exact_leaks == set(injected["leaks"])
+    assert all(p["a"]["split"] != p["b"]["split"] for p in issues["leak_pairs"])
+    assert set(issues["splits"]) == {"train", "test"}
+    assert sum(issues["splits"].values()) == result["items"] == 1797 + 19
+
+
+def test_the_rules_fail_with_their_examples_and_name_no_label_fix(
+    checked: tuple[Path, dict[str, Any], Any],
+) -> None:
+    _, _, (run, result, _) = checked
+    assert run.returncode == 1, run.stdout
+    failed = {r["rule"]: r for r in result["gate"]["failed_rules"]}
+    assert set(failed) == {"max_conflicting_duplicates", "max_leaks"}
+    assert failed["max_conflicting_duplicates"]["value"] == 5
+    assert failed["max_leaks"]["value"] == result["issues"]["leaks"] >= 4
+    (message,) = [
+        line for line in run.stdout.splitlines() if line.startswith("5 group(s) of identical")
+    ]
+    assert "digits/" not in message  # rows of a table without an id column: content hashes
+    assert "exceed max_conflicting_duplicates 4 (" in message
+    assert "in test) ~ " in message or "in train) ~ " in message
+    assert "remove or merge the duplicates" in message
+    assert "fix their labels" not in message  # no label rule failed
+    assert "digits: 9 group(s) of identical items (5 with different labels)" in run.stdout
+
+
+def test_the_summary_and_report_show_each_kind(checked: tuple[Path, dict[str, Any], Any]) -> None:
+    root, _, (_, result, _) = checked
+    summary = (root / "summary.md").read_text()
+    assert "Duplicates, leaks and outliers:" in summary
+    assert "- digits: 9 group(s) of identical items (5 with different labels)" in summary
+    html = (root / "label-quality-report" / "index.html").read_text()
+    assert '<section class="data-issues"' in html
+    for kind in ("leaks", "near", "exact"):
+        assert f'<div class="pair-gallery" data-kind="{kind}">' in html
+    assert html.count('<figure class="pair conflicting">') == 5
+    assert 'class="split">test</strong>' in html
+    assert html.count('<figure class="outlier">') == result["issues"]["outliers"]
+
+
+def test_a_warm_run_searches_nothing_and_finds_the_same(
+    checked: tuple[Path, dict[str, Any], Any],
+) -> None:
+    import subprocess
+
+    root, _, (first, result, command) = checked
+    assert "duplicates and outliers searched on raw features" in first.stdout
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    assert "searched" not in again.stdout
+    document = json.loads((root / "label-quality-report" / "label-quality.json").read_text())
+    assert document["datasets"][0]["issues"] == result["issues"]
+
+
+def test_clean_digits_pass_and_the_check_can_be_turned_off(pytester: pytest.Pytester) -> None:
+    rules = (
+        ", max_conflicting_duplicates: 0, max_near_duplicate_share: 0.01, max_outlier_share: 0.02"
+    )
+    pytester.makefile(
+        ".labelquality.yaml",
+        digits="datasets:\n"
+        "  - name: clean\n    source: {format: sklearn, name: digits}\n"
+        "    model: {name: logistic_regression}\n"
+        f"    gate: {{max_noise_rate: 0.5{rules}}}\n"
+        "  - name: unchecked\n    source: {format: sklearn, name: digits}\n"
+        "    model: {name: logistic_regression}\n    gate: {max_noise_rate: 0.5}\n"
+        "    checks: {enabled: false}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")
+    run.assert_outcomes(passed=2)
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    issues = {d["name"]: d.get("issues") for d in document["datasets"]}
+    assert issues["unchecked"] is None
+    assert issues["clean"]["conflicting_groups"] == 0
+    assert issues["clean"]["splits"] is None
+    assert issues["clean"]["leak_pairs"] == []
+
+
+def test_a_partition_finds_what_the_exact_search_finds() -> None:
+    """The coarse partition that large datasets go through, on real digits small enough to
+    compare with the exact search: the same nearest item for almost all, every near copy."""
+    from sklearn.datasets import load_digits
+
+    pixels = load_digits().data.astype(np.float32)
+    pixels -= pixels.mean(axis=0)
+    rng = np.random.default_rng(1)
+    copies = rng.choice(len(pixels), 20, replace=False)
+    near = pixels[copies] + rng.normal(0, 0.05, (20, 64)).astype(np.float32)
+    units = knn.unit_rows(np.concatenate([pixels, near]))
+    exact = knn.nearest(units)
+    through = knn.nearest(units, partition=knn.build_partition(units, seed=0))
+    same = np.mean(exact.neighbours[:, 0] == through.neighbours[:, 0])
+    assert same > 0.95
+    copy_rows = np.arange(len(pixels), len(pixels) + 20)
+    assert (through.neighbours[copy_rows, 0] == copies).all()
+    # where both found a neighbour, the partition's is never more similar than the exact one
+    assert (through.similarity[:, 0] <= exact.similarity[:, 0] + 1e-6).all()
+
+
+def test_identical_content_is_exact_not_near() -> None:
+    vectors = np.array([[1, 0], [1, 0], [1, 0.01], [0, 1], [-1, 0]], dtype=np.float32)
+    content = np.array(["a", "a", "b", "c", "d"])
+    found = find(vectors, content, threshold=0.99)
+    assert [g.tolist() for g in found.exact_groups()] == [[0, 1]]
+    assert sorted(map(tuple, found.near_pairs.tolist())) == [(0, 2), (1, 2)]
+    assert found.redundant().tolist() == [1, 2]
