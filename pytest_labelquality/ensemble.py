@@ -58,7 +58,8 @@ REGULARISED_BOOSTING: dict[str, Any] = {
 def table_member_specs(spec: ModelSpec) -> dict[str, ModelSpec]:
     """``table_ensemble``'s members. Measured on scikit-learn's digits, wine and breast_cancer
     with planted flips (10 seeds each, ``benchmarks/tables.py``), their mean finds more flips
-    than any one of them on all three, where each alone loses on one (README, "Tables")."""
+    than any one of them on all three, where each alone loses on one (docs/benchmarks.md,
+    "Tables")."""
     base = dataclasses.replace(spec, params={})
     boosting = dataclasses.replace(base, name="hist_gradient_boosting")
     return {

@@ -459,7 +459,7 @@ def _choose_model(
     kind: ModelKind = _kind(data)
     grey = kind == "image" and data.features.ndim == 3
     # encoders are tried on colour photos and texts: on grey drawings they cost minutes to
-    # encode and the drawings' defaults measure as well (README, "Pretrained encoders")
+    # encode and the drawings' defaults measure as well (docs/models.md, "Pretrained encoders")
     tried = candidates(kind, lambda e: extras_installed(e, kind) and not (grey and e.embeds))
     key = cache_keys.auto_key(
         data_key,
