@@ -610,7 +610,7 @@ def _largest(values: list[Any]) -> list[int]:
 
 def _provenance(result: DatasetResult) -> list[tuple[str, str]]:
     """Label and value pairs: everything needed to reproduce or question the run."""
-    model = dict(result.model)
+    model = result.model.to_json()
     name = model.pop("name", "?")
     settings = ", ".join(f"{k} {_setting(v)}" for k, v in model.items() if v is not None)
     cv, cache, timings, source = result.cv, result.cache, result.timings, result.source

@@ -134,13 +134,13 @@ def checked(spec_path: Path, cache: Path, *, show_top: int, alone: Path | None =
     warm = check_dataset(spec, cache_dir=cache, progress=warm_lines.append, show_top=show_top)
     data = load_dataset(spec, cache_dir=cache)
     content = np.array([digest for digest, _ in item_keys(data).values()])
-    identity = cold.model.get("encoder_identity")
+    identity = cold.model.encoder_identity
     if alone is not None:
         (member,) = load_spec(alone)
         same = check_dataset(member, cache_dir=cache, progress=lambda _: None)
         assert same.cache.embeddings is not None
-        assert same.cache.embeddings["encoded"] == 0  # the same vectors, from the cache
-        identity = same.model["encoder_identity"]
+        assert same.cache.embeddings.encoded == 0  # the same vectors, from the cache
+        identity = same.model.encoder_identity
     entry = ArrayCache(cache).load(cache_keys.embeddings_key(identity, content))
     assert entry is not None, "the cold run cached its embeddings"
     vectors = entry["vectors"].astype(np.float32)
@@ -333,7 +333,7 @@ def texts(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 def test_text_suspects_neighbours_are_the_nearest_agreeing_items(texts: Run) -> None:
     check_neighbours(texts)
-    assert texts.cold.model["name"] == "tfidf_encoder"  # the encoder member's embeddings
+    assert texts.cold.model.name == "tfidf_encoder"  # the encoder member's embeddings
 
 
 def test_the_report_shows_a_text_suspects_neighbours_escaped(texts: Run) -> None:
