@@ -292,7 +292,8 @@ def _with_neighbours(
 
 def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
     config = _resolve_only(spec, data, model)
-    if config.uses_encoder:  # what makes the embeddings is part of every cache key of the run
+    if config.encoder:  # what makes the embeddings is part of every cache key of the run, and
+        # of a model made of others that embeds (``tfidf_encoder``, for its ``encoder_linear``)
         encoder = _encoder(spec, data, config)
         reads = FILE_READS if _reads_files(encoder, data) else "pixels"
         identity = {**encoder.identity(), "reads": reads}
