@@ -627,7 +627,7 @@ def _provenance(result: DatasetResult) -> list[tuple[str, str]]:
         ("Items and classes", f"{_num(result.items)} items, {len(result.classes)} classes"),
         ("Model", f"{name} ({settings})" if settings else str(name)),
         ("Cross-validation", f"{cv.folds} folds, seed {cv.seed}, {cv.jobs} jobs"),
-        ("Detection", ", ".join(f"{k} {v}" for k, v in result.noise.method.items())),
+        ("Detection", ", ".join(f"{k} {v}" for k, v in result.noise.method.to_json().items())),
         (
             "Cache",
             f"{cache.status} ({cache.folds_cached} folds cached), key {cache.key}",

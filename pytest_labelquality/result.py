@@ -142,6 +142,16 @@ class Canary:
 
 
 @dataclass(frozen=True)
+class DetectionMethod(JsonRecord):
+    """How suspects were found: the score they are ranked by, the filter, and the count that
+    sets how many are flagged (an estimator's name, or ``len(find_label_issues)``)."""
+
+    ranked_by: str
+    filter_by: str
+    count: str
+
+
+@dataclass(frozen=True)
 class Noise:
     """The estimate: the counted items (flagged and not accepted by review), its interval."""
 
@@ -150,7 +160,7 @@ class Noise:
     flagged: int
     reviewed: int
     interval: tuple[float, float]
-    method: dict[str, str]
+    method: DetectionMethod
     estimators: dict[str, Estimator]
     band: tuple[float, float]
     canary: Canary
