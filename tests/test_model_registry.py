@@ -243,6 +243,26 @@ def test_an_ensemble_of_named_members_averages_their_own_cached_runs(tmp_path: P
     assert again.cache.folds_cached == 3
 
 
+def test_a_cached_auto_choice_of_the_wrong_shape_is_chosen_again(tmp_path: Path) -> None:
+    from pytest_labelquality.cache import ArrayCache, as_array
+
+    (spec,) = load_spec(table_spec(tmp_path, "{name: auto}"))
+    first = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    cache = ArrayCache(tmp_path / "cache")
+    keys = [path.stem for path in (tmp_path / "cache").rglob("*.npz")]
+    (key,) = [k for k in keys if "choice" in (cache.load(k) or {})]
+    cache.save(key, {"choice": as_array({"chosen": first.model.name})})  # no candidates
+    lines: list[str] = []
+    again = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    assert again.model.auto is not None
+    assert first.model.auto is not None
+    assert again.model.name == first.model.name
+    assert again.model.auto.candidates.keys() == first.model.auto.candidates.keys()
+    assert not any("(cached)" in line for line in lines)
+    assert any("model auto chose" in line for line in lines)
+    assert any("holding unreadable metadata" in text for text in again.cache.repaired)
+
+
 def test_an_ensembles_recheck_reuses_each_members_fold_models(tmp_path: Path) -> None:
     import numpy as np
     from sklearn.datasets import load_wine
