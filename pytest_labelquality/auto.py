@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.model_registry import ModelEntry, entries
+from pytest_labelquality.result import AutoChoice, Candidate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,7 +49,7 @@ def choose(
     spec: ModelSpec,
     labels: npt.NDArray[np.int64],
     first_fold: FirstFold,
-) -> dict[str, Any]:
+) -> AutoChoice:
     """Each candidate's accuracy on the first fold's held-out items (against the given labels)
     and training seconds, and the chosen one. A model made of others is its entry's
     ``combine`` of its members' first folds."""
@@ -63,7 +64,7 @@ def choose(
             folds[repr(member)] = first_fold(member)
         return folds[repr(member)]
 
-    figures: dict[str, dict[str, float]] = {}
+    figures: dict[str, Candidate] = {}
     test: Any = None
     for entry in tried:
         own = candidate_spec(spec, entry)
@@ -77,14 +78,9 @@ def choose(
         else:
             fold_probs, test, seconds = fold_of(own)
         accuracy = float(np.mean(fold_probs.argmax(axis=1) == labels[test]))
-        figures[entry.name] = {"accuracy": round(accuracy, 4), "seconds": round(seconds, 2)}
+        figures[entry.name] = Candidate(round(accuracy, 4), round(seconds, 2))
     chosen = tried[0].name
     for entry in tried[1:]:
-        if figures[entry.name]["accuracy"] > figures[chosen]["accuracy"] + MARGIN:
+        if figures[entry.name].accuracy > figures[chosen].accuracy + MARGIN:
             chosen = entry.name
-    return {
-        "chosen": chosen,
-        "candidates": figures,
-        "budget": "the first fold",
-        "held_out": len(test),
-    }
+    return AutoChoice(chosen, figures, budget="the first fold", held_out=len(test))

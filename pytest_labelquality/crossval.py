@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from pytest_labelquality.errors import CacheError, os_error_message
 from pytest_labelquality.guards import blame_factory
 from pytest_labelquality.models import FoldModel, ModelConfig, fit_predict
 from pytest_labelquality.resources import exit_with_parent
+from pytest_labelquality.result import Blend, EmbeddingUse, Incremental
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,11 +67,11 @@ class OutOfFold:
     pred_probs: npt.NDArray[np.float32]
     fold_seconds: tuple[float, ...]
     folds_cached: int
-    incremental: dict[str, Any] = field(default_factory=dict)
+    incremental: Incremental | None = None
     #: An encoder model's embedding work: items encoded and reused, seconds.
-    embeddings: dict[str, Any] = field(default_factory=dict)
+    embeddings: EmbeddingUse | None = None
     #: ``tfidf_encoder``'s choice and each option's out-of-fold accuracy.
-    blend: dict[str, Any] = field(default_factory=dict)
+    blend: Blend | None = None
     #: An encoder model's embeddings (float32, one row per item): the suspects' neighbours.
     vectors: npt.NDArray[Any] | None = None
 
@@ -325,12 +326,7 @@ def _incremental(
         pred_probs=probs,
         fold_seconds=(),
         folds_cached=folds,
-        incremental={
-            "base_run": base_key,
-            "reused": len(data) - scored,
-            "relabelled": relabelled,
-            "scored": scored,
-        },
+        incremental=Incremental(len(data) - scored, relabelled, scored, base_run=base_key),
     )
 
 

@@ -142,7 +142,7 @@ def quality_scores(
     probability of another class: the log-odds of the given label against its rival, bounded.
     Measured against cleanlab's scores on the same folds, it finds as many uniform random flips
     as ``self_confidence`` and as many flips between look-alike classes as ``normalized_margin``
-    (README, "Ranking suspects")."""
+    (docs/models.md, "Ranking suspects")."""
     import numpy as np
 
     if ranked_by is not RankedBy.GIVEN_VS_RIVAL:

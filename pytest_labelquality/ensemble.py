@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from pytest_labelquality.result import Blend, Incremental
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -58,7 +60,8 @@ REGULARISED_BOOSTING: dict[str, Any] = {
 def table_member_specs(spec: ModelSpec) -> dict[str, ModelSpec]:
     """``table_ensemble``'s members. Measured on scikit-learn's digits, wine and breast_cancer
     with planted flips (10 seeds each, ``benchmarks/tables.py``), their mean finds more flips
-    than any one of them on all three, where each alone loses on one (README, "Tables")."""
+    than any one of them on all three, where each alone loses on one (docs/benchmarks.md,
+    "Tables")."""
     base = dataclasses.replace(spec, params={})
     boosting = dataclasses.replace(base, name="hist_gradient_boosting")
     return {
@@ -80,12 +83,15 @@ def mean_of(
 
     probs = np.asarray(np.mean([p.pred_probs for p in parts], axis=0), dtype=np.float32)
     seconds = [sum(s) for s in zip(*(p.fold_seconds for p in parts), strict=False)]
-    incremental = {name: p.incremental for name, p in zip(names, parts, strict=True)}
+    members = {n: p.incremental for n, p in zip(names, parts, strict=True) if p.incremental}
+    first = parts[0].incremental
     return OutOfFold(
         pred_probs=probs,
         fold_seconds=tuple(seconds),
         folds_cached=min(p.folds_cached for p in parts),
-        incremental=incremental if all(p.incremental for p in parts) else {},
+        incremental=Incremental(first.reused, first.relabelled, first.scored, members=members)
+        if first is not None and len(members) == len(parts)
+        else None,
     )
 
 
@@ -124,11 +130,11 @@ def best_of(
     for name in (*names[1:], "mean"):
         if accuracy[name] > accuracy[chosen] + BLEND_MARGIN:
             chosen = name
-    embedded = next((p.embeddings for p in parts if p.embeddings), {})
+    embedded = next((p.embeddings for p in parts if p.embeddings), None)
     return dataclasses.replace(
         mean,
         pred_probs=options[chosen],
         embeddings=embedded,
         vectors=next((p.vectors for p in parts if p.vectors is not None), None),
-        blend={"chosen": chosen, "accuracy": accuracy},
+        blend=Blend(chosen, accuracy),
     )

@@ -2,7 +2,7 @@
 takes, what it needs installed, how it trains, and whether ``model: auto`` tries it.
 
 The spec's ``model.name`` choices and its JSON Schema, the validator, the resolver, the fold
-trainer, ``auto`` and the README's table all read this registry, so a new model is one
+trainer, ``auto`` and the table of docs/models.md all read this registry, so a new model is one
 :func:`register` call, not edits across the package. The table is plain data: behaviour is named
 by import path (``"module:function"``, as entry points and ``model.factory`` are), imported only
 when a model of that entry trains, so reading the registry imports nothing heavy and no module

@@ -1,6 +1,9 @@
-"""The run's result files: the JSON (from :mod:`results`), the rankings, the HTML report and the
-Markdown summary (rendered by :mod:`report`), each written atomically; stale ones removed at the
-start, and a failure to write one told as one :class:`OutputError` naming the file."""
+"""The run's result files, one :class:`Output` each in :data:`OUTPUTS`: the JSON, the HTML report,
+the Markdown summary and GitHub's job summary, with the rankings beside the JSON. The plugin's
+options, their ini twins, the stale-file cleanup and the writing all read the registry. Each
+file is written atomically from one :class:`RunResult`; a failure to write one is one
+:class:`OutputError` naming it. Standard library only at import: the plugin reads the registry
+at start-up."""
 
 from __future__ import annotations
 
@@ -9,28 +12,133 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.errors import OutputError, os_error_message
 from pytest_labelquality.files import write_bytes_atomic, write_text_atomic
-from pytest_labelquality.results import report_link
 
 if TYPE_CHECKING:
-    from pytest_labelquality.result import DatasetResult
+    from pytest_labelquality.result import DatasetResult, RunResult
+
+
+@dataclass(frozen=True)
+class Context:
+    """What writers need besides the run: every output's path (the report links the JSON),
+    the suspects per page of the report, and the repository the paths are relative to."""
+
+    paths: Mapping[str, Path]
+    max_suspects: int
+    repository: Path
+
+
+Writer = Callable[["RunResult", Path, Context], None]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One result file: ``name`` is its option (``--label-quality-<name>``) and ini key
+    (``label_quality_<name>``), unless ``env`` names the variable that gives its path instead;
+    ``default`` is its path relative to the rootdir (None: written only when asked); ``stale``
+    says whether an earlier run's copy is removed at the start; ``write`` writes it."""
+
+    name: str
+    what: str
+    write: Writer
+    default: str | None = None
+    hint: str = ""
+    env: str | None = None
+    stale: bool = True
+
+    @property
+    def option(self) -> str | None:
+        """The command-line option, None for a file named by the environment."""
+        return None if self.env else f"--label-quality-{self.name}"
+
+    @property
+    def ini(self) -> str:
+        """The ini key (and the option's dest)."""
+        return f"label_quality_{self.name}"
+
+    @property
+    def label(self) -> str:
+        """How messages name where the path came from."""
+        return self.option or f"${self.env}"
+
+    def help(self) -> str:
+        """The option's help text, with its default and its ini twin."""
+        hint = f", {self.hint}" if self.hint else ""
+        return f"{self.what}{hint} (default: {self.default or 'none'}; ini {self.ini})."
+
+
+def _write_json(run: RunResult, path: Path, context: Context) -> None:
+    write_json(path, run.to_json())
+
+
+def _write_html(run: RunResult, path: Path, context: Context) -> None:
+    from pytest_labelquality.report import render_html
+
+    html = render_html(
+        run,
+        max_suspects=context.max_suspects,
+        git_commit=git_commit(context.repository),
+        results_path=context.paths["json"],
+        root=context.repository,
+    )
+    write_text_atomic(path, html)
+
+
+def _markdown(run: RunResult) -> str:
+    from pytest_labelquality.report import render_markdown
+    from pytest_labelquality.results import report_link
+
+    return render_markdown(run, report_link=report_link(os.environ))
+
+
+def _write_markdown(run: RunResult, path: Path, context: Context) -> None:
+    write_text_atomic(path, _markdown(run))
+
+
+def _append_markdown(run: RunResult, path: Path, context: Context) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(_markdown(run))
+
+
+#: Every result file, in the order they are written.
+OUTPUTS: tuple[Output, ...] = (
+    Output("json", "results file", _write_json, default="label-quality-report/label-quality.json"),
+    Output("html", "HTML report", _write_html, default="label-quality-report/index.html"),
+    Output(
+        "markdown",
+        "Markdown summary file",
+        _write_markdown,
+        hint="e.g. for a pull-request comment; $GITHUB_STEP_SUMMARY gets the summary when set",
+    ),
+    # GitHub's job summary is the runner's file, appended to: never removed
+    Output(
+        "summary", "GitHub's job summary", _append_markdown, env="GITHUB_STEP_SUMMARY", stale=False
+    ),
+)
 
 OUTPUT_HINT = (
-    "choose another path (--label-quality-json, --label-quality-html, --label-quality-markdown,"
-    " $GITHUB_STEP_SUMMARY) or make this one writable"
+    f"choose another path ({', '.join(o.label for o in OUTPUTS)}) or make this one writable"
 )
 
 
-def remove_stale(paths: Iterable[Path | None]) -> None:
-    """Remove the result files of an earlier run, so that none outlives a run that fails
-    before writing its own. Folders and unremovable files are left for the write to report."""
-    for path in paths:
-        if path is not None and path.is_file():
+def output(name: str) -> Output:
+    """The output of this name."""
+    (found,) = (o for o in OUTPUTS if o.name == name)
+    return found
+
+
+def remove_stale(paths: Mapping[str, Path]) -> None:
+    """Remove the result files of an earlier run (those of outputs marked ``stale``), so that
+    none outlives a run that fails before writing its own. Folders and unremovable files are
+    left for the write to report."""
+    for name, path in paths.items():
+        if output(name).stale and path.is_file():
             with contextlib.suppress(OSError):
                 path.unlink()
 
@@ -112,38 +220,21 @@ def write_rankings(results: Iterable[DatasetResult], folder: Path) -> list[Datas
 
 def write_outputs(
     results: list[DatasetResult],
+    paths: Mapping[str, Path],
     *,
-    json_path: Path,
-    html_path: Path,
-    markdown_path: Path | None,
-    step_summary: str | None,
     max_suspects: int,
     repository: Path,
     errors: Iterable[dict[str, str]] = (),
 ) -> None:
-    """Write the JSON, the HTML report and the Markdown summary (to a file, and appended to
-    GitHub's ``$GITHUB_STEP_SUMMARY`` when set), all from one :class:`RunResult`."""
-    from pytest_labelquality.report import render_html, render_markdown
+    """Write the rankings beside the JSON, then every output ``paths`` names (by output name;
+    the JSON's is required), in registry order, all from one :class:`RunResult`."""
     from pytest_labelquality.result import CheckError, RunResult
 
     run = RunResult(
-        tuple(write_rankings(results, json_path.parent)),
+        tuple(write_rankings(results, paths["json"].parent)),
         tuple(CheckError(e["test"], e["error"]) for e in errors),
     )
-    write_json(json_path, run.to_json())
-    html = render_html(
-        run,
-        max_suspects=max_suspects,
-        git_commit=git_commit(repository),
-        results_path=json_path,
-        root=repository,
-    )
-    write_text_atomic(html_path, html)
-    if markdown_path is None and not step_summary:
-        return
-    markdown = render_markdown(run, report_link=report_link(os.environ))
-    if markdown_path is not None:
-        write_text_atomic(markdown_path, markdown)
-    if step_summary:
-        with Path(step_summary).open("a", encoding="utf-8") as handle:
-            handle.write(markdown)
+    context = Context(paths, max_suspects, repository)
+    for each in OUTPUTS:
+        if each.name in paths:
+            each.write(run, paths[each.name], context)

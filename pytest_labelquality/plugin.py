@@ -26,6 +26,7 @@ from pytest_labelquality.errors import (
     UserCodeError,
     os_error_message,
 )
+from pytest_labelquality.outputs import OUTPUTS
 
 if TYPE_CHECKING:
     from pytest_labelquality.cache import CacheRoot
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 CACHE_ENV = "LABEL_QUALITY_CACHE_DIR"
 BACKEND_ENV = "LABEL_QUALITY_BACKEND"
-DEFAULT_JSON = "label-quality-report/label-quality.json"
-DEFAULT_HTML = "label-quality-report/index.html"
 DEFAULT_MAX_SUSPECTS = 100
 
 
@@ -53,9 +52,8 @@ class Settings:
 
     enabled: bool
     cache_dir: CacheRoot
-    json_path: Path
-    html_path: Path
-    markdown_path: Path | None
+    #: Each result file's path by its output's name (``outputs.OUTPUTS``), those to write.
+    outputs: dict[str, Path]
     max_suspects: int
     update_baseline: bool
     only: bool = False
@@ -63,6 +61,16 @@ class Settings:
     show_top: int = 0
     backend: str = "local"
     backend_address: str | None = None
+
+    @property
+    def json_path(self) -> Path:
+        """The results file."""
+        return self.outputs["json"]
+
+    @property
+    def html_path(self) -> Path:
+        """The HTML report."""
+        return self.outputs["html"]
 
 
 settings_key = pytest.StashKey[Settings]()
@@ -125,25 +133,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " $DASK_SCHEDULER_ADDRESS, else a cluster started on this machine; ini"
         " label_quality_backend_address).",
     )
-    group.addoption(
-        "--label-quality-json",
-        type=_path_option,
-        metavar="PATH",
-        help=f"results file (default: {DEFAULT_JSON}; ini label_quality_json).",
-    )
-    group.addoption(
-        "--label-quality-html",
-        type=_path_option,
-        metavar="PATH",
-        help=f"HTML report (default: {DEFAULT_HTML}; ini label_quality_html).",
-    )
-    group.addoption(
-        "--label-quality-markdown",
-        type=_path_option,
-        metavar="PATH",
-        help="also write the Markdown summary here, e.g. for a pull-request comment (default:"
-        " none; $GITHUB_STEP_SUMMARY gets it when set; ini label_quality_markdown).",
-    )
+    for output in OUTPUTS:
+        if output.option:
+            group.addoption(output.option, type=_path_option, metavar="PATH", help=output.help())
     group.addoption(
         "--label-quality-max-suspects",
         type=_count_option,
@@ -195,9 +187,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "the Ray cluster or Dask scheduler (default: the engine's address variable)",
         default="",
     )
-    parser.addini("label_quality_json", f"results file (default: {DEFAULT_JSON})", default="")
-    parser.addini("label_quality_html", f"HTML report (default: {DEFAULT_HTML})", default="")
-    parser.addini("label_quality_markdown", "Markdown summary file (default: none)", default="")
+    for output in OUTPUTS:
+        if output.option:
+            default = output.default or "none"
+            parser.addini(output.ini, f"{output.what} (default: {default})", default="")
     parser.addini(
         "label_quality_max_suspects",
         f"suspects shown per dataset (default: {DEFAULT_MAX_SUSPECTS})",
@@ -222,22 +215,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_distinct_outputs(settings: Settings) -> None:
     """Two result files at one path would overwrite each other: a usage error."""
-    named = {
-        "--label-quality-json": settings.json_path,
-        "--label-quality-html": settings.html_path,
-        "--label-quality-markdown": settings.markdown_path,
-    }
     seen: dict[str, str] = {}
-    for option, path in named.items():
+    for output in OUTPUTS:
+        path = settings.outputs.get(output.name)
         if path is None:
             continue
         real = os.path.realpath(path)
         if real in seen:
             raise pytest.UsageError(
-                f"{seen[real]} and {option} (or their ini twins) both name {path}: give each"
-                " result file its own path"
+                f"{seen[real]} and {output.label} (or their ini twins) both name {path}: give"
+                " each result file its own path"
             )
-        seen[real] = option
+        seen[real] = output.label
 
 
 def _resolve_settings(config: pytest.Config) -> Settings:
@@ -269,8 +258,13 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         chosen = cli or env or ini
         return chosen if chosen and is_url(chosen) else pick(cli, env, ini, default)
 
-    cli_markdown = config.getoption("label_quality_markdown")
-    ini_markdown = config.getini("label_quality_markdown")
+    outputs: dict[str, Path] = {}
+    for output in OUTPUTS:
+        cli = config.getoption(output.ini) if output.option else None
+        env = os.environ.get(output.env) if output.env else None
+        ini = str(config.getini(output.ini)) if output.option else ""
+        if cli or env or ini or output.default:
+            outputs[output.name] = pick(cli, env, ini, root / (output.default or ""))
     try:
         cache_root = root / str(config.getini("cache_dir"))
     except ValueError:  # the cacheprovider plugin is disabled; keep its usual place
@@ -283,21 +277,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
             config.getini("label_quality_cache_dir"),
             cache_root / "d" / "label-quality",
         ),
-        json_path=pick(
-            config.getoption("label_quality_json"),
-            None,
-            config.getini("label_quality_json"),
-            root / DEFAULT_JSON,
-        ),
-        html_path=pick(
-            config.getoption("label_quality_html"),
-            None,
-            config.getini("label_quality_html"),
-            root / DEFAULT_HTML,
-        ),
-        markdown_path=pick(cli_markdown, None, ini_markdown, root)
-        if cli_markdown or ini_markdown
-        else None,
+        outputs=outputs,
         max_suspects=_count_setting(config, "label_quality_max_suspects"),
         update_baseline=bool(config.getoption("label_quality_update_baseline")),
         only=only,
@@ -496,8 +476,7 @@ class Controller:
             return
         from pytest_labelquality.outputs import remove_stale
 
-        settings = self.settings
-        remove_stale([settings.json_path, settings.html_path, settings.markdown_path])
+        remove_stale(self.settings.outputs)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if hasattr(self.config, "workerinput"):  # the controller gathers; a worker only sends
@@ -528,11 +507,9 @@ class Controller:
 
         if hasattr(self.config, "workerinput") or not (self.results or self.errors):
             return
-        settings, step_summary = self.settings, os.environ.get("GITHUB_STEP_SUMMARY")
+        settings = self.settings
         try:
-            with written(
-                settings.json_path, settings.html_path, settings.markdown_path, step_summary
-            ):
+            with written(*settings.outputs.values()):
                 if self.baselines:
                     from pytest_labelquality.baseline import write_baselines
                     from pytest_labelquality.outputs import git_commit
@@ -540,11 +517,8 @@ class Controller:
                     write_baselines(self.baselines, git_commit(self.config.rootpath))
                 write_outputs(
                     self.results,
+                    settings.outputs,
                     errors=self.errors,
-                    json_path=settings.json_path,
-                    html_path=settings.html_path,
-                    markdown_path=settings.markdown_path,
-                    step_summary=step_summary,
                     max_suspects=settings.max_suspects,
                     repository=self.config.rootpath,
                 )

@@ -615,7 +615,7 @@ def _largest(values: list[Any]) -> list[int]:
 
 def _provenance(result: DatasetResult) -> list[tuple[str, str]]:
     """Label and value pairs: everything needed to reproduce or question the run."""
-    model = dict(result.model)
+    model = result.model.to_json()
     name = model.pop("name", "?")
     settings = ", ".join(f"{k} {_setting(v)}" for k, v in model.items() if v is not None)
     cv, cache, timings, source = result.cv, result.cache, result.timings, result.source
@@ -632,7 +632,7 @@ def _provenance(result: DatasetResult) -> list[tuple[str, str]]:
         ("Items and classes", f"{_num(result.items)} items, {len(result.classes)} classes"),
         ("Model", f"{name} ({settings})" if settings else str(name)),
         ("Cross-validation", f"{cv.folds} folds, seed {cv.seed}, {cv.jobs} jobs"),
-        ("Detection", ", ".join(f"{k} {v}" for k, v in result.noise.method.items())),
+        ("Detection", ", ".join(f"{k} {v}" for k, v in result.noise.method.to_json().items())),
         (
             "Cache",
             f"{cache.status} ({cache.folds_cached} folds cached), key {cache.key}",

@@ -3,8 +3,9 @@
 Frozen dataclasses, defined once: :meth:`DatasetResult.to_json` gives the results file's entry
 (and what crosses xdist), :meth:`DatasetResult.from_json` reads it back and rejects any other
 shape, and :func:`json_schema` derives the JSON Schema from the same field types. A field's
-JSON name is its own unless its metadata says otherwise (``class`` is a Python keyword).
-Standard library only; cheap to import.
+JSON name is its own unless its metadata says otherwise (``class`` is a Python keyword). Parts
+that the lower layers build as JSON (the model's settings, a source's counts) are read into
+their types with their own ``from_json``. Standard library only; cheap to import.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, Union
+from typing import Any, Self, TypeAlias, Union
 
 from pytest_labelquality import __version__
 from pytest_labelquality.gate import Rule
 
-#: A JSON value: provenance the results carry as found (model settings, source statistics).
+#: A JSON value: what the results carry as the user gave it (a model's ``params``, features).
 JsonValue: TypeAlias = Union[  # noqa: UP007 (a recursive alias needs the string form)
     str, int, float, bool, list["JsonValue"], dict[str, "JsonValue"], None
 ]
@@ -33,6 +34,22 @@ SCHEMA_ID = "https://pytest-labelquality.invalid/results.schema.json"
 
 class ResultShapeError(ValueError):
     """A results document whose shape is not the one :class:`DatasetResult` defines."""
+
+
+class JsonRecord:
+    """A part of the result with its JSON form, read and written as the whole result's is."""
+
+    def to_json(self) -> JsonObject:
+        """This part's JSON object."""
+        out = _dump(self)
+        assert isinstance(out, dict)
+        return out
+
+    @classmethod
+    def from_json(cls, document: object) -> Self:
+        """Read it back; :class:`ResultShapeError` names the first key out of shape."""
+        loaded: Self = _load(cls, document, cls.__name__)
+        return loaded
 
 
 class Decision(enum.StrEnum):
@@ -78,12 +95,29 @@ class SpecRef:
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where the items came from, and what loading them found (``stats``, e.g. ``skipped``)."""
+class Skipped:
+    """An unreadable file left out (``source.skip_unreadable``), and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Source(JsonRecord):
+    """Where the items came from; for an image folder, what loading it counted.
+
+    ``files`` found in class folders or the labels table, ``decoded`` this run (not from the
+    decoding cache), ``ignored`` (not images), ``skipped`` (unreadable); the working ``size``
+    and its ``mode`` (``grey`` or ``rgb``)."""
 
     origin: str
     kind: str
-    stats: JsonObject = field(default_factory=dict, metadata={"json": "*"})
+    files: int | None = None
+    decoded: int | None = None
+    ignored: int | None = None
+    skipped: tuple[Skipped, ...] | None = None
+    size: tuple[int, ...] | None = None
+    mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +142,16 @@ class Canary:
 
 
 @dataclass(frozen=True)
+class DetectionMethod(JsonRecord):
+    """How suspects were found: the score they are ranked by, the filter, and the count that
+    sets how many are flagged (an estimator's name, or ``len(find_label_issues)``)."""
+
+    ranked_by: str
+    filter_by: str
+    count: str
+
+
+@dataclass(frozen=True)
 class Noise:
     """The estimate: the counted items (flagged and not accepted by review), its interval."""
 
@@ -116,7 +160,7 @@ class Noise:
     flagged: int
     reviewed: int
     interval: tuple[float, float]
-    method: dict[str, str]
+    method: DetectionMethod
     estimators: dict[str, Estimator]
     band: tuple[float, float]
     canary: Canary
@@ -279,6 +323,29 @@ class CrossValidation:
 
 
 @dataclass(frozen=True)
+class Incremental(JsonRecord):
+    """A re-check that reused the fold models of the lineage's last full run (``base_run``):
+    items whose predictions were reused (``relabelled`` of them), and new or edited items
+    ``scored`` by the fold models that never saw them. A model made of others: each of its
+    ``members``' (every member sees the same items, so the counts are theirs)."""
+
+    reused: int
+    relabelled: int
+    scored: int
+    base_run: str | None = None
+    members: dict[str, Incremental] | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingUse(JsonRecord):
+    """An encoder's work: items encoded, items whose vectors came from the cache, seconds."""
+
+    encoded: int
+    reused: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class CacheUse:
     """What the cache held: its key, hit/partial/incremental/miss, entries repaired."""
 
@@ -286,9 +353,9 @@ class CacheUse:
     status: str
     folds_cached: int
     dir: str
-    incremental: JsonObject | None
+    incremental: Incremental | None
     repaired: tuple[str, ...]
-    embeddings: JsonObject | None
+    embeddings: EmbeddingUse | None
 
 
 @dataclass(frozen=True)
@@ -300,6 +367,54 @@ class Timings:
     train_and_detect: float
     total: float
     fold_seconds: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model ``model: auto`` tried: its accuracy on the first fold, its training seconds."""
+
+    accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AutoChoice(JsonRecord):
+    """``model: auto``'s choice among its candidates, on a ``budget`` of ``held_out`` items."""
+
+    chosen: str
+    candidates: dict[str, Candidate]
+    budget: str
+    held_out: int
+
+
+@dataclass(frozen=True)
+class Blend(JsonRecord):
+    """``tfidf_encoder``'s choice (a member or ``mean``) and each option's out-of-fold
+    accuracy against the given labels."""
+
+    chosen: str
+    accuracy: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ModelUse(JsonRecord):
+    """The model that trained the folds, its defaults resolved (what its cache key holds), and
+    what chose it (``auto``) or what it chose (``blend``). An encoder model names its encoder's
+    ``encoder_identity``: the weights' digest and how it reads the items."""
+
+    name: str
+    factory: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    params: dict[str, JsonValue] | None = None
+    mirror: bool | None = None
+    encoder: str | None = None
+    tokenizer: str | None = None
+    encoder_identity: dict[str, str] | None = None
+    members: tuple[str, ...] | None = None
+    auto: AutoChoice | None = None
+    blend: Blend | None = None
 
 
 @dataclass(frozen=True)
@@ -424,7 +539,7 @@ class DatasetResult:
     cv: CrossValidation
     warnings: tuple[Notice, ...]
     backend: str
-    model: JsonObject
+    model: ModelUse
     versions: dict[str, str]
     cache: CacheUse
     timings: Timings
@@ -534,9 +649,7 @@ def _dump(value: object) -> JsonValue:
         out: JsonObject = {}
         for item in dataclasses.fields(value):
             name, inner = _json_name(item), getattr(value, item.name)
-            if name == "*":
-                out.update(_dump(inner))  # type: ignore[arg-type]
-            elif inner is not None or item.default is dataclasses.MISSING:
+            if inner is not None or item.default is dataclasses.MISSING:
                 out[name] = _dump(inner)
         return out
     if isinstance(value, enum.Enum):
@@ -571,19 +684,14 @@ def _load(hint: Any, value: object, where: str) -> Any:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
             raise ResultShapeError(f"{where}: expected an object, got {type(value).__name__}")
-        hints, kwargs, rest = _hints(hint), {}, dict(value)
+        hints, kwargs = _hints(hint), {}
         for item in dataclasses.fields(hint):
             name = _json_name(item)
-            if name == "*":
-                continue
-            if name not in rest:
+            if name not in value:
                 if _required(item):
                     raise ResultShapeError(f"{where}.{name}: missing")
                 continue
-            kwargs[item.name] = _load(hints[item.name], rest.pop(name), f"{where}.{name}")
-        spread = [f for f in dataclasses.fields(hint) if _json_name(f) == "*"]
-        if spread:
-            kwargs[spread[0].name] = rest
+            kwargs[item.name] = _load(hints[item.name], value[name], f"{where}.{name}")
         return hint(**kwargs)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         try:
@@ -648,12 +756,8 @@ def _schema(hint: Any, definitions: JsonObject) -> JsonObject:
             hints = _hints(hint)
             properties: JsonObject = {}
             required: list[JsonValue] = []
-            spread = False
             for item in dataclasses.fields(hint):
                 name = _json_name(item)
-                if name == "*":
-                    spread = True
-                    continue
                 properties[name] = _schema(hints[item.name], definitions)
                 if _required(item):
                     required.append(name)
@@ -662,7 +766,7 @@ def _schema(hint: Any, definitions: JsonObject) -> JsonObject:
                 "description": (hint.__doc__ or "").split("\n\n")[0].strip(),
                 "required": required,
                 "properties": properties,
-                "additionalProperties": spread,
+                "additionalProperties": False,
             }
         return {"$ref": f"#/$defs/{hint.__name__}"}
     if isinstance(hint, type) and issubclass(hint, enum.Enum):

@@ -40,18 +40,23 @@ from pytest_labelquality.neighbours import nearest
 from pytest_labelquality.previews import preview, previews
 from pytest_labelquality.resources import passive_openmp
 from pytest_labelquality.result import (
+    AutoChoice,
+    Blend,
     CacheUse,
     Canary,
     ClassRow,
     CrossValidation,
     DataIssues,
     DatasetResult,
+    DetectionMethod,
+    EmbeddingUse,
     Estimator,
     Exemplar,
     Gate,
     Histogram,
+    Incremental,
     Injected,
-    JsonObject,
+    ModelUse,
     Neighbour,
     Noise,
     Notice,
@@ -143,12 +148,12 @@ def check_dataset(
         keys = keys or item_keys(data)
         return np.array([digest for digest, _ in keys.values()])
 
-    chosen: dict[str, Any] | None = None
+    chosen: AutoChoice | None = None
     model_spec = spec.model
     asked = model_entry(model_spec.name) if model_spec.name else None
     if asked is not None and asked.chooses:
         chosen = _choose_model(spec, data, data_key, cache, content, progress)
-        chosen_entry = model_entry(chosen["chosen"])
+        chosen_entry = model_entry(chosen.chosen)
         assert chosen_entry is not None
         model_spec = candidate_spec(model_spec, chosen_entry)
     config = _resolve(spec, data, model_spec)
@@ -159,9 +164,9 @@ def check_dataset(
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
     fold_seconds: tuple[float, ...] = ()
-    incremental: dict[str, Any] = {}
-    embeddings: dict[str, Any] | None = None
-    blend: dict[str, Any] = {}
+    incremental: Incremental | None = None
+    embeddings: EmbeddingUse | None = None
+    blend: Blend | None = None
     entry = _cached_detection(cache, detection_key, data)
     if entry is not None and not _neighbours_cover(entry, show_top):
         progress(
@@ -179,7 +184,7 @@ def check_dataset(
         )
         folds_cached, fold_seconds = oof.folds_cached, oof.fold_seconds
         incremental = oof.incremental
-        embeddings, blend = oof.embeddings or None, oof.blend
+        embeddings, blend = oof.embeddings, oof.blend
         trained = time.perf_counter()
         found = detect(data.labels, oof.pred_probs, spec.detection, seed=spec.cv.seed)
         if oof.vectors is not None:  # while the embeddings are in memory, not on a warm run
@@ -205,21 +210,17 @@ def check_dataset(
     )
     if entry is not None:
         status = "hit"
-    elif incremental:
+    elif incremental is not None:
         status = "incremental"
     else:
         status = "partial" if folds_cached else "miss"
-    model: JsonObject = {
-        **config.as_dict(),
-        **({"auto": chosen} if chosen else {}),
-        **({"blend": blend} if blend else {}),
-    }
+    model = dataclasses.replace(ModelUse.from_json(config.as_dict()), auto=chosen, blend=blend)
     use = CacheUse(
         key=detection_key,
         status=status,
         folds_cached=folds_cached,
         dir=relative_path(cache_dir, root) if isinstance(cache_dir, Path) else str(cache_dir),
-        incremental=incremental or None,
+        incremental=incremental,
         repaired=tuple(repaired),
         embeddings=embeddings,
     )
@@ -345,7 +346,8 @@ def _with_neighbours(
 
 def _resolve(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelConfig:
     config = _resolve_only(spec, data, model)
-    if config.uses_encoder:  # what makes the embeddings is part of every cache key of the run
+    if config.encoder:  # what makes the embeddings is part of every cache key of the run, and
+        # of a model made of others that embeds (``tfidf_encoder``, for its ``encoder_linear``)
         encoder = _encoder(spec, data, config)
         reads = FILE_READS if _reads_files(encoder, data) else "pixels"
         identity = {**encoder.identity(), "reads": reads}
@@ -434,10 +436,10 @@ def _out_of_fold(
         specs: dict[str, ModelSpec] = entry.call("members")(model)
         parts = members(list(specs.values()), config.name)
         combined: OutOfFold = entry.call("combine")(parts, data.labels, tuple(specs))
-        if combined.blend:
-            progress(f"{spec.name}: {config.name} chose {combined.blend['chosen']}")
+        if combined.blend is not None:
+            progress(f"{spec.name}: {config.name} chose {combined.blend.chosen}")
         return combined
-    embedded: dict[str, Any] = {}
+    embedded: EmbeddingUse | None = None
     if config.uses_encoder:
         data, embedded = _embedded(spec, data, config, cache, content, progress)
     run_key, lineage_key = _run_keys(spec, data_key, config)
@@ -454,7 +456,7 @@ def _out_of_fold(
         progress=progress,
         backend=backend,
     )
-    if not embedded:
+    if embedded is None:
         return oof
     return dataclasses.replace(oof, embeddings=embedded, vectors=data.features)
 
@@ -466,7 +468,7 @@ def _embedded(
     cache: ArrayCache,
     content: npt.NDArray[np.str_],
     progress: Progress,
-) -> tuple[Dataset, dict[str, Any]]:
+) -> tuple[Dataset, EmbeddingUse]:
     """``data`` with each item's embedding as its features (a table of floats), and what the
     embedding cost: items encoded, items whose vectors came from the cache, seconds."""
     encoder = _encoder(spec, data, config)
@@ -490,8 +492,7 @@ def _embedded(
     table = dataclasses.replace(
         data, features=found.vectors, kind=DataKind.TABULAR, image_shape=None, categories=()
     )
-    stats = {"encoded": found.encoded, "reused": found.reused, "seconds": round(found.seconds, 3)}
-    return table, stats
+    return table, EmbeddingUse(found.encoded, found.reused, round(found.seconds, 3))
 
 
 def _kind(data: Dataset) -> ModelKind:
@@ -507,12 +508,12 @@ def _choose_model(
     cache: ArrayCache,
     content: Callable[[], npt.NDArray[np.str_]],
     progress: Progress,
-) -> dict[str, Any]:
+) -> AutoChoice:
     """``model: auto``'s choice for this dataset, from the cache or by :func:`auto.choose`."""
     kind: ModelKind = _kind(data)
     grey = kind == "image" and data.features.ndim == 3
     # encoders are tried on colour photos and texts: on grey drawings they cost minutes to
-    # encode and the drawings' defaults measure as well (README, "Pretrained encoders")
+    # encode and the drawings' defaults measure as well (docs/models.md, "Pretrained encoders")
     tried = candidates(kind, lambda e: extras_installed(e, kind) and not (grey and e.embeds))
     key = cache_keys.auto_key(
         data_key,
@@ -530,9 +531,13 @@ def _choose_model(
     )
     entry = cache.load(key)
     if entry is not None:
-        chosen: dict[str, Any] = from_array(entry["choice"])
-        progress(f"{spec.name}: model auto chose {chosen['chosen']} (cached)")
-        return chosen
+        try:
+            cached = AutoChoice.from_json(from_array(entry["choice"]))
+        except (ValueError, KeyError, TypeError):
+            cache.discard(key, "holding unreadable metadata")
+        else:
+            progress(f"{spec.name}: model auto chose {cached.chosen} (cached)")
+            return cached
 
     def first(candidate: ModelSpec) -> Any:
         config = _resolve(spec, data, candidate)
@@ -552,9 +557,9 @@ def _choose_model(
         )
 
     chosen = choose(tried, spec.model, data.labels, first)
-    figures = ", ".join(f"{n} {f['accuracy']:.3f}" for n, f in chosen["candidates"].items())
-    progress(f"{spec.name}: model auto chose {chosen['chosen']} (first-fold accuracy {figures})")
-    cache.save(key, {"choice": as_array(chosen)})
+    figures = ", ".join(f"{n} {f.accuracy:.3f}" for n, f in chosen.candidates.items())
+    progress(f"{spec.name}: model auto chose {chosen.chosen} (first-fold accuracy {figures})")
+    cache.save(key, {"choice": as_array(chosen.to_json())})
     return chosen
 
 
@@ -658,7 +663,7 @@ def _result(
     *,
     show_top: int,
     backend: str,
-    model: JsonObject,
+    model: ModelUse,
     versions: dict[str, str],
     cache: CacheUse,
     timings: Timings,
@@ -671,9 +676,10 @@ def _result(
     names = data.class_names
     labels = data.labels
     warnings = _weak_model_warning(labels, found, len(names)) + judged.warnings
-    skipped = data.stats.get("skipped") or []
+    source = Source.from_json({"origin": data.origin, "kind": data.kind.value, **data.stats})
+    skipped = source.skipped or ()
     if skipped:
-        listed = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:20])
+        listed = "; ".join(f"{s.path} ({s.reason})" for s in skipped[:20])
         warnings.append(
             Notice(
                 WarningCode.UNREADABLE_SKIPPED,
@@ -714,7 +720,7 @@ def _result(
     return DatasetResult(
         name=spec.name,
         spec=SpecRef(relative_path(spec.spec_path, root), spec.line),
-        source=Source(data.origin, data.kind.value, dict(data.stats)),
+        source=source,
         items=len(data),
         classes=tuple(names),
         feature_names=tuple(data.feature_names),
@@ -724,7 +730,7 @@ def _result(
             flagged=len(flagged),
             reviewed=len(flagged) - verdict.noise_count,
             interval=found.noise_rate_interval,
-            method=dict(found.method),
+            method=DetectionMethod.from_json(found.method),
             estimators={n: Estimator(c, c / len(data)) for n, c in estimates.items()},
             band=(min(estimates.values()) / len(data), max(estimates.values()) / len(data)),
             canary=Canary(**found.canary),

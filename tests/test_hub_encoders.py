@@ -91,11 +91,12 @@ def test_a_local_sentence_transformers_folder_is_an_encoder(tmp_path: Path) -> N
     topic_texts(tmp_path / "topics.csv")
     spec_path = text_spec(tmp_path, "sentence-transformers:tiny-st")
     result, _ = run(spec_path, tmp_path / "cache")
-    identity = result.model["encoder_identity"]
+    identity = result.model.encoder_identity
+    assert identity is not None
     assert identity["encoder"] == "sentence-transformers:tiny-st"
     assert len(identity["weights_sha256"]) == 64
     assert result.cache.embeddings is not None
-    assert (result.cache.embeddings["encoded"], result.cache.embeddings["reused"]) == (80, 0)
+    assert (result.cache.embeddings.encoded, result.cache.embeddings.reused) == (80, 0)
     # the vectors are the library's own, normalised
     import sentence_transformers
 
@@ -138,14 +139,15 @@ def test_timm_with_a_local_checkpoint_is_an_encoder(
         "    gate: {max_noise_rate: 1.0}\n"
     )
     result, _ = run(spec_path, tmp_path / "cache")
-    identity = result.model["encoder_identity"]
+    identity = result.model.encoder_identity
+    assert identity is not None
     assert identity["encoder"] == "timm:test_efficientnet@tiny.pth"
     assert (
         identity["weights_sha256"]
         == __import__("hashlib").sha256((tmp_path / "tiny.pth").read_bytes()).hexdigest()
     )
     assert result.cache.embeddings is not None
-    assert result.cache.embeddings["encoded"] == 24
+    assert result.cache.embeddings.encoded == 24
     # the encoder's vectors are timm's pooled features of its own transform
     encoder = load_encoder("timm:test_efficientnet@tiny.pth", kind="image", base_dir=tmp_path)
     image = np.full((1, 32, 32, 3), 128, np.uint8)

@@ -96,8 +96,8 @@ def test_a_model_registered_at_run_time_is_usable_from_a_spec(
     assert "knn" in model_name_schema()["enum"]
     (spec,) = load_spec(table_spec(tmp_path, "{name: knn, params: {n_neighbors: 7}}"))
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
-    assert result.model["name"] == "knn"
-    assert result.model["params"] == {"n_neighbors": 7}
+    assert result.model.name == "knn"
+    assert result.model.params == {"n_neighbors": 7}
     # k-nearest neighbours on unscaled wine is a weak model: a real one, not a constant
     assert 0.4 < result.oof_accuracy < 0.9
     assert result.injected is not None
@@ -105,7 +105,8 @@ def test_a_model_registered_at_run_time_is_usable_from_a_spec(
     # auto tries it too, cheapest first
     (auto,) = load_spec(table_spec(tmp_path, "{name: auto}"))
     chosen = check_dataset(auto, cache_dir=tmp_path / "cache", progress=lambda _: None)
-    candidates = chosen.model["auto"]["candidates"]
+    assert chosen.model.auto is not None
+    candidates = chosen.model.auto.candidates
     assert next(iter(candidates)) == "knn"
     assert set(candidates) >= {"knn", "logistic_regression", "table_ensemble"}
 
@@ -194,9 +195,10 @@ def test_auto_on_texts_tries_the_text_models_and_their_encoder(tmp_path: Path) -
     (spec,) = load_spec(spec_path)
     lines: list[str] = []
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
-    auto = result.model["auto"]
-    assert list(auto["candidates"]) == ["tfidf_linear", "encoder_linear", "tfidf_encoder"]
-    assert result.model["name"] == auto["chosen"]
+    auto = result.model.auto
+    assert auto is not None
+    assert list(auto.candidates) == ["tfidf_linear", "encoder_linear", "tfidf_encoder"]
+    assert result.model.name == auto.chosen
     # the encoder's first fold and tfidf_encoder's member share one encoding of the texts
     assert sum("encoded 120 items" in line for line in lines) == 1, lines
 
@@ -217,11 +219,12 @@ def test_auto_on_colour_photos_tries_the_encoder_not_on_grey_drawings(
     )
     (spec,) = load_spec(spec_path)
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
-    candidates = result.model["auto"]["candidates"]
+    assert result.model.auto is not None
+    candidates = result.model.auto.candidates
     assert "encoder_linear" in candidates
     # pretrained features on real photos beat features learnt from 32 of them
-    assert result.model["name"] == "encoder_linear"
-    assert candidates["encoder_linear"]["accuracy"] > candidates["hog_boosting"]["accuracy"]
+    assert result.model.name == "encoder_linear"
+    assert candidates["encoder_linear"].accuracy > candidates["hog_boosting"].accuracy
 
 
 def test_an_ensemble_of_named_members_averages_their_own_cached_runs(tmp_path: Path) -> None:
@@ -229,7 +232,7 @@ def test_an_ensemble_of_named_members_averages_their_own_cached_runs(tmp_path: P
     (spec,) = load_spec(table_spec(tmp_path, f"{{name: ensemble, members: {members}}}"))
     lines: list[str] = []
     result = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
-    assert result.model["members"] == ["logistic_regression", "random_forest"]
+    assert result.model.members == ("logistic_regression", "random_forest")
     assert any("ensemble member logistic_regression" in line for line in lines)
     assert any("ensemble member random_forest" in line for line in lines)
     assert result.injected is not None
@@ -238,6 +241,59 @@ def test_an_ensemble_of_named_members_averages_their_own_cached_runs(tmp_path: P
     (alone,) = load_spec(table_spec(tmp_path, "{name: random_forest}"))
     again = check_dataset(alone, cache_dir=tmp_path / "cache", progress=lambda _: None)
     assert again.cache.folds_cached == 3
+
+
+def test_a_cached_auto_choice_of_the_wrong_shape_is_chosen_again(tmp_path: Path) -> None:
+    from pytest_labelquality.cache import ArrayCache, as_array
+
+    (spec,) = load_spec(table_spec(tmp_path, "{name: auto}"))
+    first = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    cache = ArrayCache(tmp_path / "cache")
+    keys = [path.stem for path in (tmp_path / "cache").rglob("*.npz")]
+    (key,) = [k for k in keys if "choice" in (cache.load(k) or {})]
+    cache.save(key, {"choice": as_array({"chosen": first.model.name})})  # no candidates
+    lines: list[str] = []
+    again = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lines.append)
+    assert again.model.auto is not None
+    assert first.model.auto is not None
+    assert again.model.name == first.model.name
+    assert again.model.auto.candidates.keys() == first.model.auto.candidates.keys()
+    assert not any("(cached)" in line for line in lines)
+    assert any("model auto chose" in line for line in lines)
+    assert any("holding unreadable metadata" in text for text in again.cache.repaired)
+
+
+def test_an_ensembles_recheck_reuses_each_members_fold_models(tmp_path: Path) -> None:
+    import numpy as np
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    ids = np.array([f"wine-{i}" for i in range(len(y))])
+    np.savez(tmp_path / "wine.npz", x=x, y=y, ids=ids)
+    spec_path = tmp_path / "wine.labelquality.yaml"
+    spec_path.write_text(
+        "datasets:\n  - name: wine\n"
+        "    source: {format: npz, path: wine.npz, ids: ids}\n"
+        "    model: {name: ensemble, members: [logistic_regression, random_forest]}\n"
+        "    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 0.5}\n"
+    )
+    (spec,) = load_spec(spec_path)
+    cold = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    assert cold.cache.incremental is None
+    y[5] = (y[5] + 1) % 3
+    np.savez(tmp_path / "wine.npz", x=x, y=y, ids=ids)
+    again = check_dataset(spec, cache_dir=tmp_path / "cache", progress=lambda _: None)
+    assert again.cache.status == "incremental"
+    found = again.cache.incremental
+    assert found is not None
+    assert (found.reused, found.relabelled, found.scored) == (len(y), 1, 0)
+    assert found.members is not None
+    assert list(found.members) == ["logistic_regression", "random_forest"]
+    runs = {m.base_run for m in found.members.values()}
+    assert None not in runs
+    assert len(runs) == 2  # each member's own last full run
+    assert found.members["random_forest"].relabelled == 1
 
 
 @pytest.mark.parametrize(

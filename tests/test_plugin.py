@@ -376,6 +376,22 @@ def test_report_markdown_and_job_summary(project: pytest.Pytester, tmp_path: Pat
     assert summary.read_text() == "earlier step\n" + comment  # appended, not replaced
 
 
+def test_every_registered_output_has_its_option_ini_twin_and_docs_row(
+    pytester: pytest.Pytester,
+) -> None:
+    from pytest_labelquality.outputs import OUTPUTS
+
+    options = (Path(__file__).resolve().parents[1] / "docs" / "options.md").read_text()
+    shown = pytester.runpytest_subprocess("--help").stdout.str()
+    named = [o for o in OUTPUTS if o.option]
+    assert [o.name for o in named] == ["json", "html", "markdown"]
+    for output in named:
+        assert f"{output.option}=PATH" in shown
+        assert f"{output.ini} (string):" in shown
+        assert f"| `{output.option} PATH` | `{output.ini}` |" in options
+    assert [o.env for o in OUTPUTS if not o.option] == ["GITHUB_STEP_SUMMARY"]
+
+
 def test_bad_option_values_fail_at_argument_parsing(project: pytest.Pytester) -> None:
     run = project.runpytest_subprocess("--label-quality", "--label-quality-max-suspects=-1")
     assert run.ret == pytest.ExitCode.USAGE_ERROR

@@ -720,22 +720,11 @@ def test_a_result_file_that_cannot_be_written_is_one_error_naming_it(
     pristine: tuple[Path, dict[str, Any]], tmp_path: Path, what: str
 ) -> None:
     kind, make, name = OUTPUT_FAULTS[what]
-    paths: dict[str, Any] = {
-        "json": tmp_path / "out" / "r.json",
-        "html": tmp_path / "out" / "r.html",
-        "markdown": None,
-        "summary": None,
-    }
+    paths = {"json": tmp_path / "out" / "r.json", "html": tmp_path / "out" / "r.html"}
     paths[kind] = make(tmp_path)
     with pytest.raises(OutputError) as caught, written():
         write_outputs(
-            [DatasetResult.from_json(pristine[1])],
-            json_path=paths["json"],
-            html_path=paths["html"],
-            markdown_path=paths["markdown"],
-            step_summary=str(paths["summary"]) if paths["summary"] else None,
-            max_suspects=5,
-            repository=tmp_path,
+            [DatasetResult.from_json(pristine[1])], paths, max_suspects=5, repository=tmp_path
         )
     text = str(caught.value)
     assert text.startswith(f"cannot write {tmp_path / name}")
@@ -743,12 +732,15 @@ def test_a_result_file_that_cannot_be_written_is_one_error_naming_it(
     assert "\n" not in text
 
 
-def test_stale_result_files_go_but_folders_stay(tmp_path: Path) -> None:
+def test_stale_result_files_go_but_folders_and_the_job_summary_stay(tmp_path: Path) -> None:
     old = _file_at(tmp_path / "r" / "label-quality.json")
     folder = _folder_at(tmp_path / "index.html")
-    remove_stale([old, folder, None, tmp_path / "absent.md"])
+    summary = _file_at(tmp_path / "step_summary")  # GitHub's file: earlier steps wrote to it
+    paths = {"json": old, "html": folder, "markdown": tmp_path / "absent.md", "summary": summary}
+    remove_stale(paths)
     assert not old.exists()
     assert folder.is_dir()
+    assert summary.read_text() == "a file"
 
 
 # --- user model code -------------------------------------------------------------------------
@@ -1022,14 +1014,22 @@ def test_outputs_that_cannot_be_written_fail_the_run_but_the_verdict_is_printed(
             "html.*markdown",
         ),
         (["--label-quality-markdown=label-quality-report/label-quality.json"], "json.*markdown"),
+        (["--label-quality-markdown=r/summary.md"], "markdown and \\$GITHUB_STEP_SUMMARY"),
     ],
-    ids=["json-html", "html-markdown-spelled-differently", "markdown-on-the-default-json"],
+    ids=[
+        "json-html",
+        "html-markdown-spelled-differently",
+        "markdown-on-the-default-json",
+        "markdown-on-the-job-summary",
+    ],
 )
 def test_two_result_files_at_one_path_are_a_usage_error_before_any_work(
-    pytester: pytest.Pytester, options: list[str], named: str
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, options: list[str], named: str
 ) -> None:
     _iris_project(pytester)
     (pytester.path / "r").mkdir()
+    # GitHub's job summary is a result file too: overwriting it would erase earlier steps'
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "r" / "summary.md"))
     result = pytester.runpytest_subprocess("--label-quality", *options)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.re_match_lines([rf".*--label-quality-{named}.* both name .*: give each result"])

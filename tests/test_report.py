@@ -1,7 +1,10 @@
-"""The HTML report and the job-summary Markdown, rendered from documents of known content."""
+"""The HTML report and the job-summary Markdown, rendered from real runs of the gate (scikit-learn's
+digits, one run with flips that fails and one that passes, made once for the module), and from
+typed results of a shape a small run cannot give (thousands of suspects, hostile names)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -15,10 +18,26 @@ import numpy as np
 import pytest
 
 from pytest_labelquality.files import write_text_atomic
+from pytest_labelquality.gate import Rule
 from pytest_labelquality.outputs import git_commit
 from pytest_labelquality.previews import png_data_uri
 from pytest_labelquality.report import render_html, render_markdown
-from pytest_labelquality.result import DatasetResult, RunResult
+from pytest_labelquality.result import (
+    Change,
+    DatasetResult,
+    Decision,
+    Exemplar,
+    Histogram,
+    ModelUse,
+    Neighbour,
+    Notice,
+    Preview,
+    Reviews,
+    RuleFailure,
+    RunResult,
+    Suspect,
+    WarningCode,
+)
 from pytest_labelquality.runner import check_dataset
 from pytest_labelquality.spec import load_spec
 
@@ -28,173 +47,67 @@ WEAK = (
 )
 PIXELS = png_data_uri((np.arange(28 * 28).reshape(28, 28) % 256).astype(np.uint8))
 
+DIGITS = """\
+datasets:
+  - name: digits-flipped
+    source: {format: sklearn, name: digits, flip: {rate: 0.08, seed: 3}}
+    model: {name: logistic_regression}
+    cv: {folds: 3}
+    gate: {max_noise_rate: 0.05, max_class_noise_rate: {"3": 0.02, "7": 0.5}}
+  - name: digits
+    source: {format: sklearn, name: digits}
+    model: {name: logistic_regression}
+    cv: {folds: 3}
+    gate: {max_noise_rate: 0.2}
+"""
 
-def make_result(
-    name: str = "cats-dogs",
-    *,
-    classes: tuple[str, ...] = ("cat", "dog", "fox"),
-    pairs: list[tuple[str, str]] | None = None,
-    items: int = 300,
-    max_noise_rate: float = 0.1,
-    max_class_noise_rate: dict[str, float] | None = None,
-    preview: str = "image",
-    warnings: tuple[str, ...] = (),
-    injected: bool = False,
-) -> dict[str, Any]:
-    """A result in its JSON form, of a chosen shape that a small real run cannot give (3,000
-    items, given pairs); ``make_document`` reads it with ``DatasetResult.from_json``, which
-    rejects any key out of shape. ``pairs`` are (given, suggested), most suspect first."""
-    if pairs is None:
-        pairs = [("cat", "dog")] * 20 + [("dog", "cat")] * 12 + [("fox", "cat")] * 4
-    limits = max_class_noise_rate or {}
-    per_given = Counter(given for given, _ in pairs)
-    per_class = []
-    for cls in classes:
-        size = items // len(classes)
-        rate = per_given[cls] / size
-        limit = limits.get(cls)
-        per_class.append(
-            {
-                "name": cls,
-                "items": size,
-                "flagged": per_given[cls],
-                "rate": rate,
-                "max_rate": limit,
-                "passed": limit is None or rate <= limit,
-            }
-        )
-    rate = len(pairs) / items
-    passed = rate <= max_noise_rate and all(c["passed"] for c in per_class)
-    failed_rules = (
-        [
-            {
-                "rule": "max_noise_rate",
-                "value": rate,
-                "limit": max_noise_rate,
-                "class": None,
-                "message": f"estimated label noise {rate:.1%} exceeds max_noise_rate"
-                f" {max_noise_rate:.1%}",
-            }
-        ]
-        if rate > max_noise_rate
-        else []
-    )
-    failed_rules += [
-        {
-            "rule": "max_class_noise_rate",
-            "value": c["rate"],
-            "limit": c["max_rate"],
-            "class": c["name"],
-            "message": f"class {c['name']!r} exceeds its max_class_noise_rate",
-        }
-        for c in per_class
-        if not c["passed"]
-    ]
-    position = {cls: i for i, cls in enumerate(classes)}
-    matrix = [[0] * len(classes) for _ in classes]
-    flagged = []
-    for rank, (given, suggested) in enumerate(pairs, start=1):
-        matrix[position[given]][position[suggested]] += 1
-        entry: dict[str, Any] = {
-            "rank": rank,
-            "index": rank * 3,
-            "id": f"item-{rank:03d}",
-            "hash": f"{rank:016x}",
-            "given": given,
-            "suggested": suggested,
-            "given_prob": 0.05,
-            "suggested_prob": 0.9,
-            "score": round(rank / 1000, 6),
-        }
-        if rank <= 200:
-            if preview == "image":
-                entry["preview"] = {"image": PIXELS}
-            elif preview == "features":
-                entry["preview"] = {"features": {f"f{i}": i / 4 for i in range(64)}}
-            else:
-                entry["preview"] = {"text": f"review number {rank}"}
-        flagged.append(entry)
-    counts = [0] * 20
-    counts[0], counts[19] = len(pairs), items - len(pairs)
-    result: dict[str, Any] = {
-        "name": name,
-        "spec": {"file": "data/animals.labelquality.yaml", "line": 7},
-        "source": {"origin": "data/animals", "kind": "image" if preview == "image" else "tabular"},
-        "items": items,
-        "classes": list(classes),
-        "feature_names": [],
-        "noise": {
-            "rate": rate,
-            "count": len(pairs),
-            "flagged": len(pairs),
-            "reviewed": 0,
-            "interval": [rate * 0.8, rate * 1.2],
-            "method": {"ranked_by": "normalized_margin", "filter_by": "estimate", "count": "x"},
-            "estimators": {"off_diagonal": {"count": len(pairs), "rate": rate}},
-            "band": [rate, rate],
-            "canary": {"injected": 0},
-        },
-        "gate": {
-            "max_noise_rate": max_noise_rate,
-            "max_class_noise_rate": limits,
-            "max_increase": None,
-            "max_new_suspects": None,
-            "max_new_suspect_share": None,
-            "change_failures": [],
-            "failed_rules": failed_rules,
-            "passed": passed,
-        },
-        "trust": None,
-        "reviews": {"decisions": {}, "stale": [], "pending": []},
-        "baseline": None,
-        "per_class": per_class,
-        "oof_accuracy": 0.875,
-        "flagged": flagged,
-        "noise_matrix": matrix,
-        "score_histogram": {
-            "edges": [i / 20 for i in range(21)],
-            "counts": counts,
-            "cutoff": flagged[-1]["score"] if flagged else None,
-        },
-        "cv": {"folds": 5, "seed": 42, "jobs": 1},
-        "warnings": [
-            {"code": "weak_model" if w == WEAK else "no_baseline", "message": w} for w in warnings
-        ],
-        "backend": "local",
-        "model": {"name": "cnn", "epochs": 3, "batch_size": 64, "learning_rate": 0.001},
-        "versions": {"cleanlab": "2.9.0", "numpy": "2.4.6"},
-        "cache": {
-            "key": "c0ffee1234",
-            "status": "partial",
-            "folds_cached": 2,
-            "dir": "/cache",
-            "incremental": None,
-            "repaired": [],
-            "embeddings": None,
-        },
-        "timings": {
-            "load": 0.5,
-            "fingerprint": 0.1,
-            "train_and_detect": 9.25,
-            "total": 9.85,
-            "fold_seconds": [1.5, 2.0],
-        },
-        "below_estimate": [],
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DatasetResult]:
+    """Both digits datasets checked by the real gate, once for the module (about 2 s)."""
+    folder = tmp_path_factory.mktemp("digits")
+    spec_path = folder / "digits.labelquality.yaml"
+    spec_path.write_text(DIGITS)
+    return {
+        spec.name: check_dataset(spec, cache_dir=folder / "cache", progress=lambda _: None)
+        for spec in load_spec(spec_path)
     }
-    if injected:
-        result["injected"] = {
-            "count": 30,
-            "flagged_and_flipped": 24,
-            "precision": 24 / len(pairs),
-            "recall": 0.8,
-            "f1": 0.727,
-            "indices": [3, 6, 9],
-        }
+
+
+@pytest.fixture
+def noisy(digits_runs: dict[str, DatasetResult]) -> DatasetResult:
+    """Over 100 of 1,797 digits flagged: over its maximum, and class 3 over its own."""
+    result = digits_runs["digits-flipped"]
+    assert not result.passed
+    assert len(result.flagged) > 100
     return result
 
 
-def make_document(*results: dict[str, Any]) -> RunResult:
-    return RunResult(tuple(DatasetResult.from_json(r) for r in results), version="0.1.0")
+@pytest.fixture
+def clean(digits_runs: dict[str, DatasetResult]) -> DatasetResult:
+    result = digits_runs["digits"]
+    assert result.passed
+    return result
+
+
+def make_document(*results: DatasetResult) -> RunResult:
+    return RunResult(results, version="0.1.0")
+
+
+def with_suspects(result: DatasetResult, count: int, *, items: int) -> DatasetResult:
+    """``result`` with ``count`` suspects of ``items`` (its own, repeated, renamed
+    ``item-0001`` on), for sizes a small run does not reach."""
+    own = result.flagged
+    flagged = tuple(
+        dataclasses.replace(own[k % len(own)], rank=k + 1, id=f"item-{k + 1:04d}")
+        for k in range(count)
+    )
+    noise = dataclasses.replace(result.noise, rate=count / items, count=count, flagged=count)
+    return dataclasses.replace(result, flagged=flagged, items=items, noise=noise)
+
+
+def pct(value: float) -> str:
+    return f"{value:.1%}"
 
 
 def gallery_ranks(html: str) -> list[int]:
@@ -204,86 +117,97 @@ def gallery_ranks(html: str) -> list[int]:
     ]
 
 
-def test_failing_dataset_shows_fail_in_words_and_colour() -> None:
-    html = render_html(make_document(make_result()))
+def test_failing_dataset_shows_fail_in_words_and_colour(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy))
     assert re.search(
         r'<div class="verdict verdict-fail">\s*<strong class="verdict-text">FAIL</strong>', html
     )
     assert 'class="verdict verdict-pass"' not in html
     assert 'id="overall-verdict">FAIL</span>' in html
-    assert "estimated label noise <strong>12.0%</strong> (36 of 300 items" in html
-    assert "95% interval 9.6% to 14.4%" in html
-    assert "exceeds the maximum of <strong>10.0%</strong>" in html
-    assert "<title>Label quality: FAIL (cats-dogs)</title>" in html
+    noise, (low, high) = noisy.noise, noisy.noise.interval
+    assert (
+        f"estimated label noise <strong>{pct(noise.rate)}</strong> ({noise.count} of 1,797 items"
+    ) in html
+    assert f"95% interval {pct(low)} to {pct(high)}" in html
+    assert "exceeds the maximum of <strong>5.0%</strong>" in html
+    assert "<title>Label quality: FAIL (digits-flipped)</title>" in html
 
 
-def test_passing_dataset_shows_pass() -> None:
-    html = render_html(make_document(make_result(pairs=[("cat", "dog")] * 3)))
+def test_passing_dataset_shows_pass(clean: DatasetResult) -> None:
+    html = render_html(make_document(clean))
     assert re.search(
         r'<div class="verdict verdict-pass">\s*<strong class="verdict-text">PASS</strong>', html
     )
-    assert "estimated label noise <strong>1.0%</strong> (3 of 300 items" in html
-    assert "is within the maximum of <strong>10.0%</strong>" in html
+    noise = clean.noise
+    assert (
+        f"estimated label noise <strong>{pct(noise.rate)}</strong> ({noise.count} of 1,797 items"
+    ) in html
+    assert "is within the maximum of <strong>20.0%</strong>" in html
     assert 'class="verdict verdict-fail"' not in html
     assert 'id="overall-verdict">PASS</span>' in html
 
 
-def test_missing_interval_reads_not_available() -> None:
-    result = make_result()
-    result["noise"]["interval"] = [float("nan"), float("nan")]
+def test_missing_interval_reads_not_available(noisy: DatasetResult) -> None:
+    nan = float("nan")
+    result = dataclasses.replace(noisy, noise=dataclasses.replace(noisy.noise, interval=(nan, nan)))
     html = render_html(make_document(result))
-    assert "95% interval 9.6%" not in html
+    assert f"95% interval {pct(noisy.noise.interval[0])}" not in html
     assert "<b>n/a</b><span>95% bootstrap interval</span>" in html
 
 
-def test_gallery_holds_every_suspect_most_suspect_first_in_pages() -> None:
-    pairs = [("cat", "dog"), ("dog", "fox"), ("fox", "cat")] * 50
-    html = render_html(make_document(make_result(pairs=pairs)), max_suspects=100)
-    assert gallery_ranks(html) == list(range(1, 151))
+def test_gallery_holds_every_suspect_most_suspect_first_in_pages(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy), max_suspects=100)
+    ranks = [s.rank for s in noisy.flagged]
+    assert ranks == sorted(ranks)
+    assert gallery_ranks(html) == ranks
     ids = re.findall(r'<span class="mono item-id">([^<]+)</span>', html)
-    assert ids == [f"item-{rank:03d}" for rank in range(1, 151)]
+    assert ids == [s.id for s in noisy.flagged]
     assert 'data-page-size="100"' in html
     assert "not shown" not in html
     # an anchor per item, and the rank links to it
-    assert '<figure class="suspect" id="ds-cats-dogs-item-7" data-rank="7"' in html
-    assert '<a class="rank" href="#ds-cats-dogs-item-7"' in html
+    seventh = noisy.flagged[6].rank
+    assert f'<figure class="suspect" id="ds-digits-flipped-item-{seventh}"' in html
+    assert f'<a class="rank" href="#ds-digits-flipped-item-{seventh}"' in html
 
 
-def test_gallery_item_shows_labels_score_and_a_pixelated_thumbnail() -> None:
-    html = render_html(make_document(make_result()))
-    first = html[html.index('data-rank="1"') : html.index('data-rank="2"')]
-    assert f'<img class="thumb" src="{PIXELS}"' in first
-    assert 'given <span class="given">cat</span>' in first
-    assert 'suggested <span class="suggested">dog</span>' in first
-    assert "score 0.0010" in first
+def test_gallery_item_shows_labels_score_and_a_pixelated_thumbnail(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy))
+    one, two = noisy.flagged[:2]
+    first = html[html.index(f'data-rank="{one.rank}"') : html.index(f'data-rank="{two.rank}"')]
+    assert one.preview is not None
+    assert one.preview.image is not None  # digits are 8 x 8 images
+    assert f'<img class="thumb" src="{one.preview.image}"' in first
+    assert f'given <span class="given">{one.given}</span>' in first
+    assert f'suggested <span class="suggested">{one.suggested}</span>' in first
+    assert f"score {one.score:.4f}" in first
     assert "image-rendering: pixelated" in html
     assert ".suspect .thumb { display: block; width: 112px;" in html
 
 
-def test_filter_choices_are_the_classes_among_the_shown_suspects() -> None:
-    html = render_html(make_document(make_result()))
-    given = re.search(r'<select name="given">(.*?)</select>', html)
-    suggested = re.search(r'<select name="suggested">(.*?)</select>', html)
-    assert given is not None
-    assert suggested is not None
-    assert re.findall(r'<option value="(\d*)">([^<]*)</option>', given.group(1)) == [
-        ("", "all"),
-        ("0", "cat (20)"),
-        ("1", "dog (12)"),
-        ("2", "fox (4)"),
-    ]
-    assert re.findall(r'<option value="(\d*)">([^<]*)</option>', suggested.group(1)) == [
-        ("", "all"),
-        ("0", "cat (16)"),
-        ("1", "dog (20)"),
-    ]
-    # 20 cards, and the heatmap cell that filters the gallery to them
-    assert html.count('data-given="0" data-suggested="1"') == 21
+def test_filter_choices_are_the_classes_among_the_shown_suspects(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy))
+    for role in ("given", "suggested"):
+        select = re.search(rf'<select name="{role}">(.*?)</select>', html)
+        assert select is not None
+        counts = Counter(getattr(s, role) for s in noisy.flagged)
+        classes = enumerate(noisy.classes)
+        expected = [(str(i), f"{c} ({counts[c]})") for i, c in classes if counts[c]]
+        found = re.findall(r'<option value="(\d*)">([^<]*)</option>', select.group(1))
+        assert found == [("", "all"), *expected]
+    # the commonest pair's cards, and the heatmap cell that filters the gallery to them
+    pairs = Counter((s.given, s.suggested) for s in noisy.flagged)
+    (given, suggested), cards = pairs.most_common(1)[0]
+    position = noisy.classes.index
+    pair = f'data-given="{position(given)}" data-suggested="{position(suggested)}"'
+    assert html.count(pair) == cards + 1
 
 
-def test_tabular_preview_shows_a_few_values_and_the_rest_collapsed() -> None:
-    html = render_html(make_document(make_result(preview="features")))
-    first = html[html.index('data-rank="1"') : html.index('data-rank="2"')]
+def test_tabular_preview_shows_a_few_values_and_the_rest_collapsed(noisy: DatasetResult) -> None:
+    values = Preview(features={f"f{i}": i / 4 for i in range(64)})
+    one, *rest = noisy.flagged
+    result = dataclasses.replace(noisy, flagged=(dataclasses.replace(one, preview=values), *rest))
+    html = render_html(make_document(result))
+    first = html[html.index(f'data-rank="{one.rank}"') : html.index(f'data-rank="{rest[0].rank}"')]
     inline = first[: first.index("<details>")]
     assert re.findall(r"<dt[^>]*>(f\d+)</dt>", inline) == [f"f{i}" for i in range(63, 57, -1)]
     assert "largest 6 of 64 values" in inline
@@ -292,9 +216,12 @@ def test_tabular_preview_shows_a_few_values_and_the_rest_collapsed() -> None:
     assert "<img" not in first
 
 
-def test_text_preview_is_a_snippet() -> None:
-    result = make_result(preview="text")
-    result["flagged"][1]["preview"] = {"text": "word " * 200}
+def test_text_preview_is_a_snippet(noisy: DatasetResult) -> None:
+    texts = [Preview(text="review number 1"), Preview(text="word " * 200)]
+    flagged = [
+        dataclasses.replace(s, preview=p) for s, p in zip(noisy.flagged[:2], texts, strict=True)
+    ]
+    result = dataclasses.replace(noisy, flagged=(*flagged, *noisy.flagged[2:]))
     html = render_html(make_document(result))
     assert '<blockquote class="snippet">review number 1</blockquote>' in html
     snippet = re.findall(r'<blockquote class="snippet">([^<]*)</blockquote>', html)[1]
@@ -302,77 +229,86 @@ def test_text_preview_is_a_snippet() -> None:
     assert snippet.endswith("…")
 
 
-def test_per_class_table_shows_counts_rates_and_maxima() -> None:
-    result = make_result(max_class_noise_rate={"cat": 0.05, "fox": 0.5}, max_noise_rate=0.5)
-    html = render_html(make_document(result))
+def test_per_class_table_shows_counts_rates_and_maxima(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy))
     rows = re.findall(r'<tr class="verdict-(pass|fail)">\s*<td>(\w+)</td>(.*?)</tr>', html, re.S)
     cells = {
         name: (verdict, re.findall(r"<td[^>]*>([^<]*)</td>", rest)) for verdict, name, rest in rows
     }
-    assert cells == {
-        "cat": ("fail", ["100", "20", "20.0%", "5.0%", "FAIL"]),
-        "dog": ("pass", ["100", "12", "12.0%", "-", "-"]),  # no maximum of its own
-        "fox": ("pass", ["100", "4", "4.0%", "50.0%", "PASS"]),
-    }
-    assert "1 class exceeds its own maximum:\n<strong>cat</strong>." in html
-    assert "is within the maximum of <strong>50.0%</strong>" in html
-    assert '<strong class="verdict-text">FAIL</strong>' in html
+    by_name = {c.name: c for c in noisy.per_class}
+    three, seven, zero = by_name["3"], by_name["7"], by_name["0"]
+    assert not three.passed  # over its own maximum of 2%
+
+    def counts(row: Any) -> list[str]:
+        return [str(row.items), str(row.flagged), pct(row.rate)]
+
+    assert cells["3"] == ("fail", [*counts(three), "2.0%", "FAIL"])
+    assert cells["7"] == ("pass", [*counts(seven), "50.0%", "PASS"])
+    assert cells["0"] == ("pass", [*counts(zero), "-", "-"])  # no maximum of its own
+    assert sorted(cells) == sorted(noisy.classes)
+    assert "1 class exceeds its own maximum:\n<strong>3</strong>." in html
 
 
-def test_noise_matrix_is_a_heatmap_with_its_numbers() -> None:
-    html = render_html(make_document(make_result()))
+def test_noise_matrix_is_a_heatmap_with_its_numbers(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy))
     start = html.index('<table class="matrix">')
     table = html[start : html.index("</table>", start)]
     rows = re.findall(r'<tr><th scope="row">(\w+)</th>(.*?)</tr>', table)
     numbers = {name: re.findall(r"<td[^>]*>(\d+)</td>", cells) for name, cells in rows}
     assert numbers == {
-        "cat": ["0", "20", "0", "20"],
-        "dog": ["12", "0", "0", "12"],
-        "fox": ["4", "0", "0", "4"],
+        name: [*map(str, row), str(sum(row))]
+        for name, row in zip(noisy.classes, noisy.noise_matrix, strict=True)
     }
-    assert 'data-given="0" data-suggested="1" data-gallery="ds-cats-dogs-gallery"' in table
-    assert table.count('class="diag') == 3
+    assert sum(map(sum, noisy.noise_matrix)) == len(noisy.flagged)
+    assert 'data-given="0" data-suggested="1" data-gallery="ds-digits-flipped-gallery"' in table
+    assert table.count('class="diag') == 10
 
 
-def test_score_histogram_is_an_inline_svg_with_the_cutoff() -> None:
-    html = render_html(make_document(make_result()))
+def test_score_histogram_is_an_inline_svg_with_the_cutoff(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy))
     svg = html[html.index("<svg") : html.index("</svg>")]
+    histogram = noisy.score_histogram
+    assert histogram.cutoff is not None
     assert len(re.findall(r'<rect class="bar[^"]*"', svg)) == 20
-    assert svg.count('class="bar flagged"') == 1
+    below = sum(edge <= histogram.cutoff for edge in histogram.edges[:-1])
+    assert below >= 1
+    assert svg.count('class="bar flagged"') == below
     assert '<line class="cutoff"' in svg
-    assert "cut-off 0.036" in svg
+    assert f"cut-off {histogram.cutoff:.3f}" in svg
 
 
-def test_several_datasets_start_with_a_summary_linking_to_each() -> None:
-    document = make_document(
-        make_result("animals"), make_result("plants", pairs=[("cat", "fox")] * 2)
-    )
-    html = render_html(document)
+def test_several_datasets_start_with_a_summary_linking_to_each(
+    noisy: DatasetResult, clean: DatasetResult
+) -> None:
+    html = render_html(make_document(noisy, clean))
     summary = html[html.index('<table class="summary">') : html.index("</table>")]
     assert re.findall(r'<a href="#([^"]+)">([^<]+)</a>', summary) == [
-        ("ds-animals", "animals"),
-        ("ds-plants", "plants"),
+        ("ds-digits-flipped", "digits-flipped"),
+        ("ds-digits", "digits"),
     ]
     assert html.index('<table class="summary">') < html.index('<section class="dataset"')
-    assert re.findall(r'<section class="dataset" id="([^"]+)"', html) == ["ds-animals", "ds-plants"]
+    sections = re.findall(r'<section class="dataset" id="([^"]+)"', html)
+    assert sections == ["ds-digits-flipped", "ds-digits"]
     assert re.findall(r'<td class="cell-(pass|fail)">', summary) == ["fail", "pass"]
     assert "1 of 2 datasets passed." in html
     assert 'id="overall-verdict">FAIL</span>' in html
 
 
-def test_one_dataset_has_no_summary_table() -> None:
-    html = render_html(make_document(make_result()))
+def test_one_dataset_has_no_summary_table(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy))
     assert '<table class="summary">' not in html
     assert "0 of 1 dataset passed." in html
 
 
-def test_duplicate_and_odd_names_get_unique_safe_anchors() -> None:
-    html = render_html(make_document(make_result('a b"<x>'), make_result('a b"<x>')))
+def test_duplicate_and_odd_names_get_unique_safe_anchors(noisy: DatasetResult) -> None:
+    odd = dataclasses.replace(noisy, name='a b"<x>')
+    html = render_html(make_document(odd, odd))
     assert re.findall(r'<section class="dataset" id="([^"]+)"', html) == ["ds-a-b-x", "ds-a-b-x-2"]
 
 
-def test_weak_model_warning_is_shown_and_explained() -> None:
-    html = render_html(make_document(make_result(warnings=(WEAK,))))
+def test_weak_model_warning_is_shown_and_explained(noisy: DatasetResult) -> None:
+    weak = dataclasses.replace(noisy, warnings=(Notice(WarningCode.WEAK_MODEL, WEAK),))
+    html = render_html(make_document(weak))
     assert '<div class="warning" role="note">' in html
     assert "The model is too weak for this estimate to be trusted." in html
     assert "a model that barely beats always answering the most common class flags its own" in html
@@ -380,22 +316,37 @@ def test_weak_model_warning_is_shown_and_explained() -> None:
     assert "(weak)" not in html  # the summary table is for several datasets only
 
 
-def test_no_warning_box_for_a_skilled_model() -> None:
-    html = render_html(make_document(make_result()))
+def test_no_warning_box_for_a_skilled_model(noisy: DatasetResult) -> None:
+    assert noisy.warnings == ()
+    html = render_html(make_document(noisy))
     assert '<div class="warning"' not in html
     assert "too weak" not in html
 
 
-def test_untrusted_names_ids_and_texts_are_escaped() -> None:
+def test_untrusted_names_ids_and_texts_are_escaped(noisy: DatasetResult) -> None:
     evil = "<script>alert(1)</script>"
-    pairs = [(evil, "dog"), ("dog", evil)]
-    result = make_result('x"><script>alert(2)</script>', classes=(evil, "dog"), pairs=pairs)
-    result["flagged"][0]["preview"] = {"text": "<img src=x onerror=alert(1)>"}
-    result["flagged"][1]["id"] = '"><img src=x onerror=alert(3)>'
-    result["flagged"][1]["preview"] = {"features": {"<b>f</b>": 1.0}}
-    result["warnings"] = [{"code": "no_baseline", "message": "<iframe src=//evil.example>"}]
-    result["versions"]["<svg onload=alert(4)>"] = "1"
-    html = render_html(make_document(result, make_result()), git_commit="<b>abc</b>")
+    one, two, *rest = noisy.flagged
+    result = dataclasses.replace(
+        noisy,
+        name='x"><script>alert(2)</script>',
+        classes=(evil, *noisy.classes[1:]),
+        per_class=(dataclasses.replace(noisy.per_class[0], name=evil), *noisy.per_class[1:]),
+        flagged=(
+            dataclasses.replace(
+                one, given=evil, preview=Preview(text="<img src=x onerror=alert(1)>")
+            ),
+            dataclasses.replace(
+                two,
+                id='"><img src=x onerror=alert(3)>',
+                suggested=evil,
+                preview=Preview(features={"<b>f</b>": 1.0}),
+            ),
+            *rest,
+        ),
+        warnings=(Notice(WarningCode.NO_BASELINE, "<iframe src=//evil.example>"),),
+        versions={**noisy.versions, "<svg onload=alert(4)>": "1"},
+    )
+    html = render_html(make_document(result, noisy), git_commit="<b>abc</b>")
     assert html.count("<script") == 1  # the report's own
     assert "alert(1)</script>" not in html
     assert "<img src=x" not in html
@@ -410,76 +361,106 @@ def test_untrusted_names_ids_and_texts_are_escaped() -> None:
     assert "&lt;b&gt;abc&lt;/b&gt;" in html
 
 
-def with_neighbours(result: dict[str, Any], *, previews: int = 1000) -> dict[str, Any]:
-    """``result`` with 2 neighbours of each class beside every flagged item: agreeing items
-    ``agree-<class>-<k>``, shared by all suspects, the first ``previews`` of them previewed."""
-    pool: dict[str, Any] = {}
-    for entry in result["flagged"]:
-        for field, of in (
-            ("suggested_neighbours", entry["suggested"]),
-            ("given_neighbours", entry["given"]),
-        ):
-            entry[field] = [
-                {
-                    "index": 1000 + 10 * result["classes"].index(of) + k,
-                    "id": f"agree-{of}-{k}",
-                    "class": of,
-                    "similarity": 0.9 - k / 10,
-                }
-                for k in range(2)
-            ]
-            for near in entry[field]:
-                if len(pool) < previews:
-                    pool.setdefault(near["id"], {"image": PIXELS})
-    result["neighbour_previews"] = pool
-    return result
+def with_neighbours(
+    result: DatasetResult, suspects: tuple[Suspect, ...] | None = None, *, previews: int = 1000
+) -> DatasetResult:
+    """``result`` showing ``suspects``, each with 2 neighbours of its suggested and of its given
+    class: agreeing items ``agree-<class>-<k>``, shared by all, the first ``previews`` of them
+    previewed, and no exemplars (as the runner leaves them where there are neighbours)."""
+    pool: dict[str, Preview] = {}
+
+    def near(of: str) -> tuple[Neighbour, ...]:
+        found = tuple(
+            Neighbour(1000 + 10 * result.classes.index(of) + k, f"agree-{of}-{k}", of, 0.9 - k / 10)
+            for k in range(2)
+        )
+        for n in found:
+            if len(pool) < previews:
+                pool.setdefault(n.id, Preview(image=PIXELS))
+        return found
+
+    flagged = tuple(
+        dataclasses.replace(
+            s, suggested_neighbours=near(s.suggested), given_neighbours=near(s.given)
+        )
+        for s in (result.flagged if suspects is None else suspects)
+    )
+    return dataclasses.replace(result, flagged=flagged, neighbour_previews=pool, exemplars=None)
 
 
-def test_each_card_lists_its_neighbours_and_the_page_holds_each_preview_once() -> None:
-    html = render_html(make_document(with_neighbours(make_result(pairs=[("cat", "dog")] * 3))))
+def test_each_card_lists_its_neighbours_and_the_page_holds_each_preview_once(
+    noisy: DatasetResult,
+) -> None:
+    suspects = noisy.flagged[:3]
+    result = with_neighbours(noisy, suspects)
+    html = render_html(make_document(result))
     rows = re.findall(r'data-role="(\w+)"><span class="neighbour-label">nearest ([^:]*):', html)
-    assert rows == [("suggested", "dog"), ("given", "cat (given)")] * 3
-    assert html.count('<span class="neighbour" data-item="1010"') == 3  # agree-dog-0, per card
-    assert 'title="agree-dog-0: cosine similarity 0.90"' in html
+    assert rows == [
+        row
+        for s in suspects
+        for row in (("suggested", s.suggested), ("given", f"{s.given} (given)"))
+    ]
+    first = result.flagged[0].suggested_neighbours
+    assert first is not None
+    shared = sum(s.suggested == suspects[0].suggested for s in suspects) + sum(
+        s.given == suspects[0].suggested for s in suspects
+    )
+    assert html.count(f'<span class="neighbour" data-item="{first[0].index}"') == shared
+    assert f'title="{first[0].id}: cosine similarity 0.90"' in html
     pool = re.search(r'<div class="neighbour-pool" hidden>(.*?)\n</div>', html, re.S)
     assert pool is not None
-    assert re.findall(r'<div data-item="(\d+)">', pool.group(1)) == ["1010", "1011", "1000", "1001"]
-    assert pool.group(1).count(PIXELS) == 4
+    order = [
+        n.index
+        for s in result.flagged
+        for n in (*(s.suggested_neighbours or ()), *(s.given_neighbours or ()))
+    ]
+    assert re.findall(r'<div data-item="(\d+)">', pool.group(1)) == [
+        str(i) for i in dict.fromkeys(order)
+    ]
+    assert pool.group(1).count(PIXELS) == len(set(order))
     assert 'class="exemplars"' not in html
 
 
-def test_a_neighbour_without_a_preview_is_listed_by_id_and_names_are_escaped() -> None:
+def test_a_neighbour_without_a_preview_is_listed_by_id_and_names_are_escaped(
+    noisy: DatasetResult,
+) -> None:
     evil = "<b>x</b>"
-    result = with_neighbours(
-        make_result(classes=(evil, "dog"), pairs=[(evil, "dog")] * 2), previews=1
+    classes = (evil, *noisy.classes[1:])
+    suspects = tuple(
+        dataclasses.replace(s, given=evil, suggested=classes[1]) for s in noisy.flagged[:2]
     )
-    result["flagged"][0]["suggested_neighbours"][1]["id"] = '"><img src=x onerror=alert(1)>'
-    html = render_html(make_document(result))
+    result = with_neighbours(dataclasses.replace(noisy, classes=classes), suspects, previews=1)
+    one, two = result.flagged
+    assert one.suggested_neighbours is not None
+    hostile = dataclasses.replace(one.suggested_neighbours[1], id='"><img src=x onerror=alert(1)>')
+    one = dataclasses.replace(one, suggested_neighbours=(one.suggested_neighbours[0], hostile))
+    html = render_html(make_document(dataclasses.replace(result, flagged=(one, two))))
     assert "<b>x</b>" not in html
     assert "<img src=x" not in html
     assert "nearest &lt;b&gt;x&lt;/b&gt; (given):" in html
-    assert html.count('<div data-item="') == 1  # one preview: agree-dog-0
-    # agree-dog-1 has none: its id is shown in the card instead of an image
+    assert html.count('<div data-item="') == 1  # one preview: agree-1-0
+    # agree-1-1 has none: its id is shown in the card instead of an image
     assert (
-        '<span class="mono item-id">agree-dog-1</span> <span class="similarity">0.80</span>' in html
+        '<span class="mono item-id">agree-1-1</span> <span class="similarity">0.80</span>' in html
     )
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
 
 
-def test_without_neighbours_image_cards_keep_the_per_class_examples() -> None:
-    result = make_result(pairs=[("cat", "dog")] * 2)
-    result["exemplars"] = {
-        c: [{"id": f"{c}-1", "p": 0.99, "preview": {"image": PIXELS}}] for c in ("cat", "dog")
-    }
-    html = render_html(make_document(result))
+def test_without_neighbours_image_cards_keep_the_per_class_examples(noisy: DatasetResult) -> None:
+    assert noisy.exemplars  # the runner picks them for image-shaped items without embeddings
+    html = render_html(make_document(noisy))
     assert 'class="exemplars"' in html
-    assert 'alt="confident dog: dog-1"' in html
+    name, (example, *_) = next(iter(noisy.exemplars.items()))
+    assert isinstance(example, Exemplar)
+    assert f'alt="confident {name}: {example.id}"' in html
     assert 'class="neighbours' not in html
     assert 'class="neighbour-pool"' not in html
 
 
-def test_page_is_self_contained_and_forbids_other_requests() -> None:
-    html = render_html(make_document(make_result(), make_result("other", preview="features")))
+def test_page_is_self_contained_and_forbids_other_requests(
+    noisy: DatasetResult, iris_result: DatasetResult
+) -> None:
+    html = render_html(make_document(noisy, iris_result))
     links = re.findall(r'\b(?:src|href|xlink:href|action)="([^"]*)"', html)
     assert links
     assert all(link.startswith(("data:", "#")) for link in links), links
@@ -491,23 +472,37 @@ def test_page_is_self_contained_and_forbids_other_requests() -> None:
     assert re.search(r"script-src 'sha256-[A-Za-z0-9+/]+=*'", html)
 
 
-def test_provenance_lists_spec_model_cache_versions_timings_and_commit() -> None:
-    html = render_html(make_document(make_result(injected=True)), git_commit="a" * 40)
+def test_provenance_lists_spec_model_cache_versions_timings_and_commit(
+    noisy: DatasetResult,
+) -> None:
+    html = render_html(make_document(noisy), git_commit="a" * 40)
+    cv, cache, timings, injected = noisy.cv, noisy.cache, noisy.timings, noisy.injected
+    folds = ", ".join(f"{s:.2f}s" for s in timings.fold_seconds)
     expected = {
-        "Spec": "data/animals.labelquality.yaml:7",
-        "Model": "cnn (epochs 3, batch_size 64, learning_rate 0.001)",
-        "Cross-validation": "5 folds, seed 42, 1 jobs",
-        "Cache": "partial (2 folds cached), key c0ffee1234",
-        "Versions": "cleanlab 2.9.0, numpy 2.4.6",
-        "Timings": "load 0.50s, fingerprint 0.10s, train and detect 9.25s, total 9.85s;"
-        " folds 1.50s, 2.00s",
+        "Spec": str(noisy.spec),
+        "Model": "logistic_regression",
+        "Cross-validation": f"{cv.folds} folds, seed {cv.seed}, {cv.jobs} jobs",
+        "Cache": f"{cache.status} ({cache.folds_cached} folds cached), key {cache.key}",
+        "Versions": ", ".join(f"{k} {v}" for k, v in noisy.versions.items()),
+        "Timings": f"load {timings.load:.2f}s, fingerprint {timings.fingerprint:.2f}s, train and"
+        f" detect {timings.train_and_detect:.2f}s, total {timings.total:.2f}s; folds {folds}",
         "Git commit": "a" * 40,
     }
     found = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>([^<]*)</dd>", html))
     assert {key: found.get(key) for key in expected} == expected
-    assert "Precision <strong>66.7%</strong>, recall <strong>80.0%</strong>" in html
-    assert "F1 <strong>0.727</strong>" in html
-    assert html.count('<span class="flip"') == 3  # indices 3, 6 and 9: ranks 1 to 3
+    assert cache.status == "miss"
+    assert len(timings.fold_seconds) == 3
+    assert injected is not None
+    assert f"Precision <strong>{pct(injected.precision)}</strong>, recall" in html
+    assert f"recall <strong>{pct(injected.recall)}</strong>" in html
+    assert f"F1 <strong>{injected.f1:.3f}</strong>" in html
+    flipped = set(injected.indices)
+    assert html.count('<span class="flip"') == sum(s.index in flipped for s in noisy.flagged)
+    # a model's settings are listed beside its name
+    keras = ModelUse("cnn", epochs=3, batch_size=64, learning_rate=0.001)
+    html = render_html(make_document(dataclasses.replace(noisy, model=keras)))
+    found = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>([^<]*)</dd>", html))
+    assert found["Model"] == "cnn (epochs 3, batch_size 64, learning_rate 0.001)"
 
 
 def test_empty_document_renders() -> None:
@@ -521,12 +516,18 @@ def test_negative_bound_is_refused() -> None:
         render_html(make_document(), max_suspects=-1)
 
 
-def test_large_image_dataset_stays_small() -> None:
+def test_large_image_dataset_stays_small(noisy: DatasetResult) -> None:
     rng = np.random.default_rng(0)
-    result = make_result(items=4000, pairs=[("cat", "dog"), ("dog", "fox")] * 150)
-    for entry in result["flagged"][:200]:
-        noise = rng.integers(0, 256, size=(28, 28), dtype=np.uint8)
-        entry["preview"] = {"image": png_data_uri(noise)}
+    result = with_suspects(noisy, 300, items=4000)
+    flagged = [
+        dataclasses.replace(
+            s, preview=Preview(image=png_data_uri(rng.integers(0, 256, (28, 28), dtype=np.uint8)))
+        )
+        if k < 200
+        else s
+        for k, s in enumerate(result.flagged)
+    ]
+    result = dataclasses.replace(result, flagged=tuple(flagged))
     start = time.perf_counter()
     html = render_html(make_document(result), max_suspects=100)
     seconds = time.perf_counter() - start
@@ -536,7 +537,8 @@ def test_large_image_dataset_stays_small() -> None:
 
 
 @pytest.fixture(scope="module")
-def iris_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def iris_result(tmp_path_factory: pytest.TempPathFactory) -> DatasetResult:
+    """A real run on a table without image-shaped rows: its previews are feature values."""
     folder = tmp_path_factory.mktemp("iris")
     spec_path = folder / "iris.labelquality.yaml"
     spec_path.write_text(
@@ -547,64 +549,79 @@ def iris_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "    gate: {max_noise_rate: 0.05}\n"
     )
     (spec,) = load_spec(spec_path)
-    return check_dataset(spec, cache_dir=folder / "cache", progress=lambda _: None).to_json()
+    return check_dataset(spec, cache_dir=folder / "cache", progress=lambda _: None)
 
 
-def test_report_of_a_real_run(iris_result: dict[str, Any]) -> None:
+def test_report_of_a_real_run(iris_result: DatasetResult) -> None:
     html = render_html(make_document(iris_result), max_suspects=10)
-    verdict = "PASS" if iris_result["gate"]["passed"] else "FAIL"
+    verdict = "PASS" if iris_result.passed else "FAIL"
     assert f'<strong class="verdict-text">{verdict}</strong>' in html
-    noise = iris_result["noise"]
-    assert f"({noise['count']} of 150 items" in html
-    assert gallery_ranks(html) == [s["rank"] for s in iris_result["flagged"]]
+    assert f"({iris_result.noise.count} of 150 items" in html
+    assert gallery_ranks(html) == [s.rank for s in iris_result.flagged]
     assert 'data-page-size="10"' in html
-    first = iris_result["flagged"][0]
-    assert f"p(given) {first['given_prob']:.2f} &middot; p(suggested)" in html
+    first = iris_result.flagged[0]
+    assert f"p(given) {first.given_prob:.2f} &middot; p(suggested)" in html
     assert '<dt title="sepal length (cm)">sepal length (cm)</dt>' in html
     assert "Injected flips: 15 labels were flipped on purpose" in html
     assert "iris.labelquality.yaml:2" in html
-    for name in iris_result["classes"]:
+    for name in iris_result.classes:
         assert f"<td>{name}</td>" in html
 
 
-def test_markdown_summary_of_a_real_run(iris_result: dict[str, Any]) -> None:
-    text = render_markdown(make_document(iris_result))
-    verdict = "PASS" if iris_result["gate"]["passed"] else "FAIL"
-    assert f"| iris-flipped | {verdict} | " in text
-
-
-def test_markdown_has_a_row_per_dataset_and_suspects_of_failing_ones() -> None:
-    document = make_document(
-        make_result("animals"), make_result("plants", pairs=[("cat", "fox")] * 2)
-    )
-    text = render_markdown(document, top=3)
+def test_markdown_has_a_row_per_dataset_and_suspects_of_failing_ones(
+    noisy: DatasetResult, clean: DatasetResult
+) -> None:
+    text = render_markdown(make_document(noisy, clean), top=3)
     lines = text.splitlines()
     assert lines[0] == "## Label quality: FAIL"
-    assert (
-        "| animals | FAIL | 12.0% (36) | 9.6% to 14.4% | 10.0% | 87.5% | 300 | -"
-        " | max_noise_rate: 12.0% &gt; 10.0% |"
-    ) in lines
-    assert "| plants | PASS | 0.7% (2) | 0.5% to 0.8% | 10.0% | 87.5% | 300 | - | - |" in lines
-    assert "### animals: why it failed" in lines
-    assert "- estimated label noise 12.0% exceeds max_noise_rate 10.0%" in lines
-    assert "### plants: why it failed" not in lines
-    assert [line for line in lines if line.startswith("| 1 | ") or line.startswith("| 4 | ")] == [
-        "| 1 | item-001 | cat | 0.05 | dog | 0.90 |"
+
+    def row(result: DatasetResult) -> str:
+        noise, (low, high) = result.noise, result.noise.interval
+        return (
+            f"| {result.name} | {'PASS' if result.passed else 'FAIL'} | {pct(noise.rate)}"
+            f" ({noise.count}) | {pct(low)} to {pct(high)} | {pct(result.gate.max_noise_rate)} |"
+            f" {pct(result.oof_accuracy)} | {result.items} | - |"
+        )
+
+    (failing,) = [line for line in lines if line.startswith(row(noisy))]
+    assert failing.endswith(
+        f" max_noise_rate: {pct(noisy.noise.rate)} &gt; 5.0%<br>max_class_noise_rate\\[3\\]:"
+        f" {pct(next(c for c in noisy.per_class if c.name == '3').rate)} &gt; 2.0% |"
+    )
+    assert f"{row(clean)} - |" in lines
+    assert "### digits-flipped: why it failed" in lines
+    for rule in noisy.gate.failed_rules:
+        assert f"- {rule.message}" in lines
+    assert "### digits: why it failed" not in lines
+    shown = [line for line in lines if re.match(r"\| \d+ \| ", line)]
+    assert shown == [
+        f"| {s.rank} | {s.id} | {s.given} | {s.given_prob:.2f} | {s.suggested} |"
+        f" {s.suggested_prob:.2f} |"
+        for s in noisy.flagged[:3]
     ]
-    assert "33 more in the HTML report." in lines
+    assert f"{len(noisy.flagged) - 3} more in the HTML report." in lines
     assert "1 of 2 datasets passed." in lines
 
 
-def test_markdown_escapes_user_data() -> None:
+def test_markdown_escapes_user_data(noisy: DatasetResult) -> None:
     odd = "a|b`c`<img src=x>\nd[e](f)\\"
-    result = make_result(odd, classes=(odd, "dog"), pairs=[(odd, "dog")] * 40)
+    result = dataclasses.replace(
+        noisy,
+        name=odd,
+        classes=(odd, *noisy.classes[1:]),
+        flagged=tuple(dataclasses.replace(s, given=odd) for s in noisy.flagged),
+    )
     text = render_markdown(make_document(result))
     assert "<img" not in text
     assert "`" not in text
     cell = "a&#124;b&#96;c&#96;&lt;img src=x&gt; d\\[e\\](f)\\\\"
-    row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
-    assert row == f"| 1 | item-001 | {cell} | 0.05 | dog | 0.90 |"
-    assert row.count("|") == 7
+    first = result.flagged[0]
+    line = next(line for line in text.splitlines() if line.startswith(f"| {first.rank} |"))
+    assert line == (
+        f"| {first.rank} | {first.id} | {cell} | {first.given_prob:.2f} | {first.suggested} |"
+        f" {first.suggested_prob:.2f} |"
+    )
+    assert line.count("|") == 7
     assert f"### {cell}: why it failed" in text
 
 
@@ -641,25 +658,34 @@ def test_write_text_atomic_replaces_and_leaves_no_temporary_file(tmp_path: Path)
     assert sorted(p.name for p in target.parent.iterdir()) == ["index.html"]
 
 
-def test_baseline_change_and_reviewed_items_are_shown_apart() -> None:
-    result = make_result("with-baseline", pairs=[("cat", "dog")] * 4)
-    result["flagged"][0]["review"] = "correct"
-    result["flagged"][1]["review"] = "ambiguous"
-    new_id = result["flagged"][2]["id"]
-    result["baseline"] = {
-        "baseline_commit": "0123456789abcdef",
-        "baseline_noise_rate": 0.01,
-        "noise_rate_change": 0.02,
-        "changed_items": 7,
-        "new_suspects": [new_id],
-        "changed_suspects": [new_id],
-        "unchanged_new_suspects": [],
-        "resolved_suspects": ["gone-1"],
-        "accepted_by_review": [],
-        "still_suspect": 2,
-    }
-    result["gate"]["change_failures"] = ["1 of the 7 items this change added ... <b>x</b>"]
-    result["reviews"] = {"decisions": {}, "stale": ["stale-<i>1</i>"], "pending": []}
+def test_baseline_change_and_reviewed_items_are_shown_apart(noisy: DatasetResult) -> None:
+    accepted, ambiguous, new, old = noisy.flagged[:4]
+    result = dataclasses.replace(
+        noisy,
+        name="with-baseline",
+        flagged=(
+            dataclasses.replace(accepted, review=Decision.CORRECT),
+            dataclasses.replace(ambiguous, review=Decision.AMBIGUOUS),
+            new,
+            old,
+        ),
+        baseline=Change(
+            baseline_commit="0123456789abcdef",
+            baseline_noise_rate=0.01,
+            noise_rate_change=0.02,
+            changed_items=7,
+            new_suspects=(new.id,),
+            changed_suspects=(new.id,),
+            unchanged_new_suspects=(),
+            resolved_suspects=("gone-1",),
+            accepted_by_review=(),
+            still_suspect=2,
+        ),
+        gate=dataclasses.replace(
+            noisy.gate, change_failures=("1 of the 7 items this change added ... <b>x</b>",)
+        ),
+        reviews=Reviews({}, stale=("stale-<i>1</i>",), pending=()),
+    )
     html = render_html(make_document(result))
     assert "Against the baseline" in html
     assert "0123456789ab" in html
@@ -671,7 +697,7 @@ def test_baseline_change_and_reviewed_items_are_shown_apart() -> None:
     assert main.count('class="suspect"') == 3  # the accepted one left the main gallery
     assert "reviewed: ambiguous" in main
     assert main.count('">new</span>') == 1
-    assert result["flagged"][0]["id"] in reviewed
+    assert accepted.id in reviewed
 
 
 def wcag_contrast(first: str, second: str) -> float:
@@ -686,21 +712,21 @@ def wcag_contrast(first: str, second: str) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
-def test_heatmap_numbers_read_at_a_contrast_of_at_least_4_5() -> None:
-    pairs = [("cat", "dog")] * 40 + [("dog", "cat")] * 23 + [("fox", "cat")] * 11
-    pairs += [("fox", "dog")] * 5 + [("dog", "fox")] * 2 + [("cat", "fox")]
-    html = render_html(make_document(make_result(pairs=pairs, items=3000)))
+def test_heatmap_numbers_read_at_a_contrast_of_at_least_4_5(noisy: DatasetResult) -> None:
+    html = render_html(make_document(noisy))
     table = html[html.index('<table class="matrix">') :]
     table = table[: table.index("</table>")]
     styles = re.findall(r'style="background:(#[0-9a-f]{6});color:(#[0-9a-f]{6})"', table)
-    assert len(styles) == 9  # every cell states both colours
+    assert len(styles) == 100  # every cell of the 10 digits states both colours
     assert len(set(styles)) >= 5  # the heat varies with the count
     ratios = [wcag_contrast(background, color) for background, color in styles]
     assert min(ratios) >= 4.5, sorted(zip(ratios, styles, strict=True))[:3]
 
 
-def test_histogram_shows_a_small_flagged_tail() -> None:
-    result = make_result(pairs=[("cat", "dog")] * 2, items=30_000)
+def test_histogram_shows_a_small_flagged_tail(noisy: DatasetResult) -> None:
+    edges = tuple(k / 20 for k in range(21))
+    tail = Histogram(edges, counts=(2, *[0] * 18, 29_998), cutoff=0.002)
+    result = dataclasses.replace(with_suspects(noisy, 2, items=30_000), score_histogram=tail)
     html = render_html(make_document(result))
     svg = html[html.index("<svg") : html.index("</svg>")]
     heights = [
@@ -711,45 +737,53 @@ def test_histogram_shows_a_small_flagged_tail() -> None:
     assert "log scale" in html
 
 
-def test_markdown_names_the_new_suspects_the_gate_counted_and_links_the_artifact() -> None:
-    result = make_result("with-baseline", pairs=[("cat", "dog")] * 6, max_noise_rate=0.5)
-    new = [s["id"] for s in result["flagged"][3:]]
-    result["baseline"] = {
-        "baseline_commit": None,
-        "baseline_noise_rate": 0.01,
-        "noise_rate_change": 0.01,
-        "changed_items": 4,
-        "new_suspects": new,
-        "changed_suspects": new,
-        "unchanged_new_suspects": [],
-        "resolved_suspects": [],
-        "accepted_by_review": [],
-        "still_suspect": 3,
-    }
-    result["gate"]["passed"] = False
-    result["gate"]["failed_rules"] = [
-        {"rule": "max_new_suspects", "value": 3, "limit": 1, "class": None,
-         "message": "3 new suspects (of the 4 items this change added or relabelled), more than"
-                    " max_new_suspects 1"},
-    ]  # fmt: skip
+def test_markdown_names_the_new_suspects_the_gate_counted_and_links_the_artifact(
+    noisy: DatasetResult,
+) -> None:
+    shown = with_suspects(noisy, 6, items=300)
+    new = tuple(s.id for s in shown.flagged[3:])
+    rule = RuleFailure(
+        Rule.MAX_NEW_SUSPECTS,
+        3,
+        1,
+        None,
+        "3 new suspects (of the 4 items this change added or relabelled), more than"
+        " max_new_suspects 1",
+    )
+    result = dataclasses.replace(
+        shown,
+        name="with-baseline",
+        baseline=Change(
+            baseline_commit=None,
+            baseline_noise_rate=0.01,
+            noise_rate_change=0.01,
+            changed_items=4,
+            new_suspects=new,
+            changed_suspects=new,
+            unchanged_new_suspects=(),
+            resolved_suspects=(),
+            accepted_by_review=(),
+            still_suspect=3,
+        ),
+        gate=dataclasses.replace(noisy.gate, passed=False, failed_rules=(rule,)),
+    )
     link = "the `label-quality-report` artifact of [this workflow run](https://x/runs/1#artifacts)"
     text = render_markdown(make_document(result), report_link=link)
     lines = text.splitlines()
     assert f"Report: {link}" in lines
-    assert "| with-baseline | FAIL | 2.0% (6) | 1.6% to 2.4% | 50.0% | 87.5% | 300 | 3" in text
+    assert "| with-baseline | FAIL | 2.0% (6) | " in text
+    assert "| 300 | 3 | max_new_suspects: 3 &gt; 1 |" in text
     assert "New suspects the gate counted (3):" in lines
-    named = [
-        line.split(" | ")[1] for line in lines if line.startswith("| 4 ") or "| item-0" in line
-    ]
-    assert named == new
+    named = [line.split(" | ")[1] for line in lines if re.match(r"\| \d+ \| ", line)]
+    assert named == list(new)
 
 
-def test_markdown_is_cut_to_fit_githubs_limit_with_a_note() -> None:
-    result = make_result(pairs=[("cat", "dog")] * 3000, items=6000)
+def test_markdown_is_cut_to_fit_githubs_limit_with_a_note(noisy: DatasetResult) -> None:
+    result = with_suspects(noisy, 3000, items=6000)
     text = render_markdown(make_document(result), top=3000)
     assert len(text) <= 65_536
     assert text.splitlines()[-1].startswith("_Truncated to fit GitHub's size limit:")
-    assert "| 1 | item-001 |" in text
+    assert "| 1 | item-0001 |" in text
     short = render_markdown(make_document(result), top=3000, limit=2_000)
     assert len(short) <= 2_000
 

@@ -6,19 +6,43 @@ system one). Skips when either is missing.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report import PIXELS, make_document, make_result, with_neighbours
+from test_report import PIXELS, make_document, with_neighbours
 
 from pytest_labelquality.files import write_text_atomic
+from pytest_labelquality.gate import Rule
 from pytest_labelquality.report import render_html
-from pytest_labelquality.result import RunResult
+from pytest_labelquality.result import (
+    CacheUse,
+    Canary,
+    ClassRow,
+    CrossValidation,
+    DatasetResult,
+    DetectionMethod,
+    Estimator,
+    Exemplar,
+    Gate,
+    Histogram,
+    ModelUse,
+    Noise,
+    Preview,
+    Reviews,
+    RuleFailure,
+    RunResult,
+    Source,
+    SpecRef,
+    Suspect,
+    Timings,
+)
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = [
@@ -32,6 +56,101 @@ CHROMIUM_FLAGS = [
 ]
 # 12 suspects: given cat x5 (suggested dog), dog x4 (suggested cat), fox x3 (suggested cat).
 PAIRS = [("cat", "dog")] * 5 + [("dog", "cat")] * 4 + [("fox", "cat")] * 3
+
+
+def make_result(
+    name: str = "cats-dogs",
+    *,
+    classes: tuple[str, ...] = ("cat", "dog", "fox"),
+    pairs: list[tuple[str, str]],
+    items: int,
+    preview: str = "image",
+) -> DatasetResult:
+    """A result of an exact shape, built with the typed constructors, for tests that drive a
+    browser through it: ``pairs`` are its suspects' (given, suggested), most suspect first, ids
+    ``item-001`` on; above 10% noise it fails. ``preview``: image, features or text."""
+    rate = len(pairs) / items
+    per_given = Counter(given for given, _ in pairs)
+    size = items // len(classes)
+    per_class = tuple(
+        ClassRow(c, size, per_given[c], per_given[c] / size, None, True) for c in classes
+    )
+    failed = (
+        (
+            RuleFailure(
+                Rule.MAX_NOISE_RATE,
+                rate,
+                0.1,
+                None,
+                f"estimated label noise {rate:.1%} exceeds max_noise_rate 10.0%",
+            ),
+        )
+        if rate > 0.1
+        else ()
+    )
+    position = {c: i for i, c in enumerate(classes)}
+    matrix = [[0] * len(classes) for _ in classes]
+    views = {
+        "image": lambda rank: Preview(image=PIXELS),
+        "features": lambda rank: Preview(features={f"f{i}": i / 4 for i in range(64)}),
+        "text": lambda rank: Preview(text=f"review number {rank}"),
+    }
+    flagged = []
+    for rank, (given, suggested) in enumerate(pairs, start=1):
+        matrix[position[given]][position[suggested]] += 1
+        flagged.append(
+            Suspect(
+                rank=rank,
+                index=rank * 3,
+                id=f"item-{rank:03d}",
+                hash=f"{rank:016x}",
+                given=given,
+                suggested=suggested,
+                suggested_prob=0.9,
+                score=round(rank / 1000, 6),
+                given_prob=0.05,
+                preview=views[preview](rank),
+            )
+        )
+    counts = (len(pairs), *[0] * 18, items - len(pairs))
+    return DatasetResult(
+        name=name,
+        spec=SpecRef("data/animals.labelquality.yaml", 7),
+        source=Source("data/animals", "image" if preview == "image" else "tabular"),
+        items=items,
+        classes=classes,
+        feature_names=(),
+        noise=Noise(
+            rate=rate,
+            count=len(pairs),
+            flagged=len(pairs),
+            reviewed=0,
+            interval=(rate * 0.8, rate * 1.2),
+            method=DetectionMethod("given_vs_rival", "estimate", "off_diagonal"),
+            estimators={"off_diagonal": Estimator(len(pairs), rate)},
+            band=(rate, rate),
+            canary=Canary(injected=0),
+        ),
+        gate=Gate(0.1, {}, None, None, None, (), failed, passed=not failed),
+        trust=None,
+        reviews=Reviews({}, (), ()),
+        baseline=None,
+        per_class=per_class,
+        oof_accuracy=0.875,
+        flagged=tuple(flagged),
+        noise_matrix=tuple(map(tuple, matrix)),
+        score_histogram=Histogram(
+            tuple(k / 20 for k in range(21)), counts, flagged[-1].score if flagged else None
+        ),
+        cv=CrossValidation(5, 42, 1),
+        warnings=(),
+        backend="local",
+        model=ModelUse("logistic_regression"),
+        versions={"cleanlab": "2.9.0"},
+        cache=CacheUse("c0ffee1234", "miss", 0, ".cache", None, (), None),
+        timings=Timings(0.5, 0.1, 9.25, 9.85, (1.5, 2.0)),
+        below_estimate=(),
+    )
 
 
 def wait_until(page: Any, expression: str, timeout: float = 10.0) -> None:
@@ -105,7 +224,7 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 def test_report_in_chromium(browser: Browser, tmp_path: Path) -> None:
     document = make_document(
         make_result("animals", pairs=PAIRS, items=60),
-        make_result("shapes", pairs=[("cat", "fox")] * 2, preview="features"),
+        make_result("shapes", pairs=[("cat", "fox")] * 2, items=300, preview="features"),
     )
     url = browser.open(tmp_path, document)
     page = browser.page
@@ -169,8 +288,14 @@ def test_report_in_chromium(browser: Browser, tmp_path: Path) -> None:
 
 def test_untrusted_content_runs_no_script_in_chromium(browser: Browser, tmp_path: Path) -> None:
     evil = "<img src=x onerror=\"document.title='pwned'\">"
-    result = make_result(classes=(evil, "dog"), pairs=[(evil, "dog")] * 3, preview="text")
-    result["flagged"][0]["preview"] = {"text": "<script>document.title='pwned'</script>"}
+    result = make_result(
+        classes=(evil, "dog"), pairs=[(evil, "dog")] * 3, items=300, preview="text"
+    )
+    first, *rest = result.flagged
+    script = Preview(text="<script>document.title='pwned'</script>")
+    result = dataclasses.replace(
+        result, flagged=(dataclasses.replace(first, preview=script), *rest)
+    )
     url = browser.open(tmp_path, make_document(result))
     page = browser.page
     assert page.title() != "pwned"
@@ -222,18 +347,21 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
     import yaml
 
     from pytest_labelquality.outputs import write_json
-    from pytest_labelquality.result import DatasetResult
     from pytest_labelquality.sources import review_hash
 
     spec = tmp_path / "data" / "animals.labelquality.yaml"
     spec.parent.mkdir()
     spec.write_text("datasets: []\n")
     result = make_result("animals", pairs=PAIRS, items=60)
-    result["spec"]["file"] = str(spec)
-    for entry in result["flagged"]:
-        entry["content_hash"] = f"{entry['rank']:016x}"
-        entry["hash"] = review_hash(entry["content_hash"], entry["given"])
-    document = RunResult((DatasetResult.from_json(result),))
+    flagged = tuple(
+        dataclasses.replace(
+            s, content_hash=f"{s.rank:016x}", hash=review_hash(f"{s.rank:016x}", s.given)
+        )
+        for s in result.flagged
+    )
+    spec_ref = dataclasses.replace(result.spec, file=str(spec))
+    result = dataclasses.replace(result, spec=spec_ref, flagged=flagged)
+    document = RunResult((result,))
     results = tmp_path / "label-quality-report" / "label-quality.json"
     write_json(results, document.to_json())
     html = tmp_path / "label-quality-report" / "index.html"
@@ -286,9 +414,9 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
     )
     assert run.returncode == 0, run.stderr
     written = yaml.safe_load((spec.parent / "animals.labelquality.reviews.yaml").read_text())
-    by_id = {e["id"]: e for e in result["flagged"]}
+    by_id = {s.id: s for s in result.flagged}
     assert [(e["id"], e["hash"], e["decision"], e["by"]) for e in written] == [
-        (i, by_id[i]["hash"], "correct", "alice") for i in ("item-006", "item-007", "item-008")
+        (i, by_id[i].hash, "correct", "alice") for i in ("item-006", "item-007", "item-008")
     ]
     assert shown_yaml == written  # the YAML lines say the same as the command wrote
 
@@ -303,8 +431,13 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
 
 def test_text_search_filters_suspects_in_chromium(browser: Browser, tmp_path: Path) -> None:
     result = make_result("news", pairs=PAIRS, items=60, preview="text")
-    result["source"]["kind"] = "text"
-    result["flagged"][0]["preview"] = {"text": "Opening words. " + "middle " * 100 + "THE END"}
+    first, *rest = result.flagged
+    whole_text = Preview(text="Opening words. " + "middle " * 100 + "THE END")
+    result = dataclasses.replace(
+        result,
+        source=dataclasses.replace(result.source, kind="text"),
+        flagged=(dataclasses.replace(first, preview=whole_text), *rest),
+    )
     url = browser.open(tmp_path, make_document(result))
     page = browser.page
     search = page.locator("#ds-news form.filters input[name=text]")
@@ -397,13 +530,19 @@ def test_neighbours_appear_beside_each_card_as_it_is_shown(
     browser: Browser, tmp_path: Path
 ) -> None:
     result = with_neighbours(make_result("animals", pairs=PAIRS, items=60))
-    below = dict(result["flagged"][-1], rank=13, id="item-013", below_estimate=True)
-    result["below_estimate"] = [below]
-    result["exemplars"] = {"dog": [{"id": "d", "p": 0.9, "preview": {"image": PIXELS}}]}
+    below = dataclasses.replace(result.flagged[-1], rank=13, id="item-013", below_estimate=True)
+    result = dataclasses.replace(
+        result,
+        below_estimate=(below,),
+        exemplars={"dog": (Exemplar("d", 0.9, Preview(image=PIXELS)),)},
+    )
     texts = with_neighbours(make_result("news", pairs=PAIRS[:2], items=60, preview="text"))
-    texts["source"]["kind"] = "text"
-    for near in texts["neighbour_previews"].values():
-        near["image"], near["text"] = None, "<mark>a neighbour's text</mark>"
+    quoted_text = Preview(text="<mark>a neighbour's text</mark>")
+    texts = dataclasses.replace(
+        texts,
+        source=dataclasses.replace(texts.source, kind="text"),
+        neighbour_previews=dict.fromkeys(texts.neighbour_previews or {}, quoted_text),
+    )
     document = make_document(result, texts)
     html = tmp_path / "report.html"
     write_text_atomic(html, render_html(document, max_suspects=5))

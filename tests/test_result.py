@@ -145,3 +145,29 @@ def test_a_dataset_result_crosses_as_its_json(written: dict[str, Any]) -> None:
     entry = written["datasets"][0]
     result = DatasetResult.from_json(json.loads(json.dumps(entry)))
     assert result.to_json() == entry
+
+
+def test_every_setting_a_model_records_has_its_typed_field() -> None:
+    """The model's settings are read from what its cache key holds: a setting added there and
+    not to :class:`ModelUse` would be lost from the results, so nothing may be left over."""
+    from pytest_labelquality.models import ModelConfig
+    from pytest_labelquality.result import ModelUse
+
+    config = ModelConfig(
+        "encoder_linear",
+        "module:make",
+        3,
+        16,
+        0.01,
+        params={"C": 0.5, "layers": [8, 4], "name": None},
+        mirror=True,
+        encoder="all-MiniLM-L6-v2",
+        tokenizer="tokenizer.json",
+        encoder_identity={"encoder": "minilm", "reads": "pixels"},
+        members=("a", "b"),
+    )
+    recorded = config.as_dict()
+    assert set(recorded) == {f for f in ModelUse.__dataclass_fields__ if f not in ("auto", "blend")}
+    assert ModelUse.from_json(recorded).to_json() == recorded
+    with pytest.raises(ResultShapeError, match=r"ModelUse\.epochs: expected int, got str"):
+        ModelUse.from_json({**recorded, "epochs": "3"})
