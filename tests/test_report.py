@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_module
 import os
 import re
 import shutil
@@ -211,7 +212,7 @@ def test_failing_dataset_shows_fail_in_words_and_colour() -> None:
     )
     assert 'class="verdict verdict-pass"' not in html
     assert 'id="overall-verdict">FAIL</span>' in html
-    assert "estimated label noise <strong>12.0%</strong> (36 of 300 items" in html
+    assert "Estimated label noise <strong>12.0%</strong> (36 of 300 items" in html
     assert "95% interval 9.6% to 14.4%" in html
     assert "exceeds the maximum of <strong>10.0%</strong>" in html
     assert "<title>Label quality: FAIL (cats-dogs)</title>" in html
@@ -317,6 +318,34 @@ def test_per_class_table_shows_counts_rates_and_maxima() -> None:
     assert "1 class exceeds its own maximum:\n<strong>cat</strong>." in html
     assert "is within the maximum of <strong>50.0%</strong>" in html
     assert '<strong class="verdict-text">FAIL</strong>' in html
+
+
+def verdict_box(html: str) -> str:
+    """The first dataset's verdict box, its tags removed and its spaces collapsed."""
+    start = html.index('<div class="verdict verdict-')
+    box = html[start : html.index("</div>", start)]
+    return " ".join(html_module.unescape(re.sub(r"<[^>]+>", "", box)).split())
+
+
+def test_a_failing_verdict_leads_with_the_rule_that_failed() -> None:
+    """Failing on a class's maximum while the overall estimate is within its own: the box
+    says FAIL and the failed rule first, never "FAIL: ... is within the maximum"."""
+    result = make_result(max_class_noise_rate={"cat": 0.05}, max_noise_rate=0.5)
+    box = verdict_box(render_html(make_document(result)))
+    assert box.startswith(
+        "FAIL: max_class_noise_rate [cat]: class 'cat' exceeds its max_class_noise_rate."
+    ), box
+    assert box.index("max_class_noise_rate") < box.index("is within the maximum of 50.0%")
+    assert "It also fails" not in box  # one rule: it is the lead, not listed again
+    assert box.count("exceeds its max_class_noise_rate") == 1
+
+    both = make_result(max_class_noise_rate={"cat": 0.05}, max_noise_rate=0.1)
+    box = verdict_box(render_html(make_document(both)))
+    assert box.startswith("FAIL: max_noise_rate: estimated label noise 12.0%"), box
+    assert "It also fails this rule: max_class_noise_rate [cat]" in box
+
+    passing = verdict_box(render_html(make_document(make_result(max_noise_rate=0.5))))
+    assert passing.startswith("PASS: estimated label noise 12.0%"), passing
 
 
 def test_noise_matrix_is_a_heatmap_with_its_numbers() -> None:
