@@ -60,6 +60,7 @@ class Settings:
     update_baseline: bool
     only: bool = False
     trusted_ref: str | None = None
+    baseline_dir: Path | None = None
     show_top: int = 0
     backend: str = "local"
     backend_address: str | None = None
@@ -162,8 +163,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--label-quality-update-baseline",
         action="store_true",
         default=False,
-        help="write each spec's baseline (x.labelquality.baseline.json) from this run's"
-        " results, once, at the end (default: off).",
+        help="write each spec's baseline (x.labelquality.baseline.json, or into"
+        " --label-quality-baseline-dir) from this run's results, once, at the end (default: off).",
+    )
+    group.addoption(
+        "--label-quality-baseline-dir",
+        type=_path_option,
+        metavar="DIR",
+        help="read and write baselines in this folder, under each spec's path relative to the"
+        " rootdir, instead of beside the specs: a store CI saves per commit, so that nobody"
+        " commits a baseline (default: beside the specs; ini label_quality_baseline_dir).",
     )
     group.addoption(
         "--label-quality-only",
@@ -187,6 +196,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "label_quality_trusted_ref", "commit to read baselines and reviews from", default=""
+    )
+    parser.addini(
+        "label_quality_baseline_dir", "folder of baselines (default: beside the specs)", default=""
     )
     parser.addini("label_quality_cache_dir", "cache of out-of-fold predictions", default="")
     parser.addini("label_quality_backend", "where folds train (default: local)", default="")
@@ -269,6 +281,8 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         chosen = cli or env or ini
         return chosen if chosen and is_url(chosen) else pick(cli, env, ini, default)
 
+    cli_baselines = config.getoption("label_quality_baseline_dir")
+    ini_baselines = config.getini("label_quality_baseline_dir")
     cli_markdown = config.getoption("label_quality_markdown")
     ini_markdown = config.getini("label_quality_markdown")
     try:
@@ -302,6 +316,9 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         update_baseline=bool(config.getoption("label_quality_update_baseline")),
         only=only,
         trusted_ref=str(trusted_ref) if trusted_ref else None,
+        baseline_dir=pick(cli_baselines, None, ini_baselines, root)
+        if cli_baselines or ini_baselines
+        else None,
         show_top=_count_setting(config, "label_quality_show_top"),
         backend=_backend_setting(config) if enabled else "local",
         backend_address=config.getoption("label_quality_backend_address")
@@ -392,6 +409,7 @@ class DatasetItem(pytest.Item):
             progress=_progress_writer(self.config),
             keep_items=settings.update_baseline,
             trusted_ref=settings.trusted_ref,
+            baseline_dir=settings.baseline_dir,
             show_top=settings.show_top,
             root=self.config.rootpath,
         )
@@ -480,6 +498,7 @@ class Controller:
         self.settings = settings
         self.results: list[DatasetResult] = []
         self.baselines: dict[Path, dict[str, dict[str, Any]]] = {}
+        self.baselines_written: list[Path] = []
         self.errors: list[dict[str, str]] = []
         self.output_error: str | None = None
 
@@ -537,7 +556,12 @@ class Controller:
                     from pytest_labelquality.baseline import write_baselines
                     from pytest_labelquality.outputs import git_commit
 
-                    write_baselines(self.baselines, git_commit(self.config.rootpath))
+                    self.baselines_written = write_baselines(
+                        self.baselines,
+                        git_commit(self.config.rootpath),
+                        store=settings.baseline_dir,
+                        root=self.config.rootpath,
+                    )
                 write_outputs(
                     self.results,
                     errors=self.errors,
@@ -578,10 +602,8 @@ class Controller:
         for result in sorted(self.results, key=lambda r: r.name):
             for note in summary_notes(result):
                 terminalreporter.write_line(note, red=True, bold=True)
-        for spec in sorted(self.baselines):
-            from pytest_labelquality.baseline import baseline_path
-
-            terminalreporter.write_line(f"label-quality baseline written: {baseline_path(spec)}")
+        for path in sorted(self.baselines_written):
+            terminalreporter.write_line(f"label-quality baseline written: {path}")
         if self.output_error:
             terminalreporter.write_line(f"label-quality: {self.output_error}", red=True, bold=True)
             return

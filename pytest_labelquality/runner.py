@@ -108,6 +108,7 @@ def check_dataset(
     progress: Progress,
     keep_items: bool = False,
     trusted_ref: str | None = None,
+    baseline_dir: Path | None = None,
     show_top: int = 0,
     backend: Backend = LOCAL,
     root: Path | None = None,
@@ -115,7 +116,8 @@ def check_dataset(
     """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
 
     With ``keep_items`` the result also carries what a new baseline needs (every item's hash);
-    with ``trusted_ref`` the baseline and reviews are read as at that commit. ``show_top`` also
+    with ``trusted_ref`` the baseline and reviews are read as at that commit, with
+    ``baseline_dir`` the baseline from that store instead. ``show_top`` also
     lists the items among the ``show_top`` most suspect of the ranking that are below the
     estimated count (``below_estimate``), for reviewers who look further. Folds train where
     ``backend`` says; ``cache_dir`` may be a folder or an fsspec URL that its workers share.
@@ -185,7 +187,14 @@ def check_dataset(
     progress(honest_count_line(spec.name, len(data), found))
     detected = time.perf_counter()
     judged = _judge(
-        spec, data, found, keys, keep_items=keep_items, trusted_ref=trusted_ref, root=root
+        spec,
+        data,
+        found,
+        keys,
+        keep_items=keep_items,
+        trusted_ref=trusted_ref,
+        baseline_dir=baseline_dir,
+        root=root,
     )
     if entry is not None:
         status = "hit"
@@ -527,23 +536,26 @@ def _judge(
     *,
     keep_items: bool,
     trusted_ref: str | None,
+    baseline_dir: Path | None,
     root: Path | None,
 ) -> Judgement:
     """Apply reviews (accepted items stop counting), compare with the baseline, decide.
 
     Items are hashed only where needed: all of them for a baseline, else the flagged and the
     reviewed ones. With ``trusted_ref`` the baseline and reviews are those of that commit, and
-    edits to them in the working tree are reported, not used."""
+    edits to them in the working tree are reported, not used; with ``baseline_dir`` the
+    baseline is that store's, and a committed one is not read."""
     import numpy as np
 
     ids = data.ids
     entries = load_reviews(spec.spec_path, spec.name, trusted_ref)
-    baseline = load_baseline(spec.spec_path, trusted_ref)
+    baseline = load_baseline(spec.spec_path, trusted_ref, store=baseline_dir, root=root)
     trust = None
     if trusted_ref is not None:
+        committed = [] if baseline_dir else [baseline_path(spec.spec_path)]
         edited = tuple(
             relative_path(path, root)
-            for path in (baseline_path(spec.spec_path), reviews_path(spec.spec_path))
+            for path in (*committed, reviews_path(spec.spec_path))
             if read_trusted(path, trusted_ref)[1]
         )
         trust = Trust(trusted_ref, edited)

@@ -53,3 +53,17 @@ def read_trusted(path: Path, ref: str | None) -> tuple[str | None, bool]:
         return local, False
     trusted = committed_text(path, ref)
     return trusted, trusted != local
+
+
+def holding_commit(path: Path, ref: str | None) -> str | None:
+    """The commit that last changed ``path`` as at ``ref`` (``HEAD`` without one): the commit
+    that holds this version of it. None outside a repository, or without ``ref`` when the
+    working tree's file is untracked or edited since."""
+    folder, name = path.parent, f"./{path.name}"
+    if ref is None:
+        status = _git(folder, "status", "--porcelain", "--", name)
+        if status.returncode != 0 or status.stdout.strip():
+            return None
+    found = _git(folder, "log", "-1", "--format=%H", ref or "HEAD", "--", name)
+    commit = found.stdout.decode("ascii", errors="replace").strip()
+    return commit if found.returncode == 0 and commit else None
