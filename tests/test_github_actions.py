@@ -149,6 +149,7 @@ def test_action_is_a_composite_with_bash_steps_and_no_inline_inputs() -> None:
         "detect-extras": "true",  # what the specs need is installed
         "extra-packages": "",
         "extra-args": "",
+        "baseline": "saved",  # main's saved result: nobody commits a baseline
         "trust-pr-files": "false",
         "cache-dir": ".label-quality-cache",
         "report-dir": "label-quality-report",
@@ -171,7 +172,9 @@ def test_action_is_a_composite_with_bash_steps_and_no_inline_inputs() -> None:
 
 def test_action_saves_the_cache_and_report_whatever_the_verdict() -> None:
     by_uses = {step["uses"].split("@")[0]: step for step in steps(ACTION) if "uses" in step}
-    restore, save = by_uses["actions/cache/restore"], by_uses["actions/cache/save"]
+    by_name = {step["name"]: step for step in steps(ACTION)}
+    restore = by_name["Restore the cache of trained folds"]
+    save = by_name["Save the cache of trained folds"]
     upload = by_uses["actions/upload-artifact"]
     assert restore["with"]["path"] == save["with"]["path"] == "${{ inputs.cache-dir }}"
     assert restore["with"]["key"] == save["with"]["key"]
@@ -184,6 +187,26 @@ def test_action_saves_the_cache_and_report_whatever_the_verdict() -> None:
     order = ["actions/cache/restore", "pytest", "actions/cache/save", "actions/upload-artifact"]
     assert [names.index(name) for name in order] == sorted(names.index(name) for name in order)
     assert names[-1] == "fail"
+    # The baseline: a pull request restores its base commit's by that key alone; only a push
+    # saves one, whatever its verdict, before the last step fails the job.
+    restore_baseline = by_name["Restore the baseline of the base commit"]
+    save_baseline = by_name["Save the baseline of this commit"]
+    assert restore_baseline["with"] == {
+        "path": "${{ runner.temp }}/label-quality-baseline",
+        "key": "${{ steps.keys.outputs.baseline-key }}",
+    }
+    assert save_baseline["with"] == {
+        "path": "${{ runner.temp }}/label-quality-baseline",
+        "key": "${{ steps.keys.outputs.baseline-save-key }}",
+    }
+    assert save_baseline["if"].startswith("always() && steps.pytest.outputs.baseline-written")
+    steps_in_order = list(by_name)
+    assert (
+        steps_in_order.index("Restore the baseline of the base commit")
+        < steps_in_order.index("Run pytest --label-quality-only")
+        < steps_in_order.index("Save the baseline of this commit")
+        < steps_in_order.index("Fail if a label-quality gate failed")
+    )
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=rel)
@@ -405,7 +428,13 @@ def run_step(
     values.update({f"inputs.{name}": value for name, value in inputs.items()})
     # a push unless the test says otherwise: no pull request
     values.update(
-        {"github.event.pull_request.base.sha": "", "github.event.pull_request.number": ""}
+        {
+            "github.event.pull_request.base.sha": "",
+            "github.event.pull_request.number": "",
+            "github.sha": "",
+            "github.event.before": "",
+            "steps.baseline.outputs.cache-hit": "",
+        }
     )
     values.update(context)
 
@@ -460,10 +489,14 @@ KEYS_CONTEXT = {
     "github.run_id": "42",
     "github.run_attempt": "1",
 }
+KEYS_BRANCHES = {
+    "github.head_ref || github.ref_name": "main",
+    "github.base_ref || github.event.repository.default_branch": "main",
+}
 
 
 @pytest.mark.parametrize(
-    ("head", "base", "key", "restore_keys"),
+    ("head", "base", "key", "restore_keys", "baseline_keys"),
     [
         pytest.param(
             "feature/new,labels",
@@ -475,6 +508,7 @@ KEYS_CONTEXT = {
                 "label-quality-Linux-main-",
                 "label-quality-Linux-",
             ],
+            {"baseline-key": f"label-quality-baseline-Linux-{'b' * 40}"},  # never saves one
             id="pull request: starts from its base branch",
         ),
         pytest.param(
@@ -486,22 +520,39 @@ KEYS_CONTEXT = {
                 "label-quality-Linux-main-",
                 "label-quality-Linux-",
             ],
+            {
+                "baseline-key": f"label-quality-baseline-Linux-{'p' * 40}",  # its parent's
+                "baseline-save-key": f"label-quality-baseline-Linux-{'h' * 40}",
+            },
             id="push to the default branch",
         ),
     ],
 )
 def test_cache_keys(
-    tmp_path: Path, head: str, base: str, key: str, restore_keys: list[str]
+    tmp_path: Path,
+    head: str,
+    base: str,
+    key: str,
+    restore_keys: list[str],
+    baseline_keys: dict[str, str],
 ) -> None:
+    pull_request = head != base
     context = {
         **KEYS_CONTEXT,
         "github.head_ref || github.ref_name": head,
         "github.base_ref || github.event.repository.default_branch": base,
+        "github.sha": "m" * 40 if pull_request else "h" * 40,  # a pull request's: its merge
+        "github.event.pull_request.base.sha": "b" * 40 if pull_request else "",
+        "github.event.before": "" if pull_request else "p" * 40,
     }
     run = run_step("keys", tmp_path, context=context)
     assert run.returncode == 0, run.log
     assert run.outputs["key"] == key
     assert run.outputs["restore-keys"].splitlines() == restore_keys
+    assert {k: v for k, v in run.outputs.items() if k.startswith("baseline")} == baseline_keys
+    # a new branch's first push has no parent (github.event.before is all zeros)
+    first = run_step("keys", tmp_path, context={**context, "github.event.before": "0" * 40})
+    assert ("baseline-key" in first.outputs) is pull_request
 
 
 @pytest.mark.parametrize(
@@ -644,7 +695,11 @@ def test_a_pull_request_is_judged_against_its_base_baseline(tmp_path: Path) -> N
         "github.event.pull_request.base.sha": base,
         "github.event.pull_request.number": "17",
     }
-    inputs = {"extra-args": "-p no:cacheprovider", "cache-dir": str(tmp_path / "cache")}
+    inputs = {
+        "extra-args": "-p no:cacheprovider",
+        "cache-dir": str(tmp_path / "cache"),
+        "baseline": "committed",
+    }
     judged = run_step("pytest", root, inputs=inputs, context=context)
     assert judged.outputs["exit-code"] == "1", judged.log
     assert "take effect after merge" in judged.log
@@ -705,3 +760,65 @@ def test_the_install_step_installs_the_extras_the_specs_need(tmp_path: Path) -> 
     )
     assert off.returncode == 0, off.log
     assert log.read_text().splitlines() == [f"{flags} {ROOT}"]
+
+
+def test_a_pull_request_is_judged_against_the_result_main_saved(tmp_path: Path) -> None:
+    """No baseline is committed: the push to main saves its result as the baseline of its
+    commit (the cache steps are emulated by copying the folder by key); the pull request that
+    relabels items, and commits a baseline of its own accepting them, is judged against main's
+    saved result, or, when main saved none, against its base commit checked there and then."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "ci@example.invalid")
+    git(root, "config", "user.name", "CI")
+    spec = root / "iris.labelquality.yaml"
+    spec.write_text(GATED_SPEC % "", encoding="utf-8")
+    (root / ".gitignore").write_text("label-quality-report/\n", encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "iris, no baseline")
+    main = git(root, "rev-parse", "HEAD")
+    inputs = {"extra-args": "-p no:cacheprovider", "cache-dir": str(tmp_path / "folds")}
+    store = root.parent / "repo-runner" / "label-quality-baseline"  # $RUNNER_TEMP's
+    saved: dict[str, Path] = {}  # the actions cache: key -> a copy of the folder saved
+
+    push = {"github.sha": main, "github.event.before": "0" * 40}
+    keys = run_step("keys", root, context={**KEYS_CONTEXT, **KEYS_BRANCHES, **push})
+    assert "baseline-key" not in keys.outputs  # main's first run: nothing to restore
+    pushed = run_step("pytest", root, inputs=inputs, context=push)
+    assert pushed.outputs["exit-code"] == "0", pushed.log
+    assert pushed.outputs["baseline-written"] == "true"
+    saved[keys.outputs["baseline-save-key"]] = shutil.copytree(store, tmp_path / "saved")
+    assert not git(root, "status", "--porcelain")  # nothing to commit
+
+    git(root, "checkout", "-q", "-b", "pr")
+    spec.write_text(GATED_SPEC % ", flip: {rate: 0.1}", encoding="utf-8")
+    update = [sys.executable, "-m", "pytest", "--label-quality-only", "-p", "no:cacheprovider"]
+    env = {**os.environ, "LABEL_QUALITY_CACHE_DIR": str(tmp_path / "folds")}
+    subprocess.run([*update, "--label-quality-update-baseline"], cwd=root, env=env, check=True)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "relabel, and a baseline accepting it")
+
+    pull = {"github.event.pull_request.base.sha": main, "github.event.pull_request.number": "5"}
+    keys = run_step("keys", root, context={**KEYS_CONTEXT, **KEYS_BRANCHES, **pull})
+    assert "baseline-save-key" not in keys.outputs  # a pull request never saves a baseline
+    for hit in (True, False):  # a fresh job each time: $RUNNER_TEMP starts empty
+        shutil.rmtree(store)
+        if hit:
+            shutil.copytree(saved[keys.outputs["baseline-key"]], store)
+        context = {**pull, "steps.baseline.outputs.cache-hit": "true" if hit else ""}
+        judged = run_step("pytest", root, inputs=inputs, context=context)
+        assert judged.outputs["exit-code"] == "1", judged.log
+        assert ("No saved result of the base commit" in judged.log) is not hit
+        result = json.loads((root / "label-quality-report" / "label-quality.json").read_text())
+        (dataset,) = result["datasets"]
+        assert dataset["baseline"]["baseline_commit"] == main
+        assert dataset["baseline"]["changed_items"] > 0
+        assert [r["rule"] for r in dataset["gate"]["failed_rules"]] == ["max_new_suspects"]
+        assert "baseline-written" not in judged.outputs
+        assert git(root, "worktree", "list").count("\n") == 0  # the base's checkout is gone
+        assert f"Baseline of commit {main[:12]}" in " ".join(
+            re.sub(
+                r"<[^>]+>", "", (root / "label-quality-report" / "index.html").read_text()
+            ).split()
+        )
