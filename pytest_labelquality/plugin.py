@@ -61,6 +61,7 @@ class Settings:
     only: bool = False
     trusted_ref: str | None = None
     baseline_dir: Path | None = None
+    decisions_ref: str | None = None
     show_top: int = 0
     backend: str = "local"
     backend_address: str | None = None
@@ -190,6 +191,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " not from the working tree, whose edits to them then take effect after merge (default:"
         " the working tree; ini label_quality_trusted_ref).",
     )
+    group.addoption(
+        "--label-quality-decisions-ref",
+        type=_path_option,
+        metavar="REF",
+        help="also read reviews as they are at this git ref, where maintainers' decisions are"
+        " recorded (the branch the accept command of a pull-request comment pushes to), by"
+        " each review file's path relative to the rootdir (default: none; ini"
+        " label_quality_decisions_ref).",
+    )
     parser.addini("label_quality", "run label-quality checks (default: false)", type="bool")
     parser.addini(
         "label_quality_only", "collect only label-quality specs (default: false)", type="bool"
@@ -199,6 +209,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "label_quality_baseline_dir", "folder of baselines (default: beside the specs)", default=""
+    )
+    parser.addini(
+        "label_quality_decisions_ref",
+        "git ref of maintainers' decisions (default: none)",
+        default="",
     )
     parser.addini("label_quality_cache_dir", "cache of out-of-fold predictions", default="")
     parser.addini("label_quality_backend", "where folds train (default: local)", default="")
@@ -281,6 +296,9 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         chosen = cli or env or ini
         return chosen if chosen and is_url(chosen) else pick(cli, env, ini, default)
 
+    decisions_ref = config.getoption("label_quality_decisions_ref") or config.getini(
+        "label_quality_decisions_ref"
+    )
     cli_baselines = config.getoption("label_quality_baseline_dir")
     ini_baselines = config.getini("label_quality_baseline_dir")
     cli_markdown = config.getoption("label_quality_markdown")
@@ -319,6 +337,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         baseline_dir=pick(cli_baselines, None, ini_baselines, root)
         if cli_baselines or ini_baselines
         else None,
+        decisions_ref=str(decisions_ref) if decisions_ref else None,
         show_top=_count_setting(config, "label_quality_show_top"),
         backend=_backend_setting(config) if enabled else "local",
         backend_address=config.getoption("label_quality_backend_address")
@@ -410,6 +429,7 @@ class DatasetItem(pytest.Item):
             keep_items=settings.update_baseline,
             trusted_ref=settings.trusted_ref,
             baseline_dir=settings.baseline_dir,
+            decisions_ref=settings.decisions_ref,
             show_top=settings.show_top,
             root=self.config.rootpath,
         )

@@ -28,11 +28,13 @@ BIN = Path(sys.executable).parent
 ACTION = ROOT / "action.yml"
 EXAMPLE = ROOT / "examples" / "github" / "label-quality.yml"
 COMMENT = ROOT / "examples" / "github" / "label-quality-comment.yml"
+ACCEPT = ROOT / "examples" / "github" / "label-quality-accept.yml"
+ACCEPT_ACTION = ROOT / "accept" / "action.yml"
 RELEASE = ROOT / ".github" / "workflows" / "release.yml"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml")) + sorted(
     (ROOT / "examples" / "github").glob("*.yml")
 )
-ALL_FILES = [*WORKFLOWS, ACTION]
+ALL_FILES = [*WORKFLOWS, ACTION, ACCEPT_ACTION]
 
 # A full commit SHA, never a tag (which can be moved), a branch or a floating major (v4) ...
 PINNED = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
@@ -82,12 +84,12 @@ def uses(path: Path) -> list[str]:
     return found
 
 
-def action_step(step_id: str) -> dict[str, Any]:
-    for step in load(ACTION)["runs"]["steps"]:
+def action_step(step_id: str, action: Path = ACTION) -> dict[str, Any]:
+    for step in load(action)["runs"]["steps"]:
         if step.get("id") == step_id:
             assert isinstance(step, dict)
             return step
-    raise AssertionError(f"action.yml has no step with id {step_id!r}")
+    raise AssertionError(f"{rel(action)} has no step with id {step_id!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,6 +152,7 @@ def test_action_is_a_composite_with_bash_steps_and_no_inline_inputs() -> None:
         "extra-packages": "",
         "extra-args": "",
         "baseline": "saved",  # main's saved result: nobody commits a baseline
+        "decisions-branch": "label-quality-decisions",
         "trust-pr-files": "false",
         "cache-dir": ".label-quality-cache",
         "report-dir": "label-quality-report",
@@ -299,7 +302,7 @@ def test_every_workflow_has_its_policy() -> None:
         ".github/workflows/ci.yml",
         "examples/github/label-quality.yml",
     }
-    assert set(WORKFLOWS) == {*GATES, COMMENT, RELEASE}
+    assert set(WORKFLOWS) == {*GATES, COMMENT, ACCEPT, RELEASE}
 
 
 def test_the_release_builds_on_a_tag_and_only_its_publish_job_may_mint_a_token() -> None:
@@ -417,11 +420,14 @@ def run_step(
     inputs: Mapping[str, str] = {},
     context: Mapping[str, str] = {},
     first_on_path: Path | None = None,
+    action_file: Path = ACTION,
+    runner_env: Mapping[str, str] = {},
 ) -> StepRun:
-    """Run one `run:` step of action.yml with bash, as a runner would (``first_on_path``: a
-    folder of commands found before the test's Python)."""
-    action = load(ACTION)
-    step = action_step(step_id)
+    """Run one `run:` step of action.yml (or ``action_file``) with bash, as a runner would
+    (``first_on_path``: a folder of commands found before the test's Python; ``runner_env``:
+    more of the variables a runner sets)."""
+    action = load(action_file)
+    step = action_step(step_id, action_file)
     values = {
         f"inputs.{name}": str(spec.get("default", "")) for name, spec in action["inputs"].items()
     }
@@ -434,6 +440,7 @@ def run_step(
             "github.sha": "",
             "github.event.before": "",
             "steps.baseline.outputs.cache-hit": "",
+            "steps.decisions.outputs.ref": "",
         }
     )
     values.update(context)
@@ -463,8 +470,11 @@ def run_step(
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_ENV": str(github_env),
         "RUNNER_TEMP": str(files),
+        **runner_env,
     }
-    env.update({name: EXPRESSION.sub(substitute, str(v)) for name, v in step["env"].items()})
+    env.update(
+        {name: EXPRESSION.sub(substitute, str(v)) for name, v in step.get("env", {}).items()}
+    )
     assert step["shell"] == "bash"
     run = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
@@ -822,3 +832,251 @@ def test_a_pull_request_is_judged_against_the_result_main_saved(tmp_path: Path) 
                 r"<[^>]+>", "", (root / "label-quality-report" / "index.html").read_text()
             ).split()
         )
+
+
+def test_the_accept_workflow_never_runs_the_pull_requests_code() -> None:
+    workflow = load(ACCEPT)
+    assert triggers(workflow) == {"issue_comment": {"types": ["created"]}}
+    assert workflow["permissions"] == {}
+    assert workflow["concurrency"]["cancel-in-progress"] is False  # each pushes the branch
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {
+        "actions": "write",
+        "contents": "write",
+        "pull-requests": "write",
+    }
+    assert job["if"].startswith("github.event.issue.pull_request && ")
+    (step,) = job["steps"]  # no checkout, no script: the action alone
+    assert step["uses"].startswith("your-org/pytest-labelquality/accept@")
+    action = load(ACCEPT_ACTION)
+    used = [s["uses"].split("@")[0] for s in action["runs"]["steps"] if "uses" in s]
+    assert used == ["actions/setup-python"]
+    for s in action["runs"]["steps"]:
+        assert "${{" not in s.get("run", ""), s["name"]
+    assert "secrets." not in ACCEPT.read_text(encoding="utf-8")
+
+
+class GitHubAPI:
+    """GitHub's REST API for one repository on loopback: the permission of each login, one pull
+    request, one run of the check with its report artifact; it records re-runs and comments."""
+
+    TOKEN = "test-token"
+
+    def __init__(self, permissions: dict[str, str], author: str, head: str, zip_bytes: bytes):
+        import http.server
+        import threading
+
+        self.reruns: list[str] = []
+        self.comments: list[str] = []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def answer(self, status: int, body: object = None, **headers: str) -> None:
+                data = (
+                    b""
+                    if body is None
+                    else (body if isinstance(body, bytes) else json.dumps(body).encode())
+                )
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/blob/artifact.zip":  # signed storage: no token wanted
+                    return self.answer(400 if "Authorization" in self.headers else 200, zip_bytes)
+                if self.headers.get("Authorization") != f"Bearer {api.TOKEN}":
+                    return self.answer(401, {"message": "Bad credentials"})
+                path = self.path.removeprefix("/repos/o/r")
+                login = path.removeprefix("/collaborators/").removesuffix("/permission")
+                if login in permissions:
+                    level = permissions[login]
+                    return self.answer(200, {"permission": level, "role_name": level})
+                if path == "/pulls/5":
+                    return self.answer(200, {"head": {"sha": head}, "user": {"login": author}})
+                if path == f"/actions/runs?head_sha={head}&event=pull_request":
+                    runs = [{"id": 77, "name": "label-quality", "run_number": 3}]
+                    runs.append({"id": 78, "name": "other", "run_number": 4})
+                    return self.answer(200, {"workflow_runs": runs})
+                if path == "/actions/runs/77/artifacts":
+                    url = f"{api.url}/repos/o/r/actions/artifacts/9/zip"
+                    artifact = {"name": "label-quality-report", "archive_download_url": url}
+                    return self.answer(200, {"artifacts": [artifact]})
+                if path == "/actions/artifacts/9/zip":
+                    return self.answer(302, Location=f"{api.url}/blob/artifact.zip")
+                return self.answer(404, {"message": "Not Found"})
+
+            def do_POST(self) -> None:
+                if self.headers.get("Authorization") != f"Bearer {api.TOKEN}":
+                    return self.answer(401, {"message": "Bad credentials"})
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.removeprefix("/repos/o/r")
+                if path == "/actions/runs/77/rerun":
+                    api.reruns.append(path)
+                    return self.answer(201)
+                if path == "/issues/5/comments":
+                    api.comments.append(json.loads(body)["body"])
+                    return self.answer(201, {"id": len(api.comments)})
+                return self.answer(404, {"message": "Not Found"})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_maintainers_comment_accepts_suspects_and_the_authors_own_is_ignored(
+    tmp_path: Path,
+) -> None:
+    """The pull request fails on new suspects. Its author's `/label-quality accept` and a
+    reader's are refused; a maintainer's is recorded on the decisions branch of the repository
+    (never the pull request's), the check is re-run, and the re-run passes with those suspects
+    accepted, and so does main after the merge."""
+    import zipfile
+
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    root = tmp_path / "repo"
+    git(tmp_path, "clone", "-q", str(origin), str(root))
+    git(root, "config", "user.email", "ci@example.invalid")
+    git(root, "config", "user.name", "CI")
+    (root / ".gitignore").write_text("label-quality-report/\n", encoding="utf-8")
+    spec = root / "iris.labelquality.yaml"
+    spec.write_text(GATED_SPEC % "", encoding="utf-8")
+    env = {**os.environ, "LABEL_QUALITY_CACHE_DIR": str(tmp_path / "folds")}
+    update = [sys.executable, "-m", "pytest", "--label-quality-only", "-p", "no:cacheprovider"]
+    subprocess.run([*update, "--label-quality-update-baseline"], cwd=root, env=env, check=True)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "iris and its baseline")
+    git(root, "push", "-q", "origin", "main")
+    base = git(root, "rev-parse", "HEAD")
+    git(root, "checkout", "-q", "-b", "pr")
+    spec.write_text(GATED_SPEC % ", flip: {rate: 0.05}", encoding="utf-8")
+    git(root, "commit", "-q", "-am", "relabel")
+    head = git(root, "rev-parse", "HEAD")
+
+    inputs = {
+        "extra-args": "-p no:cacheprovider",
+        "cache-dir": str(tmp_path / "folds"),
+        "baseline": "committed",
+    }
+    pull = {"github.event.pull_request.base.sha": base, "github.event.pull_request.number": "5"}
+
+    def check() -> tuple[StepRun, dict[str, Any]]:
+        fetched = run_step("decisions", root, inputs=inputs, context={"github.token": "t"})
+        assert fetched.returncode == 0, fetched.log
+        context = {**pull, "steps.decisions.outputs.ref": fetched.outputs.get("ref", "")}
+        judged = run_step("pytest", root, inputs=inputs, context=context)
+        report = root / "label-quality-report" / "label-quality.json"
+        (dataset,) = json.loads(report.read_text(encoding="utf-8"))["datasets"]
+        return judged, dataset
+
+    judged, failed = check()
+    assert judged.outputs["exit-code"] == "1", judged.log
+    suspects = failed["baseline"]["new_suspects"]
+    assert suspects
+    artifact = tmp_path / "artifact.zip"
+    with zipfile.ZipFile(artifact, "w") as archive:  # upload-artifact's zip: no top folder
+        for path in (root / "label-quality-report").iterdir():
+            archive.write(path, path.name)
+
+    permissions = {"mallory": "write", "eve": "read", "alice": "admin"}
+    api = GitHubAPI(permissions, author="mallory", head=head, zip_bytes=artifact.read_bytes())
+    host_remote = f"https://x-access-token:{api.TOKEN}@github.example/o/r.git"
+
+    def comment(login: str, body: str) -> StepRun:
+        event = tmp_path / f"event-{login}.json"
+        event.write_text(
+            json.dumps(
+                {
+                    "comment": {"body": body, "user": {"login": login}},
+                    "issue": {"number": 5, "pull_request": {}, "user": {"login": "mallory"}},
+                }
+            ),
+            encoding="utf-8",
+        )
+        runner = {
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_API_URL": api.url,
+            # the runner's git reaches github.example at the test's bare repository
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
+            "GIT_CONFIG_VALUE_0": host_remote,
+        }
+        return run_step(
+            "accept",
+            tmp_path / f"accept-{login}",
+            inputs={"token": api.TOKEN},
+            context={"github.server_url": "https://github.example"},
+            action_file=ACCEPT_ACTION,
+            runner_env=runner,
+        )
+
+    try:
+        for login in ("mallory", "eve", "alice"):
+            (tmp_path / f"accept-{login}").mkdir()
+        command = f"Checked by hand.\n/label-quality accept {' '.join(suspects)}\n"
+        own = comment("mallory", command)  # the author, with write access even
+        assert own.returncode == 0, own.log
+        assert "@mallory opened this pull request, so cannot accept its suspects" in own.log
+        reader = comment("eve", command)
+        assert reader.returncode == 0, reader.log
+        assert "@eve has no write access to this repository (read)" in reader.log
+        assert not git(origin, "branch", "--list", "label-quality-decisions")
+        assert api.reruns == []
+        _, still = check()
+        assert still["gate"]["passed"] is False
+
+        accepted = comment("alice", command + f"/label-quality accept not-an-item {suspects[0]}")
+        assert accepted.returncode == 0, accepted.log
+        assert api.reruns == ["/actions/runs/77/rerun"], accepted.log
+        assert len(api.comments) == 3
+        assert f"accepted as correct by @alice (iris: {', '.join(suspects)})" in api.comments[2]
+        log = git(origin, "log", "--format=%an %s", "label-quality-decisions")
+        assert (
+            log
+            == f"github-actions[bot] Accept suspects of #5 for @alice: iris: {', '.join(suspects)}"
+        )
+        recorded = yaml.safe_load(
+            git(origin, "show", "label-quality-decisions:iris.labelquality.reviews.yaml")
+        )
+        assert {(e["id"], e["by"], e["decision"]) for e in recorded} == {
+            (i, "alice", "correct") for i in suspects
+        }
+        assert git(root, "rev-parse", "HEAD") == head  # nothing was pushed to the branch
+    finally:
+        api.close()
+
+    rerun, passed = check()  # the re-run the command asked for
+    assert rerun.outputs["exit-code"] == "0", rerun.log
+    assert passed["reviews"]["decisions"] == dict.fromkeys(suspects, "correct")
+    assert passed["baseline"]["accepted_by_review"] == suspects
+
+    def push() -> tuple[StepRun, dict[str, Any]]:
+        fetched = run_step("decisions", root, inputs=inputs, context={"github.token": "t"})
+        context = {"steps.decisions.outputs.ref": fetched.outputs["ref"]}
+        pushed = run_step("pytest", root, inputs=inputs, context=context)
+        report = root / "label-quality-report" / "label-quality.json"
+        (dataset,) = json.loads(report.read_text(encoding="utf-8"))["datasets"]
+        return pushed, dataset
+
+    git(root, "checkout", "-q", "main")  # before the merge: main's items do not match them
+    unmerged, before = push()
+    assert unmerged.outputs["exit-code"] == "0", unmerged.log
+    assert before["reviews"] == {"decisions": {}, "stale": [], "pending": []}
+    assert "no longer applies" not in unmerged.log
+
+    git(root, "merge", "-q", "--ff-only", "pr")  # merged: main finds the decisions too
+    pushed, merged = push()
+    assert pushed.outputs["exit-code"] == "0", pushed.log
+    assert merged["reviews"]["decisions"] == dict.fromkeys(suspects, "correct")
+    assert merged["reviews"]["stale"] == []
