@@ -974,7 +974,12 @@ def test_a_maintainers_comment_accepts_suspects_and_the_authors_own_is_ignored(
         fetched = run_step("decisions", root, inputs=inputs, context={"github.token": "t"})
         assert fetched.returncode == 0, fetched.log
         context = {**pull, "steps.decisions.outputs.ref": fetched.outputs.get("ref", "")}
-        judged = run_step("pytest", root, inputs=inputs, context=context)
+        runner = {
+            "GITHUB_SERVER_URL": "https://github.example",
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_RUN_ID": "77",
+        }
+        judged = run_step("pytest", root, inputs=inputs, context=context, runner_env=runner)
         report = root / "label-quality-report" / "label-quality.json"
         (dataset,) = json.loads(report.read_text(encoding="utf-8"))["datasets"]
         return judged, dataset
@@ -1024,7 +1029,12 @@ def test_a_maintainers_comment_accepts_suspects_and_the_authors_own_is_ignored(
     try:
         for login in ("mallory", "eve", "alice"):
             (tmp_path / f"accept-{login}").mkdir()
-        command = f"Checked by hand.\n/label-quality accept {' '.join(suspects)}\n"
+        # the command as the job summary (and the sticky comment) offers it
+        (offered,) = [
+            line for line in judged.summary.splitlines() if line.startswith("/label-quality")
+        ]
+        assert offered == f"/label-quality accept {' '.join(suspects)}"
+        command = f"Checked by hand.\n{offered}\n"
         own = comment("mallory", command)  # the author, with write access even
         assert own.returncode == 0, own.log
         assert "@mallory opened this pull request, so cannot accept its suspects" in own.log

@@ -771,6 +771,9 @@ def test_markdown_names_the_new_suspects_the_gate_counted_and_links_the_artifact
         line.split(" | ")[1] for line in lines if line.startswith("| 4 ") or "| item-0" in line
     ]
     assert named == new
+    # on GitHub, the comment that accepts them, ready to copy
+    assert f"```\n/label-quality accept {' '.join(new)}\n```" in text
+    assert "/label-quality accept" not in render_markdown(make_document(result))
 
 
 def test_markdown_is_cut_to_fit_githubs_limit_with_a_note() -> None:
