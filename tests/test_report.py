@@ -691,7 +691,7 @@ def test_baseline_change_and_reviewed_items_are_shown_apart() -> None:
     result["reviews"] = {"decisions": {}, "stale": ["stale-<i>1</i>"], "pending": []}
     html = render_html(make_document(result))
     assert "Against the baseline" in html
-    assert "0123456789ab" in html
+    assert 'Baseline of commit <span class="mono">0123456789ab</span>:' in html
     assert "(+2.0 points)" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
     assert "<b>x</b>" not in html
@@ -773,6 +773,8 @@ def test_markdown_names_the_new_suspects_the_gate_counted_and_links_the_artifact
     assert named == new
     # on GitHub, the comment that accepts them, ready to copy
     assert f"```\n/label-quality accept {' '.join(new)}\n```" in text
+    html = render_html(make_document(result))
+    assert "Baseline (not committed): estimate 1.0%" in html  # edited since its commit
     assert "/label-quality accept" not in render_markdown(make_document(result))
 
 
