@@ -623,7 +623,10 @@ class Controller:
             for note in summary_notes(result):
                 terminalreporter.write_line(note, red=True, bold=True)
         for path in sorted(self.baselines_written):
-            terminalreporter.write_line(f"label-quality baseline written: {path}")
+            from pytest_labelquality.files import relative_path
+
+            shown = relative_path(path, self.config.rootpath)
+            terminalreporter.write_line(f"label-quality baseline written: {shown}")
         if self.output_error:
             terminalreporter.write_line(f"label-quality: {self.output_error}", red=True, bold=True)
             return

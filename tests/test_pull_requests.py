@@ -103,7 +103,7 @@ def test_a_committed_baseline_is_one_sorted_line_per_item(repo: Repo) -> None:
     repo.git("checkout", "-q", "-b", "refresh", "main")
     repo.write(range(1500), {r: int((repo.y[r] + 1) % 10) for r in (10, 20, 30)})
     _, out, _ = repo.check("--label-quality-update-baseline")
-    assert "label-quality baseline written: " in out
+    assert "label-quality baseline written: data/digits.labelquality.baseline.json" in out
     numstat = repo.git("diff", "--numstat", "--", str(path)).split()
     added, removed = int(numstat[0]), int(numstat[1])
     assert 3 <= added <= 3 + 1 + 2 * MAX_NEW_SUSPECTS, numstat  # items, estimate, suspects
