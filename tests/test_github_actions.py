@@ -806,12 +806,14 @@ def test_a_pull_request_is_judged_against_the_result_main_saved(tmp_path: Path) 
     update = [sys.executable, "-m", "pytest", "--label-quality-only", "-p", "no:cacheprovider"]
     env = {**os.environ, "LABEL_QUALITY_CACHE_DIR": str(tmp_path / "folds")}
     subprocess.run([*update, "--label-quality-update-baseline"], cwd=root, env=env, check=True)
+    (root / "added.labelquality.yaml").write_text(CLEAN_SPEC, encoding="utf-8")  # a new spec
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "relabel, and a baseline accepting it")
 
     pull = {"github.event.pull_request.base.sha": main, "github.event.pull_request.number": "5"}
     keys = run_step("keys", root, context={**KEYS_CONTEXT, **KEYS_BRANCHES, **pull})
     assert "baseline-save-key" not in keys.outputs  # a pull request never saves a baseline
+    inputs["paths"] = "iris.labelquality.yaml added.labelquality.yaml"
     for hit in (True, False):  # a fresh job each time: $RUNNER_TEMP starts empty
         shutil.rmtree(store)
         if hit:
@@ -821,7 +823,12 @@ def test_a_pull_request_is_judged_against_the_result_main_saved(tmp_path: Path) 
         assert judged.outputs["exit-code"] == "1", judged.log
         assert ("No saved result of the base commit" in judged.log) is not hit
         result = json.loads((root / "label-quality-report" / "label-quality.json").read_text())
-        (dataset,) = result["datasets"]
+        added, dataset = result["datasets"]
+        assert (added["name"], added["baseline"], added["gate"]["passed"]) == (
+            "iris-clean",
+            None,
+            True,
+        )
         assert dataset["baseline"]["baseline_commit"] == main
         assert dataset["baseline"]["changed_items"] > 0
         assert [r["rule"] for r in dataset["gate"]["failed_rules"]] == ["max_new_suspects"]
