@@ -10,6 +10,8 @@ hash is unchanged. Add entries from the last run's results without writing hashe
 Reviewing an id again replaces its entry. A ``fixed`` review may record the label change itself
 (``--label NEW``): its hash is then that of the item with the new label, so the very fix it
 records does not make it stale (until the fix lands, the item still counts and the run says so).
+Maintainers' decisions (the accept command of a pull-request comment) are review files of the
+same form on a branch of their own, read at that branch (:func:`load_decisions`).
 """
 
 from __future__ import annotations
