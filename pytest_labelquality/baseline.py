@@ -1,8 +1,11 @@
-"""Committed baselines: the accepted state of each dataset, and what a change did relative to it.
+"""Baselines: the accepted state of each dataset, and what a change did relative to it.
 
-A baseline sits beside its spec (``x.labelquality.yaml`` -> ``x.labelquality.baseline.json``) and
-records, per dataset, the accepted noise estimate, every item's content hash and label by stable
-id, and which items were suspect. It is written only on request, once, at the end of a run.
+A baseline records, per dataset, the accepted noise estimate, every item's content hash and
+label by stable id, and which items were suspect. It is committed beside its spec
+(``x.labelquality.yaml`` -> ``x.labelquality.baseline.json``), or kept in a store folder that CI
+saves per commit (the spec's path inside it), so that nobody commits it by hand. Either is
+written only on request, once, at the end of a run, one sorted line per item so that its diffs
+stay small.
 """
 
 from __future__ import annotations
@@ -18,22 +21,39 @@ from pytest_labelquality.errors import DataError
 BASELINE_VERSION = 1
 
 
-def baseline_path(spec_path: Path) -> Path:
-    """Where the baseline of a spec file lives."""
+def baseline_path(spec_path: Path, store: Path | None = None, root: Path | None = None) -> Path:
+    """Where the baseline of a spec file lives: beside it, or in ``store`` under the spec's
+    path relative to ``root`` (pytest's rootdir)."""
+    from pytest_labelquality.files import relative_path
+
     name = spec_path.name.rsplit(".", 1)[0]
-    return spec_path.with_name(f"{name}.baseline.json")
+    beside = spec_path.with_name(f"{name}.baseline.json")
+    if store is None:
+        return beside
+    inside = Path(relative_path(beside, root))
+    return store / (inside.name if inside.is_absolute() else inside)
 
 
-def load_baseline(spec_path: Path, ref: str | None = None) -> dict[str, Any] | None:
-    """The spec's baseline document (as at commit ``ref`` when given), or None when there is
-    none."""
-    from pytest_labelquality.trust import read_trusted
+def load_baseline(
+    spec_path: Path,
+    ref: str | None = None,
+    *,
+    store: Path | None = None,
+    root: Path | None = None,
+) -> dict[str, Any] | None:
+    """The spec's baseline document, or None when there is none: from ``store`` when given
+    (its ``commit`` is that of the run that wrote it), else the committed file (as at commit
+    ``ref`` when given), whose ``commit`` is the commit that holds it (None when uncommitted)."""
+    from pytest_labelquality.trust import holding_commit, read_trusted
 
-    path = baseline_path(spec_path)
-    text, _ = read_trusted(path, ref)
+    path = baseline_path(spec_path, store, root)
+    if store is None:
+        text, _ = read_trusted(path, ref)
+    else:
+        text = read_trusted(path, None)[0]
     if text is None:
         return None
-    where = f"{ref}:{path}" if ref else str(path)
+    where = f"{ref}:{path}" if ref and store is None else str(path)
     regenerate = "delete it and write a new one with --label-quality-update-baseline"
     try:
         document = json.loads(text)
@@ -47,6 +67,8 @@ def load_baseline(spec_path: Path, ref: str | None = None) -> dict[str, Any] | N
     problem = _shape_problem(document)
     if problem:
         raise DataError(f"{where}: not a baseline: {problem}; {regenerate}")
+    if store is None:
+        document["commit"] = holding_commit(path, ref)
     return typing.cast(dict[str, Any], document)
 
 
@@ -116,16 +138,50 @@ def baseline_entry(
     }
 
 
-def write_baselines(entries: dict[Path, dict[str, dict[str, Any]]], commit: str | None) -> None:
-    """Merge each spec's new dataset entries into its baseline file (others are kept)."""
+def write_baselines(
+    entries: dict[Path, dict[str, dict[str, Any]]],
+    commit: str | None,
+    *,
+    store: Path | None = None,
+    root: Path | None = None,
+) -> list[Path]:
+    """Merge each spec's new dataset entries into its baseline (others are kept); returns the
+    files written. In ``store`` the file records ``commit``, the commit this run checked; a
+    committed file records none, since the commit that will hold it does not exist yet."""
     from pytest_labelquality.files import folder_lock, write_text_atomic
 
+    written = []
     for spec_path, datasets in entries.items():
-        with folder_lock(spec_path.parent):  # another run's datasets are merged, not lost
-            existing = load_baseline(spec_path) or {"datasets": {}}
+        path = baseline_path(spec_path, store, root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(path.parent):  # another run's datasets are merged, not lost
+            existing = load_baseline(spec_path, store=store, root=root) or {"datasets": {}}
             merged = {**existing["datasets"], **datasets}
-            document = {"version": BASELINE_VERSION, "commit": commit, "datasets": merged}
-            write_text_atomic(baseline_path(spec_path), json.dumps(document, indent=1) + "\n")
+            write_text_atomic(path, baseline_text(merged, commit if store else None))
+        written.append(path)
+    return written
+
+
+def baseline_text(datasets: dict[str, dict[str, Any]], commit: str | None) -> str:
+    """A baseline document as JSON with one sorted line per item and per suspect, so that a
+    refreshed baseline's diff holds the lines of the items that changed."""
+    head = {"version": BASELINE_VERSION, **({"commit": commit} if commit else {})}
+    lines = [json.dumps(head)[:-1] + ', "datasets": {']
+    for n, name in enumerate(sorted(datasets)):
+        entry = datasets[name]
+        scalars = {k: v for k, v in sorted(entry.items()) if k not in ("items", "suspects")}
+        lines.append(f'{json.dumps(name)}: {json.dumps(scalars)[:-1]}, "suspects": [')
+        lines += _listed([json.dumps(i) for i in sorted(entry["suspects"])])
+        lines.append('], "items": {')
+        items = entry["items"]
+        lines += _listed([f"{json.dumps(i)}: {json.dumps(list(items[i]))}" for i in sorted(items)])
+        lines.append("}}" + ("," if n < len(datasets) - 1 else ""))
+    return "\n".join([*lines, "}}", ""])
+
+
+def _listed(values: list[str]) -> list[str]:
+    """JSON values one per line, each but the last followed by a comma."""
+    return [v + ("," if k < len(values) - 1 else "") for k, v in enumerate(values)]
 
 
 @dataclass(frozen=True)

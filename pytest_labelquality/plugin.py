@@ -58,6 +58,8 @@ class Settings:
     update_baseline: bool
     only: bool = False
     trusted_ref: str | None = None
+    baseline_dir: Path | None = None
+    decisions_ref: str | None = None
     show_top: int = 0
     backend: str = "local"
     backend_address: str | None = None
@@ -154,8 +156,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--label-quality-update-baseline",
         action="store_true",
         default=False,
-        help="write each spec's baseline (x.labelquality.baseline.json) from this run's"
-        " results, once, at the end (default: off).",
+        help="write each spec's baseline (x.labelquality.baseline.json, or into"
+        " --label-quality-baseline-dir) from this run's results, once, at the end (default: off).",
+    )
+    group.addoption(
+        "--label-quality-baseline-dir",
+        type=_path_option,
+        metavar="DIR",
+        help="read and write baselines in this folder, under each spec's path relative to the"
+        " rootdir, instead of beside the specs: a store CI saves per commit, so that nobody"
+        " commits a baseline (default: beside the specs; ini label_quality_baseline_dir).",
     )
     group.addoption(
         "--label-quality-only",
@@ -173,12 +183,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " not from the working tree, whose edits to them then take effect after merge (default:"
         " the working tree; ini label_quality_trusted_ref).",
     )
+    group.addoption(
+        "--label-quality-decisions-ref",
+        type=_path_option,
+        metavar="REF",
+        help="also read reviews as they are at this git ref, where maintainers' decisions are"
+        " recorded (the branch the accept command of a pull-request comment pushes to), by"
+        " each review file's path relative to the rootdir (default: none; ini"
+        " label_quality_decisions_ref).",
+    )
     parser.addini("label_quality", "run label-quality checks (default: false)", type="bool")
     parser.addini(
         "label_quality_only", "collect only label-quality specs (default: false)", type="bool"
     )
     parser.addini(
         "label_quality_trusted_ref", "commit to read baselines and reviews from", default=""
+    )
+    parser.addini(
+        "label_quality_baseline_dir", "folder of baselines (default: beside the specs)", default=""
+    )
+    parser.addini(
+        "label_quality_decisions_ref",
+        "git ref of maintainers' decisions (default: none)",
+        default="",
     )
     parser.addini("label_quality_cache_dir", "cache of out-of-fold predictions", default="")
     parser.addini("label_quality_backend", "where folds train (default: local)", default="")
@@ -265,6 +292,11 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         ini = str(config.getini(output.ini)) if output.option else ""
         if cli or env or ini or output.default:
             outputs[output.name] = pick(cli, env, ini, root / (output.default or ""))
+    decisions_ref = config.getoption("label_quality_decisions_ref") or config.getini(
+        "label_quality_decisions_ref"
+    )
+    cli_baselines = config.getoption("label_quality_baseline_dir")
+    ini_baselines = config.getini("label_quality_baseline_dir")
     try:
         cache_root = root / str(config.getini("cache_dir"))
     except ValueError:  # the cacheprovider plugin is disabled; keep its usual place
@@ -282,6 +314,10 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         update_baseline=bool(config.getoption("label_quality_update_baseline")),
         only=only,
         trusted_ref=str(trusted_ref) if trusted_ref else None,
+        baseline_dir=pick(cli_baselines, None, ini_baselines, root)
+        if cli_baselines or ini_baselines
+        else None,
+        decisions_ref=str(decisions_ref) if decisions_ref else None,
         show_top=_count_setting(config, "label_quality_show_top"),
         backend=_backend_setting(config) if enabled else "local",
         backend_address=config.getoption("label_quality_backend_address")
@@ -372,6 +408,8 @@ class DatasetItem(pytest.Item):
             progress=_progress_writer(self.config),
             keep_items=settings.update_baseline,
             trusted_ref=settings.trusted_ref,
+            baseline_dir=settings.baseline_dir,
+            decisions_ref=settings.decisions_ref,
             show_top=settings.show_top,
             root=self.config.rootpath,
         )
@@ -460,6 +498,7 @@ class Controller:
         self.settings = settings
         self.results: list[DatasetResult] = []
         self.baselines: dict[Path, dict[str, dict[str, Any]]] = {}
+        self.baselines_written: list[Path] = []
         self.errors: list[dict[str, str]] = []
         self.output_error: str | None = None
 
@@ -514,7 +553,12 @@ class Controller:
                     from pytest_labelquality.baseline import write_baselines
                     from pytest_labelquality.outputs import git_commit
 
-                    write_baselines(self.baselines, git_commit(self.config.rootpath))
+                    self.baselines_written = write_baselines(
+                        self.baselines,
+                        git_commit(self.config.rootpath),
+                        store=settings.baseline_dir,
+                        root=self.config.rootpath,
+                    )
                 write_outputs(
                     self.results,
                     settings.outputs,
@@ -552,10 +596,11 @@ class Controller:
         for result in sorted(self.results, key=lambda r: r.name):
             for note in summary_notes(result):
                 terminalreporter.write_line(note, red=True, bold=True)
-        for spec in sorted(self.baselines):
-            from pytest_labelquality.baseline import baseline_path
+        for path in sorted(self.baselines_written):
+            from pytest_labelquality.files import relative_path
 
-            terminalreporter.write_line(f"label-quality baseline written: {baseline_path(spec)}")
+            shown = relative_path(path, self.config.rootpath)
+            terminalreporter.write_line(f"label-quality baseline written: {shown}")
         if self.output_error:
             terminalreporter.write_line(f"label-quality: {self.output_error}", red=True, bold=True)
             return

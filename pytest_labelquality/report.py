@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,6 +175,15 @@ def render_markdown(
         ]
         if len(suspects) > len(shown):
             lines += ["", f"{len(suspects) - len(shown)} more in the HTML report."]
+        if report_link and shown is suspects:
+            ids = " ".join(shlex.quote(s.id) for s in shown)
+            lines += [
+                "",
+                "A maintainer who finds them labelled right can accept them with a comment (the"
+                " pull request's author cannot):",
+                "",
+                f"```\n/label-quality accept {ids}\n```",
+            ]
     return _truncate([*lines, ""], limit)
 
 

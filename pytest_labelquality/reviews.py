@@ -10,6 +10,8 @@ hash is unchanged. Add entries from the last run's results without writing hashe
 Reviewing an id again replaces its entry. A ``fixed`` review may record the label change itself
 (``--label NEW``): its hash is then that of the item with the new label, so the very fix it
 records does not make it stale (until the fix lands, the item still counts and the run says so).
+Maintainers' decisions (the accept command of a pull-request comment) are review files of the
+same form on a branch of their own, read at that branch (:func:`load_decisions`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import datetime
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,14 +52,29 @@ def reviews_path(spec_path: Path) -> Path:
 def load_reviews(spec_path: Path, dataset: str, ref: str | None = None) -> list[Review]:
     """The dataset's review entries (as at commit ``ref`` when given; none when the file is
     absent); located errors otherwise."""
-    from pytest_labelquality.spec import load_typed
     from pytest_labelquality.trust import read_trusted
 
     path = reviews_path(spec_path)
     text, _ = read_trusted(path, ref)
+    return _entries(Path(f"{ref}:{path}") if ref else path, text, dataset)
+
+
+def load_decisions(spec_path: Path, dataset: str, ref: str, root: Path | None) -> list[Review]:
+    """The dataset's entries in the review file as at ``ref``, the branch of maintainers'
+    decisions, found by the file's path relative to ``root`` (pytest's rootdir)."""
+    from pytest_labelquality.files import relative_path
+    from pytest_labelquality.trust import decisions_text
+
+    inside = relative_path(reviews_path(spec_path), root)
+    text = decisions_text(root or spec_path.parent, ref, inside)
+    return _entries(Path(f"{ref}:{inside}"), text, dataset)
+
+
+def _entries(where: Path, text: str | None, dataset: str) -> list[Review]:
+    from pytest_labelquality.spec import load_typed
+
     if text is None:
         return []
-    where = Path(f"{ref}:{path}") if ref else path
     entries: tuple[Review, ...] = load_typed(where, tuple[Review, ...], text=text)
     return [r for r in entries if r.dataset == dataset]
 
@@ -91,23 +109,34 @@ class ReviewOutcome:
         ]
 
 
-def apply_reviews(reviews: list[Review], keys: dict[str, tuple[str, str]]) -> ReviewOutcome:
+def apply_reviews(
+    reviews: list[Review], keys: dict[str, tuple[str, str]], decided: Sequence[Review] = ()
+) -> ReviewOutcome:
     """Match entries to items (id: content hash, label) by id and hash; later entries win.
 
     A ``fixed`` entry with a label applies once the item carries that label; before, it is
-    pending rather than stale."""
+    pending rather than stale. An entry whose item is not in the data (one a pull request adds,
+    reviewed before its merge, or one removed since) is left aside without a warning, and so is
+    a maintainer's decision (``decided``) that does not match the item: it may be another
+    pull request's; one that matches wins over the review file."""
     from pytest_labelquality.sources import review_hash
 
     decisions: dict[str, Decision] = {}
     latest: dict[str, Review] = {}
     for review in reviews:
         latest[review.id] = review
+    for review in decided:
+        key = keys.get(review.id)
+        if key is not None and review_hash(*key) == review.hash:
+            latest[review.id] = review
     stale, pending = [], []
     for item, review in latest.items():
         key = keys.get(item)
-        if key is not None and review_hash(*key) == review.hash:
+        if key is None:
+            continue
+        if review_hash(*key) == review.hash:
             decisions[item] = review.decision
-        elif key is not None and review.label and key[1] != review.label:
+        elif review.label and key[1] != review.label:
             pending.append(review)
         else:
             stale.append(review)

@@ -72,7 +72,13 @@ from pytest_labelquality.result import (
     WarningCode,
 )
 from pytest_labelquality.result import Change as ChangeSummary
-from pytest_labelquality.reviews import ReviewOutcome, apply_reviews, load_reviews, reviews_path
+from pytest_labelquality.reviews import (
+    ReviewOutcome,
+    apply_reviews,
+    load_decisions,
+    load_reviews,
+    reviews_path,
+)
 from pytest_labelquality.source_specs import QuickDrawSource
 from pytest_labelquality.sources import (
     check_folds,
@@ -117,6 +123,8 @@ def check_dataset(
     progress: Progress,
     keep_items: bool = False,
     trusted_ref: str | None = None,
+    baseline_dir: Path | None = None,
+    decisions_ref: str | None = None,
     show_top: int = 0,
     backend: Backend = LOCAL,
     root: Path | None = None,
@@ -124,7 +132,9 @@ def check_dataset(
     """Run the whole check for one dataset; raises ``LabelQualityError`` subclasses.
 
     With ``keep_items`` the result also carries what a new baseline needs (every item's hash);
-    with ``trusted_ref`` the baseline and reviews are read as at that commit. ``show_top`` also
+    with ``trusted_ref`` the baseline and reviews are read as at that commit, with
+    ``baseline_dir`` the baseline from that store instead; reviews recorded at
+    ``decisions_ref`` (maintainers' decisions) are added to them. ``show_top`` also
     lists the items among the ``show_top`` most suspect of the ranking that are below the
     estimated count (``below_estimate``), for reviewers who look further. Folds train where
     ``backend`` says; ``cache_dir`` may be a folder or an fsspec URL that its workers share.
@@ -205,6 +215,8 @@ def check_dataset(
         keys,
         keep_items=keep_items,
         trusted_ref=trusted_ref,
+        baseline_dir=baseline_dir,
+        decisions_ref=decisions_ref,
         root=root,
         issues=issue_counts(issues, len(data)) if issues else None,
     )
@@ -585,6 +597,8 @@ def _judge(
     *,
     keep_items: bool,
     trusted_ref: str | None,
+    baseline_dir: Path | None,
+    decisions_ref: str | None,
     root: Path | None,
     issues: IssueCounts | None,
 ) -> Judgement:
@@ -592,27 +606,32 @@ def _judge(
 
     Items are hashed only where needed: all of them for a baseline, else the flagged and the
     reviewed ones. With ``trusted_ref`` the baseline and reviews are those of that commit, and
-    edits to them in the working tree are reported, not used."""
+    edits to them in the working tree are reported, not used; with ``baseline_dir`` the
+    baseline is that store's, and a committed one is not read."""
     import numpy as np
 
     ids = data.ids
     entries = load_reviews(spec.spec_path, spec.name, trusted_ref)
-    baseline = load_baseline(spec.spec_path, trusted_ref)
+    decided = (
+        load_decisions(spec.spec_path, spec.name, decisions_ref, root) if decisions_ref else []
+    )
+    baseline = load_baseline(spec.spec_path, trusted_ref, store=baseline_dir, root=root)
     trust = None
     if trusted_ref is not None:
+        committed = [] if baseline_dir else [baseline_path(spec.spec_path)]
         edited = tuple(
             relative_path(path, root)
-            for path in (baseline_path(spec.spec_path), reviews_path(spec.spec_path))
+            for path in (*committed, reviews_path(spec.spec_path))
             if read_trusted(path, trusted_ref)[1]
         )
         trust = Trust(trusted_ref, edited)
     if keys is None and (keep_items or (baseline and spec.name in baseline["datasets"])):
         keys = item_keys(data)
     if keys is None:
-        reviewed = np.flatnonzero(np.isin(ids, [r.id for r in entries]))
+        reviewed = np.flatnonzero(np.isin(ids, [r.id for r in [*entries, *decided]]))
         keys = item_keys(data, sorted({*found.flagged.tolist(), *reviewed.tolist()}))
     hashes = {i: review_hash(content, label) for i, (content, label) in keys.items()}
-    reviews = apply_reviews(entries, keys)
+    reviews = apply_reviews(entries, keys, decided)
     counted = np.array(
         [i for i in found.flagged.tolist() if str(ids[i]) not in reviews.accepted], dtype=np.int64
     )

@@ -34,10 +34,27 @@ def committed_text(path: Path, ref: str) -> str | None:
             " (with actions/checkout, fetch-depth: 2 on a pull request) or drop"
             " --label-quality-trusted-ref"
         )
-    shown = _git(folder, "show", f"{ref}:./{path.name}")
+    return _shown(folder, f"{ref}:./{path.name}")
+
+
+def _shown(folder: Path, what: str) -> str | None:
+    """``git show REF:PATH``'s text, or None when there is no such file."""
+    shown = _git(folder, "show", what)
     if shown.returncode != 0:
         return None
     return shown.stdout.decode("utf-8", errors="replace")
+
+
+def decisions_text(folder: Path, ref: str, inside: str) -> str | None:
+    """The text of ``inside`` (a path from the top of the tree) at ``ref``, the branch where
+    maintainers' decisions are recorded; None when it is not there. Raises
+    :class:`DataError` when ``ref`` is not a commit of the repository holding ``folder``."""
+    if _git(folder, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
+        raise DataError(
+            f"decisions ref {ref!r} is not a commit of the repository holding {folder}; fetch"
+            " it or drop --label-quality-decisions-ref"
+        )
+    return _shown(folder, f"{ref}:{inside}")
 
 
 def read_trusted(path: Path, ref: str | None) -> tuple[str | None, bool]:
@@ -53,3 +70,17 @@ def read_trusted(path: Path, ref: str | None) -> tuple[str | None, bool]:
         return local, False
     trusted = committed_text(path, ref)
     return trusted, trusted != local
+
+
+def holding_commit(path: Path, ref: str | None) -> str | None:
+    """The commit that last changed ``path`` as at ``ref`` (``HEAD`` without one): the commit
+    that holds this version of it. None outside a repository, or without ``ref`` when the
+    working tree's file is untracked or edited since."""
+    folder, name = path.parent, f"./{path.name}"
+    if ref is None:
+        status = _git(folder, "status", "--porcelain", "--", name)
+        if status.returncode != 0 or status.stdout.strip():
+            return None
+    found = _git(folder, "log", "-1", "--format=%H", ref or "HEAD", "--", name)
+    commit = found.stdout.decode("ascii", errors="replace").strip()
+    return commit if found.returncode == 0 and commit else None

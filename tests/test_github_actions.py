@@ -28,11 +28,13 @@ BIN = Path(sys.executable).parent
 ACTION = ROOT / "action.yml"
 EXAMPLE = ROOT / "examples" / "github" / "label-quality.yml"
 COMMENT = ROOT / "examples" / "github" / "label-quality-comment.yml"
+ACCEPT = ROOT / "examples" / "github" / "label-quality-accept.yml"
+ACCEPT_ACTION = ROOT / "accept" / "action.yml"
 RELEASE = ROOT / ".github" / "workflows" / "release.yml"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml")) + sorted(
     (ROOT / "examples" / "github").glob("*.yml")
 )
-ALL_FILES = [*WORKFLOWS, ACTION]
+ALL_FILES = [*WORKFLOWS, ACTION, ACCEPT_ACTION]
 
 # A full commit SHA, never a tag (which can be moved), a branch or a floating major (v4) ...
 PINNED = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
@@ -82,12 +84,12 @@ def uses(path: Path) -> list[str]:
     return found
 
 
-def action_step(step_id: str) -> dict[str, Any]:
-    for step in load(ACTION)["runs"]["steps"]:
+def action_step(step_id: str, action: Path = ACTION) -> dict[str, Any]:
+    for step in load(action)["runs"]["steps"]:
         if step.get("id") == step_id:
             assert isinstance(step, dict)
             return step
-    raise AssertionError(f"action.yml has no step with id {step_id!r}")
+    raise AssertionError(f"{rel(action)} has no step with id {step_id!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +151,8 @@ def test_action_is_a_composite_with_bash_steps_and_no_inline_inputs() -> None:
         "detect-extras": "true",  # what the specs need is installed
         "extra-packages": "",
         "extra-args": "",
+        "baseline": "saved",  # main's saved result: nobody commits a baseline
+        "decisions-branch": "label-quality-decisions",
         "trust-pr-files": "false",
         "cache-dir": ".label-quality-cache",
         "report-dir": "label-quality-report",
@@ -171,7 +175,9 @@ def test_action_is_a_composite_with_bash_steps_and_no_inline_inputs() -> None:
 
 def test_action_saves_the_cache_and_report_whatever_the_verdict() -> None:
     by_uses = {step["uses"].split("@")[0]: step for step in steps(ACTION) if "uses" in step}
-    restore, save = by_uses["actions/cache/restore"], by_uses["actions/cache/save"]
+    by_name = {step["name"]: step for step in steps(ACTION)}
+    restore = by_name["Restore the cache of trained folds"]
+    save = by_name["Save the cache of trained folds"]
     upload = by_uses["actions/upload-artifact"]
     assert restore["with"]["path"] == save["with"]["path"] == "${{ inputs.cache-dir }}"
     assert restore["with"]["key"] == save["with"]["key"]
@@ -184,6 +190,26 @@ def test_action_saves_the_cache_and_report_whatever_the_verdict() -> None:
     order = ["actions/cache/restore", "pytest", "actions/cache/save", "actions/upload-artifact"]
     assert [names.index(name) for name in order] == sorted(names.index(name) for name in order)
     assert names[-1] == "fail"
+    # The baseline: a pull request restores its base commit's by that key alone; only a push
+    # saves one, whatever its verdict, before the last step fails the job.
+    restore_baseline = by_name["Restore the baseline of the base commit"]
+    save_baseline = by_name["Save the baseline of this commit"]
+    assert restore_baseline["with"] == {
+        "path": "${{ runner.temp }}/label-quality-baseline",
+        "key": "${{ steps.keys.outputs.baseline-key }}",
+    }
+    assert save_baseline["with"] == {
+        "path": "${{ runner.temp }}/label-quality-baseline",
+        "key": "${{ steps.keys.outputs.baseline-save-key }}",
+    }
+    assert save_baseline["if"].startswith("always() && steps.pytest.outputs.baseline-written")
+    steps_in_order = list(by_name)
+    assert (
+        steps_in_order.index("Restore the baseline of the base commit")
+        < steps_in_order.index("Run pytest --label-quality-only")
+        < steps_in_order.index("Save the baseline of this commit")
+        < steps_in_order.index("Fail if a label-quality gate failed")
+    )
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=rel)
@@ -276,7 +302,7 @@ def test_every_workflow_has_its_policy() -> None:
         ".github/workflows/ci.yml",
         "examples/github/label-quality.yml",
     }
-    assert set(WORKFLOWS) == {*GATES, COMMENT, RELEASE}
+    assert set(WORKFLOWS) == {*GATES, COMMENT, ACCEPT, RELEASE}
 
 
 def test_the_release_builds_on_a_tag_and_only_its_publish_job_may_mint_a_token() -> None:
@@ -394,18 +420,28 @@ def run_step(
     inputs: Mapping[str, str] = {},
     context: Mapping[str, str] = {},
     first_on_path: Path | None = None,
+    action_file: Path = ACTION,
+    runner_env: Mapping[str, str] = {},
 ) -> StepRun:
-    """Run one `run:` step of action.yml with bash, as a runner would (``first_on_path``: a
-    folder of commands found before the test's Python)."""
-    action = load(ACTION)
-    step = action_step(step_id)
+    """Run one `run:` step of action.yml (or ``action_file``) with bash, as a runner would
+    (``first_on_path``: a folder of commands found before the test's Python; ``runner_env``:
+    more of the variables a runner sets)."""
+    action = load(action_file)
+    step = action_step(step_id, action_file)
     values = {
         f"inputs.{name}": str(spec.get("default", "")) for name, spec in action["inputs"].items()
     }
     values.update({f"inputs.{name}": value for name, value in inputs.items()})
     # a push unless the test says otherwise: no pull request
     values.update(
-        {"github.event.pull_request.base.sha": "", "github.event.pull_request.number": ""}
+        {
+            "github.event.pull_request.base.sha": "",
+            "github.event.pull_request.number": "",
+            "github.sha": "",
+            "github.event.before": "",
+            "steps.baseline.outputs.cache-hit": "",
+            "steps.decisions.outputs.ref": "",
+        }
     )
     values.update(context)
 
@@ -434,8 +470,11 @@ def run_step(
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_ENV": str(github_env),
         "RUNNER_TEMP": str(files),
+        **runner_env,
     }
-    env.update({name: EXPRESSION.sub(substitute, str(v)) for name, v in step["env"].items()})
+    env.update(
+        {name: EXPRESSION.sub(substitute, str(v)) for name, v in step.get("env", {}).items()}
+    )
     assert step["shell"] == "bash"
     run = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
@@ -460,10 +499,14 @@ KEYS_CONTEXT = {
     "github.run_id": "42",
     "github.run_attempt": "1",
 }
+KEYS_BRANCHES = {
+    "github.head_ref || github.ref_name": "main",
+    "github.base_ref || github.event.repository.default_branch": "main",
+}
 
 
 @pytest.mark.parametrize(
-    ("head", "base", "key", "restore_keys"),
+    ("head", "base", "key", "restore_keys", "baseline_keys"),
     [
         pytest.param(
             "feature/new,labels",
@@ -475,6 +518,7 @@ KEYS_CONTEXT = {
                 "label-quality-Linux-main-",
                 "label-quality-Linux-",
             ],
+            {"baseline-key": f"label-quality-baseline-Linux-{'b' * 40}"},  # never saves one
             id="pull request: starts from its base branch",
         ),
         pytest.param(
@@ -486,22 +530,39 @@ KEYS_CONTEXT = {
                 "label-quality-Linux-main-",
                 "label-quality-Linux-",
             ],
+            {
+                "baseline-key": f"label-quality-baseline-Linux-{'p' * 40}",  # its parent's
+                "baseline-save-key": f"label-quality-baseline-Linux-{'h' * 40}",
+            },
             id="push to the default branch",
         ),
     ],
 )
 def test_cache_keys(
-    tmp_path: Path, head: str, base: str, key: str, restore_keys: list[str]
+    tmp_path: Path,
+    head: str,
+    base: str,
+    key: str,
+    restore_keys: list[str],
+    baseline_keys: dict[str, str],
 ) -> None:
+    pull_request = head != base
     context = {
         **KEYS_CONTEXT,
         "github.head_ref || github.ref_name": head,
         "github.base_ref || github.event.repository.default_branch": base,
+        "github.sha": "m" * 40 if pull_request else "h" * 40,  # a pull request's: its merge
+        "github.event.pull_request.base.sha": "b" * 40 if pull_request else "",
+        "github.event.before": "" if pull_request else "p" * 40,
     }
     run = run_step("keys", tmp_path, context=context)
     assert run.returncode == 0, run.log
     assert run.outputs["key"] == key
     assert run.outputs["restore-keys"].splitlines() == restore_keys
+    assert {k: v for k, v in run.outputs.items() if k.startswith("baseline")} == baseline_keys
+    # a new branch's first push has no parent (github.event.before is all zeros)
+    first = run_step("keys", tmp_path, context={**context, "github.event.before": "0" * 40})
+    assert ("baseline-key" in first.outputs) is pull_request
 
 
 @pytest.mark.parametrize(
@@ -644,7 +705,11 @@ def test_a_pull_request_is_judged_against_its_base_baseline(tmp_path: Path) -> N
         "github.event.pull_request.base.sha": base,
         "github.event.pull_request.number": "17",
     }
-    inputs = {"extra-args": "-p no:cacheprovider", "cache-dir": str(tmp_path / "cache")}
+    inputs = {
+        "extra-args": "-p no:cacheprovider",
+        "cache-dir": str(tmp_path / "cache"),
+        "baseline": "committed",
+    }
     judged = run_step("pytest", root, inputs=inputs, context=context)
     assert judged.outputs["exit-code"] == "1", judged.log
     assert "take effect after merge" in judged.log
@@ -705,3 +770,330 @@ def test_the_install_step_installs_the_extras_the_specs_need(tmp_path: Path) -> 
     )
     assert off.returncode == 0, off.log
     assert log.read_text().splitlines() == [f"{flags} {ROOT}"]
+
+
+def test_a_pull_request_is_judged_against_the_result_main_saved(tmp_path: Path) -> None:
+    """No baseline is committed: the push to main saves its result as the baseline of its
+    commit (the cache steps are emulated by copying the folder by key); the pull request that
+    relabels items, and commits a baseline of its own accepting them, is judged against main's
+    saved result, or, when main saved none, against its base commit checked there and then."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "ci@example.invalid")
+    git(root, "config", "user.name", "CI")
+    spec = root / "iris.labelquality.yaml"
+    spec.write_text(GATED_SPEC % "", encoding="utf-8")
+    (root / ".gitignore").write_text("label-quality-report/\n", encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "iris, no baseline")
+    main = git(root, "rev-parse", "HEAD")
+    inputs = {"extra-args": "-p no:cacheprovider", "cache-dir": str(tmp_path / "folds")}
+    store = root.parent / "repo-runner" / "label-quality-baseline"  # $RUNNER_TEMP's
+    saved: dict[str, Path] = {}  # the actions cache: key -> a copy of the folder saved
+
+    push = {"github.sha": main, "github.event.before": "0" * 40}
+    keys = run_step("keys", root, context={**KEYS_CONTEXT, **KEYS_BRANCHES, **push})
+    assert "baseline-key" not in keys.outputs  # main's first run: nothing to restore
+    pushed = run_step("pytest", root, inputs=inputs, context=push)
+    assert pushed.outputs["exit-code"] == "0", pushed.log
+    assert pushed.outputs["baseline-written"] == "true"
+    saved[keys.outputs["baseline-save-key"]] = shutil.copytree(store, tmp_path / "saved")
+    assert not git(root, "status", "--porcelain")  # nothing to commit
+
+    git(root, "checkout", "-q", "-b", "pr")
+    spec.write_text(GATED_SPEC % ", flip: {rate: 0.1}", encoding="utf-8")
+    update = [sys.executable, "-m", "pytest", "--label-quality-only", "-p", "no:cacheprovider"]
+    env = {**os.environ, "LABEL_QUALITY_CACHE_DIR": str(tmp_path / "folds")}
+    subprocess.run([*update, "--label-quality-update-baseline"], cwd=root, env=env, check=True)
+    (root / "added.labelquality.yaml").write_text(CLEAN_SPEC, encoding="utf-8")  # a new spec
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "relabel, and a baseline accepting it")
+
+    pull = {"github.event.pull_request.base.sha": main, "github.event.pull_request.number": "5"}
+    keys = run_step("keys", root, context={**KEYS_CONTEXT, **KEYS_BRANCHES, **pull})
+    assert "baseline-save-key" not in keys.outputs  # a pull request never saves a baseline
+    inputs["paths"] = "iris.labelquality.yaml added.labelquality.yaml"
+    for hit in (True, False):  # a fresh job each time: $RUNNER_TEMP starts empty
+        shutil.rmtree(store)
+        if hit:
+            shutil.copytree(saved[keys.outputs["baseline-key"]], store)
+        context = {**pull, "steps.baseline.outputs.cache-hit": "true" if hit else ""}
+        judged = run_step("pytest", root, inputs=inputs, context=context)
+        assert judged.outputs["exit-code"] == "1", judged.log
+        assert ("No saved result of the base commit" in judged.log) is not hit
+        result = json.loads((root / "label-quality-report" / "label-quality.json").read_text())
+        added, dataset = result["datasets"]
+        assert (added["name"], added["baseline"], added["gate"]["passed"]) == (
+            "iris-clean",
+            None,
+            True,
+        )
+        assert dataset["baseline"]["baseline_commit"] == main
+        assert dataset["baseline"]["changed_items"] > 0
+        assert [r["rule"] for r in dataset["gate"]["failed_rules"]] == ["max_new_suspects"]
+        assert "baseline-written" not in judged.outputs
+        assert git(root, "worktree", "list").count("\n") == 0  # the base's checkout is gone
+        assert f"Baseline of commit {main[:12]}" in " ".join(
+            re.sub(
+                r"<[^>]+>", "", (root / "label-quality-report" / "index.html").read_text()
+            ).split()
+        )
+
+
+def test_the_accept_workflow_never_runs_the_pull_requests_code() -> None:
+    workflow = load(ACCEPT)
+    assert triggers(workflow) == {"issue_comment": {"types": ["created"]}}
+    assert workflow["permissions"] == {}
+    assert workflow["concurrency"]["cancel-in-progress"] is False  # each pushes the branch
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {
+        "actions": "write",
+        "contents": "write",
+        "pull-requests": "write",
+    }
+    assert job["if"].startswith("github.event.issue.pull_request && ")
+    (step,) = job["steps"]  # no checkout, no script: the action alone
+    assert step["uses"].startswith("your-org/pytest-labelquality/accept@")
+    action = load(ACCEPT_ACTION)
+    used = [s["uses"].split("@")[0] for s in action["runs"]["steps"] if "uses" in s]
+    assert used == ["actions/setup-python"]
+    for s in action["runs"]["steps"]:
+        assert "${{" not in s.get("run", ""), s["name"]
+    assert "secrets." not in ACCEPT.read_text(encoding="utf-8")
+
+
+class GitHubAPI:
+    """GitHub's REST API for one repository on loopback: the permission of each login, one pull
+    request, one run of the check with its report artifact; it records re-runs and comments."""
+
+    TOKEN = "test-token"
+
+    def __init__(self, permissions: dict[str, str], author: str, head: str, zip_bytes: bytes):
+        import http.server
+        import threading
+
+        self.reruns: list[str] = []
+        self.comments: list[str] = []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def answer(self, status: int, body: object = None, **headers: str) -> None:
+                data = (
+                    b""
+                    if body is None
+                    else (body if isinstance(body, bytes) else json.dumps(body).encode())
+                )
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/blob/artifact.zip":  # signed storage: no token wanted
+                    return self.answer(400 if "Authorization" in self.headers else 200, zip_bytes)
+                if self.headers.get("Authorization") != f"Bearer {api.TOKEN}":
+                    return self.answer(401, {"message": "Bad credentials"})
+                path = self.path.removeprefix("/repos/o/r")
+                login = path.removeprefix("/collaborators/").removesuffix("/permission")
+                if login in permissions:
+                    level = permissions[login]
+                    return self.answer(200, {"permission": level, "role_name": level})
+                if path == "/pulls/5":
+                    return self.answer(200, {"head": {"sha": head}, "user": {"login": author}})
+                if path == f"/actions/runs?head_sha={head}&event=pull_request":
+                    runs = [{"id": 77, "name": "label-quality", "run_number": 3}]
+                    runs.append({"id": 78, "name": "other", "run_number": 4})
+                    return self.answer(200, {"workflow_runs": runs})
+                if path == "/actions/runs/77/artifacts":
+                    url = f"{api.url}/repos/o/r/actions/artifacts/9/zip"
+                    artifact = {"name": "label-quality-report", "archive_download_url": url}
+                    return self.answer(200, {"artifacts": [artifact]})
+                if path == "/actions/artifacts/9/zip":
+                    return self.answer(302, Location=f"{api.url}/blob/artifact.zip")
+                return self.answer(404, {"message": "Not Found"})
+
+            def do_POST(self) -> None:
+                if self.headers.get("Authorization") != f"Bearer {api.TOKEN}":
+                    return self.answer(401, {"message": "Bad credentials"})
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.removeprefix("/repos/o/r")
+                if path == "/actions/runs/77/rerun":
+                    api.reruns.append(path)
+                    return self.answer(201)
+                if path == "/issues/5/comments":
+                    api.comments.append(json.loads(body)["body"])
+                    return self.answer(201, {"id": len(api.comments)})
+                return self.answer(404, {"message": "Not Found"})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_maintainers_comment_accepts_suspects_and_the_authors_own_is_ignored(
+    tmp_path: Path,
+) -> None:
+    """The pull request fails on new suspects. Its author's `/label-quality accept` and a
+    reader's are refused; a maintainer's is recorded on the decisions branch of the repository
+    (never the pull request's), the check is re-run, and the re-run passes with those suspects
+    accepted, and so does main after the merge."""
+    import zipfile
+
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    root = tmp_path / "repo"
+    git(tmp_path, "clone", "-q", str(origin), str(root))
+    git(root, "config", "user.email", "ci@example.invalid")
+    git(root, "config", "user.name", "CI")
+    (root / ".gitignore").write_text("label-quality-report/\n", encoding="utf-8")
+    spec = root / "iris.labelquality.yaml"
+    spec.write_text(GATED_SPEC % "", encoding="utf-8")
+    env = {**os.environ, "LABEL_QUALITY_CACHE_DIR": str(tmp_path / "folds")}
+    update = [sys.executable, "-m", "pytest", "--label-quality-only", "-p", "no:cacheprovider"]
+    subprocess.run([*update, "--label-quality-update-baseline"], cwd=root, env=env, check=True)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "iris and its baseline")
+    git(root, "push", "-q", "origin", "main")
+    base = git(root, "rev-parse", "HEAD")
+    git(root, "checkout", "-q", "-b", "pr")
+    spec.write_text(GATED_SPEC % ", flip: {rate: 0.05}", encoding="utf-8")
+    git(root, "commit", "-q", "-am", "relabel")
+    head = git(root, "rev-parse", "HEAD")
+
+    inputs = {
+        "extra-args": "-p no:cacheprovider",
+        "cache-dir": str(tmp_path / "folds"),
+        "baseline": "committed",
+    }
+    pull = {"github.event.pull_request.base.sha": base, "github.event.pull_request.number": "5"}
+
+    def check() -> tuple[StepRun, dict[str, Any]]:
+        fetched = run_step("decisions", root, inputs=inputs, context={"github.token": "t"})
+        assert fetched.returncode == 0, fetched.log
+        context = {**pull, "steps.decisions.outputs.ref": fetched.outputs.get("ref", "")}
+        runner = {
+            "GITHUB_SERVER_URL": "https://github.example",
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_RUN_ID": "77",
+        }
+        judged = run_step("pytest", root, inputs=inputs, context=context, runner_env=runner)
+        report = root / "label-quality-report" / "label-quality.json"
+        (dataset,) = json.loads(report.read_text(encoding="utf-8"))["datasets"]
+        return judged, dataset
+
+    judged, failed = check()
+    assert judged.outputs["exit-code"] == "1", judged.log
+    suspects = failed["baseline"]["new_suspects"]
+    assert suspects
+    artifact = tmp_path / "artifact.zip"
+    with zipfile.ZipFile(artifact, "w") as archive:  # upload-artifact's zip: no top folder
+        for path in (root / "label-quality-report").iterdir():
+            archive.write(path, path.name)
+
+    permissions = {"mallory": "write", "eve": "read", "alice": "admin"}
+    api = GitHubAPI(permissions, author="mallory", head=head, zip_bytes=artifact.read_bytes())
+    host_remote = f"https://x-access-token:{api.TOKEN}@github.example/o/r.git"
+
+    def comment(login: str, body: str) -> StepRun:
+        event = tmp_path / f"event-{login}.json"
+        event.write_text(
+            json.dumps(
+                {
+                    "comment": {"body": body, "user": {"login": login}},
+                    "issue": {"number": 5, "pull_request": {}, "user": {"login": "mallory"}},
+                }
+            ),
+            encoding="utf-8",
+        )
+        runner = {
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_API_URL": api.url,
+            # the runner's git reaches github.example at the test's bare repository
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
+            "GIT_CONFIG_VALUE_0": host_remote,
+        }
+        return run_step(
+            "accept",
+            tmp_path / f"accept-{login}",
+            inputs={"token": api.TOKEN},
+            context={"github.server_url": "https://github.example"},
+            action_file=ACCEPT_ACTION,
+            runner_env=runner,
+        )
+
+    try:
+        for login in ("mallory", "eve", "alice"):
+            (tmp_path / f"accept-{login}").mkdir()
+        # the command as the job summary (and the sticky comment) offers it
+        (offered,) = [
+            line for line in judged.summary.splitlines() if line.startswith("/label-quality")
+        ]
+        assert offered == f"/label-quality accept {' '.join(suspects)}"
+        command = f"Checked by hand.\n{offered}\n"
+        own = comment("mallory", command)  # the author, with write access even
+        assert own.returncode == 0, own.log
+        assert "@mallory opened this pull request, so cannot accept its suspects" in own.log
+        reader = comment("eve", command)
+        assert reader.returncode == 0, reader.log
+        assert "@eve has no write access to this repository (read)" in reader.log
+        assert not git(origin, "branch", "--list", "label-quality-decisions")
+        assert api.reruns == []
+        _, still = check()
+        assert still["gate"]["passed"] is False
+
+        accepted = comment("alice", command + f"/label-quality accept not-an-item {suspects[0]}")
+        assert accepted.returncode == 0, accepted.log
+        assert api.reruns == ["/actions/runs/77/rerun"], accepted.log
+        assert len(api.comments) == 3
+        assert f"accepted as correct by @alice (iris: {', '.join(suspects)})" in api.comments[2]
+        log = git(origin, "log", "--format=%an %s", "label-quality-decisions")
+        assert (
+            log
+            == f"github-actions[bot] Accept suspects of #5 for @alice: iris: {', '.join(suspects)}"
+        )
+        recorded = yaml.safe_load(
+            git(origin, "show", "label-quality-decisions:iris.labelquality.reviews.yaml")
+        )
+        assert {(e["id"], e["by"], e["decision"]) for e in recorded} == {
+            (i, "alice", "correct") for i in suspects
+        }
+        assert git(root, "rev-parse", "HEAD") == head  # nothing was pushed to the branch
+    finally:
+        api.close()
+
+    rerun, passed = check()  # the re-run the command asked for
+    assert rerun.outputs["exit-code"] == "0", rerun.log
+    assert passed["reviews"]["decisions"] == dict.fromkeys(suspects, "correct")
+    assert passed["baseline"]["accepted_by_review"] == suspects
+
+    def push() -> tuple[StepRun, dict[str, Any]]:
+        fetched = run_step("decisions", root, inputs=inputs, context={"github.token": "t"})
+        context = {"steps.decisions.outputs.ref": fetched.outputs["ref"]}
+        pushed = run_step("pytest", root, inputs=inputs, context=context)
+        report = root / "label-quality-report" / "label-quality.json"
+        (dataset,) = json.loads(report.read_text(encoding="utf-8"))["datasets"]
+        return pushed, dataset
+
+    git(root, "checkout", "-q", "main")  # before the merge: main's items do not match them
+    unmerged, before = push()
+    assert unmerged.outputs["exit-code"] == "0", unmerged.log
+    assert before["reviews"] == {"decisions": {}, "stale": [], "pending": []}
+    assert "no longer applies" not in unmerged.log
+
+    git(root, "merge", "-q", "--ff-only", "pr")  # merged: main finds the decisions too
+    pushed, merged = push()
+    assert pushed.outputs["exit-code"] == "0", pushed.log
+    assert merged["reviews"]["decisions"] == dict.fromkeys(suspects, "correct")
+    assert merged["reviews"]["stale"] == []

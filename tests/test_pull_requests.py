@@ -82,9 +82,81 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     baseline = json.loads((repo.data / "digits.labelquality.baseline.json").read_text())
     entry = baseline["datasets"]["digits"]
     assert len(entry["items"]) == 1500
-    assert baseline["commit"] is None  # nothing was committed yet
+    assert "commit" not in baseline  # the commit that will hold it does not exist yet
     repo.commit("digits, spec and baseline")
     return repo
+
+
+def test_a_committed_baseline_is_one_sorted_line_per_item(repo: Repo) -> None:
+    """3 items relabelled and the baseline refreshed: its diff is those items' lines and the
+    estimate's, not the whole file (it was pretty-printed at about 73 bytes an item)."""
+    path = repo.data / "digits.labelquality.baseline.json"
+    lines = path.read_text().splitlines()
+    items = [line for line in lines if line.startswith('"digit-')]
+    entry = json.loads(path.read_text())["datasets"]["digits"]
+    assert len(items) == 1500 + len(entry["suspects"])  # an item or a suspect per line
+    assert len(lines) < len(items) + 10
+    names = [line.split('"')[1] for line in items[len(entry["suspects"]) :]]
+    assert names == sorted(names)
+    assert max(len(line) for line in items) < 60
+
+    repo.git("checkout", "-q", "-b", "refresh", "main")
+    repo.write(range(1500), {r: int((repo.y[r] + 1) % 10) for r in (10, 20, 30)})
+    _, out, _ = repo.check("--label-quality-update-baseline")
+    assert "label-quality baseline written: data/digits.labelquality.baseline.json" in out
+    numstat = repo.git("diff", "--numstat", "--", str(path)).split()
+    added, removed = int(numstat[0]), int(numstat[1])
+    assert 3 <= added <= 3 + 1 + 2 * MAX_NEW_SUSPECTS, numstat  # items, estimate, suspects
+    assert 3 <= removed <= added
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("checkout", "-q", "main")
+    repo.git("branch", "-q", "-D", "refresh")
+
+
+def test_the_baseline_is_of_the_commit_that_holds_it_not_of_head(repo: Repo) -> None:
+    held = repo.git("log", "-1", "--format=%H", "--", "data").strip()
+    repo.git("checkout", "-q", "-b", "later", "main")
+    (repo.root / "README.md").write_text("a later commit that leaves the baseline alone\n")
+    repo.commit("readme")
+    head = repo.git("rev-parse", "HEAD").strip()
+    _, _, result = repo.check()
+    assert result["baseline"]["baseline_commit"] == held != head
+    _, _, trusted = repo.check("--label-quality-trusted-ref", head)
+    assert trusted["baseline"]["baseline_commit"] == held
+
+    path = repo.data / "digits.labelquality.baseline.json"
+    path.write_text(path.read_text().replace('"noise_count"', ' "noise_count"', 1))
+    _, _, edited = repo.check()  # edited since: no commit holds this version
+    assert edited["baseline"]["baseline_commit"] is None
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("checkout", "-q", "main")
+    repo.git("branch", "-q", "-D", "later")
+
+
+def test_a_baseline_store_is_used_instead_of_the_committed_file(repo: Repo, tmp_path: Path) -> None:
+    """main's run writes its result to a store (the folder CI saves per commit); a branch is
+    judged against the store, whatever it commits beside the spec."""
+    store = tmp_path / "store"
+    main = repo.git("rev-parse", "HEAD").strip()
+    # --option=value: pytest takes a separate value that is an existing path for a rootdir arg
+    code, out, result = repo.check(
+        "--label-quality-update-baseline", f"--label-quality-baseline-dir={store}"
+    )
+    assert code == 0, out
+    saved = store / "data" / "digits.labelquality.baseline.json"
+    assert f"label-quality baseline written: {saved}" in out
+    assert json.loads(saved.read_text())["commit"] == main
+    assert not repo.git("status", "--porcelain", "--", "data")  # nothing to commit
+
+    repo.git("checkout", "-q", "-b", "store-judged", "main")
+    repo.write(range(1500), wrong_labels(repo, RELABELLED))
+    (repo.data / "digits.labelquality.baseline.json").unlink()  # no committed baseline
+    code, out, result = repo.check(f"--label-quality-baseline-dir={store}")
+    assert code == 1, out
+    assert result["baseline"]["baseline_commit"] == main
+    assert len(result["baseline"]["new_suspects"]) >= 17
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("checkout", "-q", "main")
 
 
 def wrong_labels(repo: Repo, rows: list[int]) -> dict[int, int]:

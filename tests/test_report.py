@@ -5,6 +5,7 @@ typed results of a shape a small run cannot give (thousands of suspects, hostile
 from __future__ import annotations
 
 import dataclasses
+import html as html_module
 import os
 import re
 import shutil
@@ -126,7 +127,7 @@ def test_failing_dataset_shows_fail_in_words_and_colour(noisy: DatasetResult) ->
     assert 'id="overall-verdict">FAIL</span>' in html
     noise, (low, high) = noisy.noise, noisy.noise.interval
     assert (
-        f"estimated label noise <strong>{pct(noise.rate)}</strong> ({noise.count} of 1,797 items"
+        f"Estimated label noise <strong>{pct(noise.rate)}</strong> ({noise.count} of 1,797 items"
     ) in html
     assert f"95% interval {pct(low)} to {pct(high)}" in html
     assert "exceeds the maximum of <strong>5.0%</strong>" in html
@@ -247,6 +248,39 @@ def test_per_class_table_shows_counts_rates_and_maxima(noisy: DatasetResult) -> 
     assert cells["0"] == ("pass", [*counts(zero), "-", "-"])  # no maximum of its own
     assert sorted(cells) == sorted(noisy.classes)
     assert "1 class exceeds its own maximum:\n<strong>3</strong>." in html
+
+
+def verdict_box(html: str) -> str:
+    """The first dataset's verdict box, its tags removed and its spaces collapsed."""
+    start = html.index('<div class="verdict verdict-')
+    box = html[start : html.index("</div>", start)]
+    return " ".join(html_module.unescape(re.sub(r"<[^>]+>", "", box)).split())
+
+
+def test_a_failing_verdict_leads_with_the_rule_that_failed(
+    noisy: DatasetResult, clean: DatasetResult
+) -> None:
+    """Failing on a class's maximum while the overall estimate is within its own: the box
+    says FAIL and the failed rule first, never "FAIL: ... is within the maximum"."""
+    rules = {r.rule: r for r in noisy.gate.failed_rules}
+    assert list(rules) == [Rule.MAX_NOISE_RATE, Rule.MAX_CLASS_NOISE_RATE]
+    of_class = rules[Rule.MAX_CLASS_NOISE_RATE]
+    only_class = dataclasses.replace(
+        noisy, gate=dataclasses.replace(noisy.gate, max_noise_rate=0.5, failed_rules=(of_class,))
+    )
+    box = verdict_box(render_html(make_document(only_class)))
+    assert box.startswith(f"FAIL: max_class_noise_rate [3]: {of_class.message}."), box
+    assert box.index("max_class_noise_rate") < box.index("is within the maximum of 50.0%")
+    assert "It also fails" not in box  # one rule: it is the lead, not listed again
+    assert box.count(of_class.message) == 1
+
+    box = verdict_box(render_html(make_document(noisy)))
+    lead = rules[Rule.MAX_NOISE_RATE].message
+    assert box.startswith(f"FAIL: max_noise_rate: {lead}."), box
+    assert f"It also fails this rule: max_class_noise_rate [3]: {of_class.message}" in box
+
+    passing = verdict_box(render_html(make_document(clean)))
+    assert passing.startswith(f"PASS: estimated label noise {pct(clean.noise.rate)}"), passing
 
 
 def test_noise_matrix_is_a_heatmap_with_its_numbers(noisy: DatasetResult) -> None:
@@ -688,7 +722,7 @@ def test_baseline_change_and_reviewed_items_are_shown_apart(noisy: DatasetResult
     )
     html = render_html(make_document(result))
     assert "Against the baseline" in html
-    assert "0123456789ab" in html
+    assert 'Baseline of commit <span class="mono">0123456789ab</span>:' in html
     assert "(+2.0 points)" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
     assert "<b>x</b>" not in html
@@ -776,6 +810,11 @@ def test_markdown_names_the_new_suspects_the_gate_counted_and_links_the_artifact
     assert "New suspects the gate counted (3):" in lines
     named = [line.split(" | ")[1] for line in lines if re.match(r"\| \d+ \| ", line)]
     assert named == list(new)
+    # on GitHub, the comment that accepts them, ready to copy
+    assert f"```\n/label-quality accept {' '.join(new)}\n```" in text
+    html = render_html(make_document(result))
+    assert "Baseline (not committed): estimate 1.0%" in html  # edited since its commit
+    assert "/label-quality accept" not in render_markdown(make_document(result))
 
 
 def test_markdown_is_cut_to_fit_githubs_limit_with_a_note(noisy: DatasetResult) -> None:
