@@ -13,6 +13,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1922,3 +1923,214 @@ def test_a_weak_model_on_real_digits_is_named_before_the_labels_are_blamed(
     codes = {d["name"]: [w["code"] for w in d["warnings"]] for d in document["datasets"]}
     assert codes == {"weak": ["weak_model"], "noisy": []}
     _no_plugin_traceback(output)
+
+
+# --- Hypothesis: the table readers read back what was written, or refuse in one line.
+
+#: Cell text: any character a UTF-8 file can hold but NUL (which csv refuses, and is tested
+#: apart), with the delimiter, quotes and line breaks of every platform likely.
+CELLS = st.text(
+    st.one_of(
+        st.sampled_from([",", '"', "\n", "\r", "\t", " ", "\ufeff", "é", "\u2028"]),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    ),
+    max_size=12,
+)
+COLUMN_NAMES = st.lists(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6),
+    min_size=1,
+    max_size=4,
+    unique=True,
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(names=COLUMN_NAMES, data=st.data())
+def test_a_csv_written_by_csv_is_read_back_cell_for_cell_with_its_lines(
+    tmp_path: Path, names: list[str], data: st.DataObject
+) -> None:
+    """Whatever the cells hold, a CSV that Python's csv module writes is read back as written,
+    and each row's line is the line its record starts on."""
+    import csv
+    import io
+
+    from pytest_labelquality.formats.readers import read_table
+
+    rows = data.draw(
+        st.lists(st.lists(CELLS, min_size=len(names), max_size=len(names)), max_size=6)
+    )
+    # a record of one empty field is written as a blank line, which readers skip
+    rows = [r for r in rows if r != [""]]
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows([names, *rows])
+    path = tmp_path / "t.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    if names[0].startswith("\ufeff"):
+        return  # a leading byte-order mark is read as one, not as part of the name
+    table = read_table(path, names)
+    assert table.columns == {n: [r[i] for r in rows] for i, n in enumerate(names)}
+
+    def breaks(record: list[str]) -> int:  # what the file's lines are split on
+        one = io.StringIO(newline="")
+        csv.writer(one).writerow(record)
+        return len(re.findall(r"\r\n|\r|\n", one.getvalue()))
+
+    line, starts = 1 + breaks(names), []
+    for record in rows:
+        starts.append(str(line))
+        line += breaks(record)
+    assert table.rows == starts
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | CELLS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(CELLS, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(records=st.lists(st.dictionaries(CELLS, JSON_VALUES, min_size=1, max_size=4), max_size=6))
+def test_jsonl_records_are_read_back_value_for_value(
+    tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    """Each wanted key's values come back as written, a key a record lacks as None, line by
+    line; blank lines are skipped, never counted as records."""
+    from pytest_labelquality.formats.readers import read_table
+
+    wanted = sorted({k for r in records for k in r})
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    table = read_table(path, wanted)
+    assert table.columns == {k: [r.get(k) for r in records] for k in wanted}
+    assert table.rows == [str(1 + 2 * i) for i in range(len(records))]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    columns=st.dictionaries(
+        st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=5),
+        st.sampled_from(["text", "int", "float", "null"]),
+        min_size=1,
+        max_size=3,
+    ),
+    size=st.integers(0, 5),
+    data=st.data(),
+)
+def test_parquet_columns_are_read_back_value_for_value(
+    tmp_path: Path, columns: dict[str, str], size: int, data: st.DataObject
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pytest_labelquality.formats.readers import read_table
+
+    values = {
+        "text": st.one_of(st.none(), CELLS),
+        "int": st.one_of(st.none(), st.integers(-(2**62), 2**62)),
+        "float": st.one_of(st.none(), st.floats(allow_nan=False)),
+        "null": st.none(),
+    }
+    written = {
+        name: data.draw(st.lists(values[kind], min_size=size, max_size=size))
+        for name, kind in columns.items()
+    }
+    types = {"text": pa.string(), "int": pa.int64(), "float": pa.float64(), "null": pa.null()}
+    table = pa.table({n: pa.array(v, type=types[columns[n]]) for n, v in written.items()})
+    pq.write_table(table, tmp_path / "t.parquet")
+    read = read_table(tmp_path / "t.parquet", list(columns))
+    assert read.columns == written
+    assert read.rows == [f"row {i}" for i in range(size)]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(blob=st.binary(max_size=200), kind=st.sampled_from(["csv", "tsv", "jsonl", "parquet"]))
+def test_any_bytes_in_a_table_file_are_a_table_or_one_data_error(
+    tmp_path: Path, blob: bytes, kind: str
+) -> None:
+    """A table file holding anything at all reads, or fails in one line naming the file."""
+    from pytest_labelquality.formats.readers import read_table
+
+    path = tmp_path / f"t.{kind}"
+    path.write_bytes(blob)
+    try:
+        table = read_table(path, ["a"])
+    except DataError as exc:
+        message = str(exc)
+        assert message.startswith(str(path))
+        assert "\n" not in message
+    else:
+        assert len(table.columns["a"]) == len(table.rows)
+
+
+# --- Hypothesis: any path a labels table names is read inside the folder or refused by row.
+
+#: Pieces of a path: the folder's own files and folders, ways out of it (.., an absolute
+#: path, a symlink to a folder outside), and names the filesystem refuses.
+PATH_PARTS = st.sampled_from(
+    ["red", "blue", "0.png", "1.png", "..", ".", "", "out", "loop", "0.png/x", "a" * 300, "\\",
+     "x\x00.png", "~", " ", "nested", "sub.png"]
+)  # fmt: skip
+
+
+def _boundary_folder(base: Path) -> tuple[Path, Path]:
+    """The dataset's folder (photos, a symlink out, a symlink loop, a folder named like an
+    image, nested photos) and an outside folder with an image of its own."""
+    root = base / "imgs"
+    _photos(root, per_class=2)
+    outside = _secret(base / "outside").parent
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (root / "loop").symlink_to(root / "loop")
+    (root / "red" / "sub.png").mkdir()
+    shutil.copytree(root / "red", root / "nested" / "red", symlinks=True)
+    return root, outside
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    pieces=st.lists(PATH_PARTS, min_size=1, max_size=5),
+    absolute=st.sampled_from(["", "root", "outside"]),
+)
+def test_a_labels_table_path_is_read_inside_the_folder_or_refused_naming_its_row(
+    tmp_path_factory: pytest.TempPathFactory, pieces: list[str], absolute: str
+) -> None:
+    import csv
+    import io
+
+    from pytest_labelquality.sources import load_dataset
+
+    base = tmp_path_factory.mktemp("boundary")
+    root, outside = _boundary_folder(base)
+    prefix = {"": "", "root": f"{root}/", "outside": f"{outside}/"}[absolute]
+    generated = prefix + "/".join(pieces)
+    buffer = io.StringIO(newline="")
+    rows = [["red/0.png", "red"], ["blue/0.png", "blue"], ["blue/1.png", "blue"]]
+    csv.writer(buffer).writerows([["path", "label"], *rows, [generated, "red"]])
+    (base / "labels.csv").write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    body = _images_spec("{format: images, dir: imgs, labels: labels.csv}")
+    spec = load_spec(write_spec(base, body))[0]
+    try:
+        data = load_dataset(spec)
+    except DataError as exc:
+        message = str(exc)
+        assert "\n" not in message
+        assert message.startswith(f"{base / 'labels.csv'}:5: "), message
+        return
+    real_root = os.path.realpath(root)
+    for file in data.files:
+        assert os.path.realpath(file).startswith(real_root + os.sep), (generated, file)
+    assert len(data) == 4
