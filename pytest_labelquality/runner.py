@@ -35,7 +35,7 @@ from pytest_labelquality.model_registry import model_entry
 from pytest_labelquality.models import ModelConfig, extras_installed, resolve_model
 from pytest_labelquality.neighbours import nearest
 from pytest_labelquality.previews import preview, previews
-from pytest_labelquality.resources import passive_openmp
+from pytest_labelquality.resources import cores, passive_openmp
 from pytest_labelquality.result import (
     CacheUse,
     Canary,
@@ -148,7 +148,7 @@ def check_dataset(
         assert chosen_entry is not None
         model_spec = candidate_spec(model_spec, chosen_entry)
     config = _resolve(spec, data, model_spec)
-    run_key, _ = _run_keys(spec, data_key, config)
+    run_key, _ = _run_keys(spec, data_key, _trained_as(config, backend))
     detection_key = cache_keys.detection_key(
         run_key, spec.detection, cleanlab=cleanlab_version(), plugin=__version__
     )
@@ -339,6 +339,14 @@ def _resolve_only(spec: DatasetSpec, data: Dataset, model: ModelSpec) -> ModelCo
     )
 
 
+def _trained_as(config: ModelConfig, backend: Backend) -> ModelConfig:
+    """``config`` with the threads TensorFlow trains it with, which change its results: one
+    per fold task on a cluster, else this process's cores (not cut by load)."""
+    if not config.trains_tensorflow:
+        return config
+    return dataclasses.replace(config, threads=cores(spinning=False) if backend.local else 1)
+
+
 def _run_keys(spec: DatasetSpec, data_key: str, config: ModelConfig) -> tuple[str, str]:
     """The cache keys of a run (this data, model and folds) and of its lineage (the same dataset
     and settings, whatever the data: where a small change finds its base)."""
@@ -363,6 +371,7 @@ def _out_of_fold(
     """The out-of-fold probabilities of ``config``: a model made of others (``ensemble``,
     ``table_ensemble``, ``tfidf_encoder``) is its registry entry's ``combine`` of its members'
     own runs; an encoder model's folds train on the items' cached embeddings."""
+    config = _trained_as(config, backend)
 
     def members(specs: list[ModelSpec], role: str) -> list[OutOfFold]:
         parts = []
@@ -482,7 +491,7 @@ def _choose_model(
         return chosen
 
     def first(candidate: ModelSpec) -> Any:
-        config = _resolve(spec, data, candidate)
+        config = _trained_as(_resolve(spec, data, candidate), LOCAL)  # first folds train here
         progress(f"{spec.name}: model auto tries {config.name} on the first fold")
         fold_data = data
         if config.uses_encoder:
