@@ -2134,3 +2134,98 @@ def test_a_labels_table_path_is_read_inside_the_folder_or_refused_naming_its_row
     for file in data.files:
         assert os.path.realpath(file).startswith(real_root + os.sep), (generated, file)
     assert len(data) == 4
+
+
+# --- Honest numbers: identical cold runs give identical out-of-fold probabilities.
+
+#: One cold run of every dataset of a spec, each with a cache of its own under argv[2].
+COLD_RUN = """
+import sys
+from pathlib import Path
+from pytest_labelquality.runner import check_dataset
+from pytest_labelquality.spec import load_spec
+for spec in load_spec(Path(sys.argv[1])):
+    check_dataset(spec, cache_dir=Path(sys.argv[2]) / spec.name, progress=lambda _: None)
+"""
+
+
+def _cold_runs(spec: Path, caches: list[Path], threads: list[str | None]) -> None:
+    """``spec`` run cold once per cache folder, each in a fresh process with its thread count
+    fixed (``$LABEL_QUALITY_THREADS``) or, for None, sized by the machine as users run it."""
+    for cache, count in zip(caches, threads, strict=True):
+        env = {k: v for k, v in os.environ.items() if k != "LABEL_QUALITY_THREADS"}
+        env |= {"LABEL_QUALITY_THREADS": count} if count else {}
+        subprocess.run([sys.executable, "-c", COLD_RUN, str(spec), str(cache)], check=True, env=env)
+
+
+def _fold_probs(cache: Path) -> dict[str, str]:
+    """A digest of every fold entry's held-out rows and probabilities, by dataset and cache
+    file name."""
+    import hashlib
+
+    found = {}
+    for path in sorted(cache.glob("*/*/*.npz")):
+        with np.load(path) as entry:
+            if {"probs", "test"} <= set(entry.files):
+                arrays = entry["test"].tobytes() + entry["probs"].tobytes()
+                found[f"{path.parts[-3]}/{path.name}"] = hashlib.sha256(arrays).hexdigest()
+    return found
+
+
+@pytest.mark.slow
+def test_cold_runs_give_the_same_probabilities_and_keras_keys_hold_the_threads(
+    tmp_path: Path, quickdraw_dir: Path
+) -> None:
+    """Three cold runs in fresh processes, on one thread, two and two again. The scikit-learn
+    models, hog_boosting and tfidf_linear (and so the ensembles of them) give the same out-of-fold
+    probabilities bit for bit on one thread and on two, under the same cache keys (the long
+    table has more than 2,000 training rows, so that boosting and BLAS do use two threads;
+    measured as well on 2,600 drawings). The Keras models' results differ with the thread
+    count (in the last bits, and so in what they learn), so their keys hold it: the two-thread
+    runs agree bit for bit, and the one-thread run's entries are others, never mixed in."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    np.savez(tmp_path / "digits.npz", x=x[:450], y=y[:450])
+    long = np.vstack([x[:, 18:30], x[:, 34:46]])  # 3,594 rows, 12 columns
+    np.savez(tmp_path / "long.npz", x=long, y=np.concatenate([y, y]))
+    texts = [f"{'alpha beta' if i % 2 else 'gamma delta'} item {i} word{i % 7}" for i in range(60)]
+    (tmp_path / "t.csv").write_text(
+        "t,y\n" + "".join(f"{t},{'ab' if i % 2 else 'gd'}\n" for i, t in enumerate(texts))
+    )
+    runs = {
+        "rf": ("digits.npz", "{name: random_forest, params: {n_estimators: 20}}"),
+        "long-lr": ("long.npz", "{name: logistic_regression}"),
+        "long-hgb": ("long.npz", "{name: hist_gradient_boosting, params: {max_iter: 10}}"),
+    }
+    body = "datasets:\n" + "".join(
+        f"  - name: {name}\n    source: {{format: npz, path: {path}}}\n"
+        f"    model: {model}\n    cv: {{folds: 3}}\n    gate: {{max_noise_rate: 1}}\n"
+        for name, (path, model) in runs.items()
+    )
+    body += (
+        "  - name: hog\n    source: {format: sklearn, name: digits}\n"
+        "    model: {name: hog_boosting, params: {max_iter: 10}}\n    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 1}\n"
+        "  - name: text\n    source: {format: text, path: t.csv, text: t, label: y}\n"
+        "    model: {name: tfidf_linear}\n    cv: {folds: 3}\n    gate: {max_noise_rate: 1}\n"
+    )
+    keras = ("small_cnn",)  # cnn and walkthrough_cnn train through the same code
+    drawings = f"{{format: quickdraw, dir: {quickdraw_dir}, classes: [cat, dog], limit: 90}}"
+    keras_body = "datasets:\n" + "".join(
+        f"  - name: {name}\n    source: {drawings}\n    model: {{name: {name}, epochs: 2}}\n"
+        "    cv: {folds: 3}\n    gate: {max_noise_rate: 1}\n"
+        for name in keras
+    )
+    spec = write_spec(tmp_path, body + keras_body.removeprefix("datasets:\n"))
+    caches = [tmp_path / "one", tmp_path / "two", tmp_path / "again"]
+    _cold_runs(spec, caches[:2], ["1", "2"])
+    _cold_runs(write_spec(tmp_path, keras_body, name="keras"), caches[2:], ["2"])
+    one, two, again = (_fold_probs(c) for c in caches)
+    assert len(one) == len(two) == 3 * (len(runs) + 2 + len(keras))
+    assert again == {n: d for n, d in two.items() if n.split("/")[0] in keras}
+    in_keras = {n for n in [*one, *two] if n.split("/")[0] in keras}
+    assert len(in_keras) == 2 * 3 * len(keras)  # its folds on one thread and on two: other keys
+    assert {n: d for n, d in one.items() if n not in in_keras} == {
+        n: d for n, d in two.items() if n not in in_keras
+    }
