@@ -2229,3 +2229,203 @@ def test_cold_runs_give_the_same_probabilities_and_keras_keys_hold_the_threads(
     assert {n: d for n, d in one.items() if n not in in_keras} == {
         n: d for n, d in two.items() if n not in in_keras
     }
+
+
+# --- More sources, review files and cache URLs, each one line naming where.
+
+
+def _iris_jsonl(change: Callable[[int, dict[str, Any]], dict[str, Any]]) -> str:
+    rows = [
+        {"a": float(x[0]), "b": float(x[1]), "y": int(y)}
+        for x, y in zip(IRIS_X, IRIS_Y, strict=True)
+    ]
+    return "".join(json.dumps(change(i, r)) + "\n" for i, r in enumerate(rows))
+
+
+def _at_row(index: int, **values: Any) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
+    return lambda i, r: {**r, **values} if i == index else r
+
+
+def _npz(**arrays: Any) -> Callable[[Path], None]:
+    return lambda path: np.savez(path, **arrays)
+
+
+#: (what, file name, its content, the source, the message): data a run must refuse in one line.
+SOURCE_CASES: list[tuple[str, str, Any, str, str]] = [
+    ("jsonl integer past float", "t.jsonl", _iris_jsonl(_at_row(2, a=10**400)),
+     "{format: jsonl, path: t.jsonl, label: y}",
+     r"t\.jsonl:3: column 'a': a number of 401 digits is too large for a float"),
+    ("jsonl integer of 5000 digits", "t.jsonl", '{"a": ' + "9" * 5000 + ', "y": 1}\n',
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl:1: not readable JSON \(Exceeds"),
+    ("jsonl label an object", "t.jsonl", _iris_jsonl(_at_row(4, y={"c": 1})),
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl:5: the label in column 'y' is \{"),
+    ("jsonl label a list", "t.jsonl", _iris_jsonl(_at_row(0, y=[1])),
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl:1: .* a list or object"),
+    ("jsonl label only", "t.jsonl", _iris_jsonl(lambda i, r: {"y": r["y"]}),
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl: no feature columns besides"),
+    ("csv label only", "t.csv", "y\n" + "\n".join(str(v) for v in IRIS_Y) + "\n",
+     "{format: csv, path: t.csv, label: y}", r"t\.csv: no feature columns besides the label 'y'"),
+    ("jsonl Infinity literal", "t.jsonl", _iris_jsonl(_at_row(1, a=float("inf"))),
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl: 1 item\(s\) have NaN or infinite"),
+    ("csv 1e999", "t.csv", "a,y\n1e999,0\n" + "".join(f"{i},{i % 3}\n" for i in range(20)),
+     "{format: csv, path: t.csv, label: y}", r"t\.csv: 1 item\(s\) have NaN or infinite"),
+    ("npz complex features", "d.npz", _npz(x=IRIS_X + 1j, y=IRIS_Y),
+     "{format: npz, path: d.npz}", r"d\.npz: the features are complex numbers"),
+    ("npz object features", "d.npz", _npz(x=np.array([[1, "a"]] * 150, dtype=object), y=IRIS_Y),
+     "{format: npz, path: d.npz}", r"d\.npz: not a readable \.npz file \(Object arrays"),
+    ("npz 2-D labels", "d.npz", _npz(x=IRIS_X, y=np.stack([IRIS_Y, IRIS_Y], 1)),
+     "{format: npz, path: d.npz}", r"d\.npz: labels must be 1-D, got shape \[150, 2\]"),
+    ("npz NaN labels", "d.npz", _npz(x=IRIS_X, y=np.where(IRIS_Y == 1, np.nan, IRIS_Y)),
+     "{format: npz, path: d.npz}", r"d\.npz: 50 item\(s\) have no label \(NaN\)"),
+    ("text a number", "t.jsonl", "".join(json.dumps({"t": i, "y": i % 2}) + "\n" for i in range(9)),
+     "{format: text, path: t.jsonl, text: t, label: y}", r"t\.jsonl:1: column 't' is not text: 0"),
+    ("text a list", "t.jsonl", '{"t": ["a", "b"], "y": 1}\n',
+     "{format: text, path: t.jsonl, text: t, label: y}", r"t\.jsonl:1: column 't' is not text"),
+    ("text in UTF-16 read as UTF-8", "t.csv", "t,y\nwords,1\nmore,2\n".encode("utf-16"),
+     "{format: text, path: t.csv, text: t, label: y}", r"t\.csv:1: not valid utf-8"),
+    ("text ids twice", "t.csv", "i,t,y\n" + "".join(f"{i % 5},w{i},{i % 2}\n" for i in range(20)),
+     "{format: text, path: t.csv, text: t, label: y, id: i}", r"t\.csv: duplicate item ids"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "source", "message"),
+    [c[1:] for c in SOURCE_CASES],
+    ids=[c[0] for c in SOURCE_CASES],
+)
+def test_more_unusable_sources_are_one_error_naming_the_file_and_line(
+    tmp_path: Path, name: str, content: Any, source: str, message: str
+) -> None:
+    from pytest_labelquality.sources import load_dataset
+
+    if callable(content):
+        content(tmp_path / name)
+    elif isinstance(content, bytes):
+        (tmp_path / name).write_bytes(content)
+    else:
+        (tmp_path / name).write_text(content)
+    body = f"datasets:\n  - name: d\n    source: {source}\n    gate: {{max_noise_rate: 1}}\n"
+    spec = load_spec(write_spec(tmp_path, body))[0]
+    with pytest.raises(DataError, match=message) as raised:
+        load_dataset(spec)
+    assert "\n" not in str(raised.value)
+
+
+def _nul(root: Path) -> str:
+    return "red/0\x00.png"
+
+
+def _too_long(root: Path) -> str:
+    return "red/" + "a" * 300 + ".png"
+
+
+def _file_as_folder(root: Path) -> str:
+    return "red/0.png/1.png"
+
+
+def _loop(root: Path) -> str:
+    (root / "loop").symlink_to(root / "loop")
+    return "loop/x.png"
+
+
+def _folder_named_png(root: Path) -> str:
+    (root / "red" / "more.png").mkdir()
+    return "red/more.png"
+
+
+@pytest.mark.parametrize("make", [_nul, _too_long, _file_as_folder, _loop, _folder_named_png])
+def test_a_labels_table_path_the_filesystem_refuses_names_the_row(
+    tmp_path: Path, make: Callable[[Path], str]
+) -> None:
+    import csv
+    import io
+
+    from pytest_labelquality.sources import load_dataset
+
+    _photos(tmp_path / "imgs", per_class=2)
+    rows = [["red/0.png", "red"], ["blue/0.png", "blue"], [make(tmp_path / "imgs"), "red"]]
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows([["path", "label"], *rows])
+    (tmp_path / "labels.csv").write_text(buffer.getvalue(), newline="")
+    source = "{format: images, dir: imgs, labels: labels.csv}"
+    spec = load_spec(write_spec(tmp_path, _images_spec(source)))[0]
+    with pytest.raises(DataError, match=r"labels\.csv:4: (cannot read )?'") as raised:
+        load_dataset(spec)
+    assert "\n" not in str(raised.value)
+
+
+ENTRY = "{dataset: iris, id: '1', hash: x, decision: correct, by: me}"
+#: (what, the review file's text, the message): review files a run must refuse, located.
+REVIEW_FILES = {
+    "an item reviewed twice": (
+        f"- {ENTRY}\n- {{dataset: iris, id: '1', hash: y, decision: fixed, by: you}}\n",
+        r"reviews\.yaml:2: \[1\]\.id: item '1' of 'iris' is reviewed twice \(also entry \[0\]\)",
+    ),
+    "an alias repeats an entry": (
+        f"- &e {ENTRY}\n- *e\n",
+        r"reviews\.yaml:\d: \[1\]\.id: item '1' of 'iris' is reviewed twice",
+    ),
+    "a mapping": ("dataset: iris\n", r"reviews\.yaml:1: expected a list, got a mapping"),
+    "null": ("null\n", r"reviews\.yaml:1: expected a list, got None"),
+    "an id as a number": (
+        "- {dataset: iris, id: 1, hash: x, decision: correct, by: me}\n",
+        r"reviews\.yaml:1: \[0\]\.id: expected a string, got 1 \(quote it: '1'\)",
+    ),
+    "an unquoted date": (
+        f"- {ENTRY[:-1]}, date: 2024-01-01}}\n",
+        r"\[0\]\.date: expected a string, got datetime\.date\(2024, 1, 1\) \(quote it",
+    ),
+    "an unknown key": (f"- {ENTRY[:-1]}, oops: 1}}\n", r"\[0\]\.oops: unknown key; valid keys"),
+    "an unknown decision": (
+        "- {dataset: iris, id: '1', hash: x, decision: maybe, by: me}\n",
+        r"\[0\]\.decision: 'maybe' is not one of: correct, fixed, ambiguous",
+    ),
+    "a NUL byte": ("\x00\x01", r"reviews\.yaml:1: invalid YAML: unacceptable character #x0000"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(REVIEW_FILES))
+def test_a_review_file_of_the_wrong_shape_is_one_located_error(tmp_path: Path, what: str) -> None:
+    from pytest_labelquality.reviews import load_reviews
+
+    text, message = REVIEW_FILES[what]
+    spec = iris_spec(tmp_path)
+    (tmp_path / "s.labelquality.reviews.yaml").write_text(text)
+    with pytest.raises(SpecError, match=message) as raised:
+        load_reviews(spec, "iris")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_folder_where_the_review_file_belongs_is_one_error(tmp_path: Path) -> None:
+    (spec,) = load_spec(iris_spec(tmp_path))
+    (tmp_path / "s.labelquality.reviews.yaml").mkdir()
+    with pytest.raises(DataError, match=r"reviews\.yaml: cannot read: Is a directory"):
+        run(spec, tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("nosuchproto://x/y", r"cannot use the cache URL nosuchproto://x/y: Protocol not known"),
+        ("zip://x::file:///nonexistent/a.zip", r"cannot use the cache URL zip://x::file:///no"),
+        ("http://127.0.0.1:9/cache", r"cannot use the cache at http://127\.0\.0\.1:9/cache: "),
+    ],
+    ids=["unknown protocol", "chained archive missing", "nothing listens on loopback"],
+)
+def test_a_cache_url_that_cannot_work_is_one_cache_error(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    (spec,) = load_spec(iris_spec(tmp_path))
+    with pytest.raises(CacheError, match=message) as raised:
+        check_dataset(spec, cache_dir=url, progress=lambda _: None)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_memory_cache_url_gives_the_answer_of_a_folder_and_hits_when_warm(tmp_path: Path) -> None:
+    (spec,) = load_spec(iris_spec(tmp_path))
+    url = f"memory://lq-{os.getpid()}-{tmp_path.name}"
+    said: list[str] = []
+    cold = check_dataset(spec, cache_dir=url, progress=said.append).to_json()
+    warm = check_dataset(spec, cache_dir=url, progress=said.append).to_json()
+    assert answer(cold) == answer(warm) == answer(run(spec, tmp_path / "cache"))
+    assert any("cache hit" in line for line in said)
