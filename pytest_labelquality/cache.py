@@ -250,8 +250,10 @@ class _Remote:
             raise CacheError(FSSPEC_MISSING) from None
         try:
             self.fs, self.base = fsspec.core.url_to_fs(root, **_deadlines(root))
-        except (ImportError, ValueError) as exc:  # an unknown protocol, its package missing
-            raise CacheError(f"cannot use the cache URL {root}: {exc}; {CACHE_HINT}") from None
+        except (ImportError, ValueError, OSError) as exc:  # an unknown protocol, its package
+            # missing, or a chained URL's archive absent (zip://x::file:///missing.zip)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise CacheError(f"cannot use the cache URL {root}: {why}; {CACHE_HINT}") from None
         self.root = root.rstrip("/")
         self.timeout = remote_timeout()
 

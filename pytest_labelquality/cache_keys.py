@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 #: One version per kind of entry.
 VERSIONS: dict[str, int] = {
     "data": 1,  # a dataset's identity: features, labels, ids, class names
-    "run": 1,  # a dataset under one model and fold split (the folds hang off it)
+    "run": 2,  # a dataset under one model and fold split (the folds hang off it); 2: a model
+    # that trains TensorFlow holds the threads it trains with, and trains with op determinism
     "lineage": 1,  # a pointer to a dataset's last run, for incremental re-checks
     "fold": 1,  # one fold's out-of-fold probabilities and its model
     "detection": 4,  # 3: given_vs_rival ranking became the default; 4: an encoder model's

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_labelquality.errors import LabelQualityError
+from pytest_labelquality.errors import LabelQualityError, SpecError
 from pytest_labelquality.result import ACCEPTING, Decision, RunResult, Suspect
 
 
@@ -76,7 +76,31 @@ def _entries(where: Path, text: str | None, dataset: str) -> list[Review]:
     if text is None:
         return []
     entries: tuple[Review, ...] = load_typed(where, tuple[Review, ...], text=text)
+    seen: dict[tuple[str, str], int] = {}
+    for index, review in enumerate(entries):
+        first = seen.setdefault((review.dataset, review.id), index)
+        if first != index:  # which would apply? ``reviews add`` replaces, never repeats
+            raise SpecError(
+                where,
+                _entry_line(text, index),
+                f"[{index}].id",
+                f"item {review.id!r} of {review.dataset!r} is reviewed twice (also entry"
+                f" [{first}]); keep one entry per item",
+            )
     return [r for r in entries if r.dataset == dataset]
+
+
+def _entry_line(text: str, index: int) -> int:
+    """The line where the ``index``-th entry of a YAML list starts (1 when unknown)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return 1
+    if isinstance(node, yaml.SequenceNode) and index < len(node.value):
+        return int(node.value[index].start_mark.line) + 1
+    return 1
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,11 @@ def _load_npz(spec: DatasetSpec, src: NpzSource) -> Dataset:
             ) from None
     if len(features) == 0 or features.ndim == 0:
         raise DataError(f"{path}: the feature array {src.features!r} holds no items")
+    if features.dtype.kind == "c":  # numpy would drop the imaginary parts with a warning
+        raise DataError(
+            f"{path}: the features are complex numbers; save the real and imaginary parts (or"
+            " the magnitude) as columns of real numbers"
+        )
     image = src.shape is not None or features.ndim >= 3
     if not image:
         try:

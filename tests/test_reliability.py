@@ -13,6 +13,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1922,3 +1923,542 @@ def test_a_weak_model_on_real_digits_is_named_before_the_labels_are_blamed(
     codes = {d["name"]: [w["code"] for w in d["warnings"]] for d in document["datasets"]}
     assert codes == {"weak": ["weak_model"], "noisy": []}
     _no_plugin_traceback(output)
+
+
+def test_a_model_wrong_on_a_fifth_of_what_it_accepts_is_weak_whatever_it_flags(
+    pytester: pytest.Pytester,
+) -> None:
+    """The issue's photos at 55% with 25% flagged, on real digits: a one-tree forest of depth 4
+    is 55.6% accurate on these clean labels and calls 27% of them wrong, disagreeing with 23.6%
+    of those it accepts while the canary's count rises 1.24 times its flips, so neither older
+    rule fired (measured too on 2,000 CIFAR photos: HOG boosting at 42.7% flagging 44%). The
+    message leads with it; a useful model (logistic regression, 96.9%) is not called weak."""
+    pytester.makefile(
+        ".labelquality.yaml",
+        digits="datasets:\n"
+        "  - name: stump\n    source: {format: sklearn, name: digits}\n"
+        "    model: {name: random_forest, params: {n_estimators: 1, max_depth: 4}}\n"
+        "    gate: {max_noise_rate: 0.1}\n"
+        "  - name: useful\n    source: {format: sklearn, name: digits}\n"
+        "    model: {name: logistic_regression}\n    gate: {max_noise_rate: 0.1}\n",
+    )
+    result = pytester.runpytest_subprocess("--label-quality")
+    result.assert_outcomes(failed=1, passed=1, warnings=1)
+    output = result.stdout.str()
+    messages = [line for line in output.splitlines() if not line.startswith("FAILED")]
+    (stump,) = [line for line in messages if "for 'stump'" in line]
+    assert stump.startswith(
+        "The model is too weak for the estimate to be trusted: it disagrees with 23.6% of the"
+        " labels it accepts, more than 20% of them, so many suspects may be its own mistakes;"
+    )
+    assert "Then: estimated label noise 27.2%" in stump
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    codes = {d["name"]: [w["code"] for w in d["warnings"]] for d in document["datasets"]}
+    assert codes == {"stump": ["weak_model"], "useful": []}
+    _no_plugin_traceback(output)
+
+
+# --- Hypothesis: the table readers read back what was written, or refuse in one line.
+
+#: Cell text: any character a UTF-8 file can hold but NUL (which csv refuses, and is tested
+#: apart), with the delimiter, quotes and line breaks of every platform likely.
+CELLS = st.text(
+    st.one_of(
+        st.sampled_from([",", '"', "\n", "\r", "\t", " ", "\ufeff", "é", "\u2028"]),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    ),
+    max_size=12,
+)
+COLUMN_NAMES = st.lists(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6),
+    min_size=1,
+    max_size=4,
+    unique=True,
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(names=COLUMN_NAMES, data=st.data())
+def test_a_csv_written_by_csv_is_read_back_cell_for_cell_with_its_lines(
+    tmp_path: Path, names: list[str], data: st.DataObject
+) -> None:
+    """Whatever the cells hold, a CSV that Python's csv module writes is read back as written,
+    and each row's line is the line its record starts on."""
+    import csv
+    import io
+
+    from pytest_labelquality.formats.readers import read_table
+
+    rows = data.draw(
+        st.lists(st.lists(CELLS, min_size=len(names), max_size=len(names)), max_size=6)
+    )
+    # a record of one empty field is written as a blank line, which readers skip
+    rows = [r for r in rows if r != [""]]
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows([names, *rows])
+    path = tmp_path / "t.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    if names[0].startswith("\ufeff"):
+        return  # a leading byte-order mark is read as one, not as part of the name
+    table = read_table(path, names)
+    assert table.columns == {n: [r[i] for r in rows] for i, n in enumerate(names)}
+
+    def breaks(record: list[str]) -> int:  # what the file's lines are split on
+        one = io.StringIO(newline="")
+        csv.writer(one).writerow(record)
+        return len(re.findall(r"\r\n|\r|\n", one.getvalue()))
+
+    line, starts = 1 + breaks(names), []
+    for record in rows:
+        starts.append(str(line))
+        line += breaks(record)
+    assert table.rows == starts
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | CELLS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(CELLS, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(records=st.lists(st.dictionaries(CELLS, JSON_VALUES, min_size=1, max_size=4), max_size=6))
+def test_jsonl_records_are_read_back_value_for_value(
+    tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    """Each wanted key's values come back as written, a key a record lacks as None, line by
+    line; blank lines are skipped, never counted as records."""
+    from pytest_labelquality.formats.readers import read_table
+
+    wanted = sorted({k for r in records for k in r})
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    table = read_table(path, wanted)
+    assert table.columns == {k: [r.get(k) for r in records] for k in wanted}
+    assert table.rows == [str(1 + 2 * i) for i in range(len(records))]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    columns=st.dictionaries(
+        st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=5),
+        st.sampled_from(["text", "int", "float", "null"]),
+        min_size=1,
+        max_size=3,
+    ),
+    size=st.integers(0, 5),
+    data=st.data(),
+)
+def test_parquet_columns_are_read_back_value_for_value(
+    tmp_path: Path, columns: dict[str, str], size: int, data: st.DataObject
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pytest_labelquality.formats.readers import read_table
+
+    values = {
+        "text": st.one_of(st.none(), CELLS),
+        "int": st.one_of(st.none(), st.integers(-(2**62), 2**62)),
+        "float": st.one_of(st.none(), st.floats(allow_nan=False)),
+        "null": st.none(),
+    }
+    written = {
+        name: data.draw(st.lists(values[kind], min_size=size, max_size=size))
+        for name, kind in columns.items()
+    }
+    types = {"text": pa.string(), "int": pa.int64(), "float": pa.float64(), "null": pa.null()}
+    table = pa.table({n: pa.array(v, type=types[columns[n]]) for n, v in written.items()})
+    pq.write_table(table, tmp_path / "t.parquet")
+    read = read_table(tmp_path / "t.parquet", list(columns))
+    assert read.columns == written
+    assert read.rows == [f"row {i}" for i in range(size)]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(blob=st.binary(max_size=200), kind=st.sampled_from(["csv", "tsv", "jsonl", "parquet"]))
+def test_any_bytes_in_a_table_file_are_a_table_or_one_data_error(
+    tmp_path: Path, blob: bytes, kind: str
+) -> None:
+    """A table file holding anything at all reads, or fails in one line naming the file."""
+    from pytest_labelquality.formats.readers import read_table
+
+    path = tmp_path / f"t.{kind}"
+    path.write_bytes(blob)
+    try:
+        table = read_table(path, ["a"])
+    except DataError as exc:
+        message = str(exc)
+        assert message.startswith(str(path))
+        assert "\n" not in message
+    else:
+        assert len(table.columns["a"]) == len(table.rows)
+
+
+# --- Hypothesis: any path a labels table names is read inside the folder or refused by row.
+
+#: Pieces of a path: the folder's own files and folders, ways out of it (.., an absolute
+#: path, a symlink to a folder outside), and names the filesystem refuses.
+PATH_PARTS = st.sampled_from(
+    ["red", "blue", "0.png", "1.png", "..", ".", "", "out", "loop", "0.png/x", "a" * 300, "\\",
+     "x\x00.png", "~", " ", "nested", "sub.png"]
+)  # fmt: skip
+
+
+def _boundary_folder(base: Path) -> tuple[Path, Path]:
+    """The dataset's folder (photos, a symlink out, a symlink loop, a folder named like an
+    image, nested photos) and an outside folder with an image of its own."""
+    root = base / "imgs"
+    _photos(root, per_class=2)
+    outside = _secret(base / "outside").parent
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (root / "loop").symlink_to(root / "loop")
+    (root / "red" / "sub.png").mkdir()
+    shutil.copytree(root / "red", root / "nested" / "red", symlinks=True)
+    return root, outside
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    pieces=st.lists(PATH_PARTS, min_size=1, max_size=5),
+    absolute=st.sampled_from(["", "root", "outside"]),
+)
+def test_a_labels_table_path_is_read_inside_the_folder_or_refused_naming_its_row(
+    tmp_path_factory: pytest.TempPathFactory, pieces: list[str], absolute: str
+) -> None:
+    import csv
+    import io
+
+    from pytest_labelquality.sources import load_dataset
+
+    base = tmp_path_factory.mktemp("boundary")
+    root, outside = _boundary_folder(base)
+    prefix = {"": "", "root": f"{root}/", "outside": f"{outside}/"}[absolute]
+    generated = prefix + "/".join(pieces)
+    buffer = io.StringIO(newline="")
+    rows = [["red/0.png", "red"], ["blue/0.png", "blue"], ["blue/1.png", "blue"]]
+    csv.writer(buffer).writerows([["path", "label"], *rows, [generated, "red"]])
+    (base / "labels.csv").write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    body = _images_spec("{format: images, dir: imgs, labels: labels.csv}")
+    spec = load_spec(write_spec(base, body))[0]
+    try:
+        data = load_dataset(spec)
+    except DataError as exc:
+        message = str(exc)
+        assert "\n" not in message
+        assert message.startswith(f"{base / 'labels.csv'}:5: "), message
+        return
+    real_root = os.path.realpath(root)
+    for file in data.files:
+        assert os.path.realpath(file).startswith(real_root + os.sep), (generated, file)
+    assert len(data) == 4
+
+
+# --- Honest numbers: identical cold runs give identical out-of-fold probabilities.
+
+#: One cold run of every dataset of a spec, each with a cache of its own under argv[2].
+COLD_RUN = """
+import sys
+from pathlib import Path
+from pytest_labelquality.runner import check_dataset
+from pytest_labelquality.spec import load_spec
+for spec in load_spec(Path(sys.argv[1])):
+    check_dataset(spec, cache_dir=Path(sys.argv[2]) / spec.name, progress=lambda _: None)
+"""
+
+
+def _cold_runs(spec: Path, caches: list[Path], threads: list[str | None]) -> None:
+    """``spec`` run cold once per cache folder, each in a fresh process with its thread count
+    fixed (``$LABEL_QUALITY_THREADS``) or, for None, sized by the machine as users run it."""
+    for cache, count in zip(caches, threads, strict=True):
+        env = {k: v for k, v in os.environ.items() if k != "LABEL_QUALITY_THREADS"}
+        env |= {"LABEL_QUALITY_THREADS": count} if count else {}
+        subprocess.run([sys.executable, "-c", COLD_RUN, str(spec), str(cache)], check=True, env=env)
+
+
+def _fold_probs(cache: Path) -> dict[str, str]:
+    """A digest of every fold entry's held-out rows and probabilities, by dataset and cache
+    file name."""
+    import hashlib
+
+    found = {}
+    for path in sorted(cache.glob("*/*/*.npz")):
+        with np.load(path) as entry:
+            if {"probs", "test"} <= set(entry.files):
+                arrays = entry["test"].tobytes() + entry["probs"].tobytes()
+                found[f"{path.parts[-3]}/{path.name}"] = hashlib.sha256(arrays).hexdigest()
+    return found
+
+
+@pytest.mark.slow
+def test_cold_runs_give_the_same_probabilities_and_keras_keys_hold_the_threads(
+    tmp_path: Path, quickdraw_dir: Path
+) -> None:
+    """Three cold runs in fresh processes, on one thread, two and two again. The scikit-learn
+    models, hog_boosting and tfidf_linear (and so the ensembles of them) give the same out-of-fold
+    probabilities bit for bit on one thread and on two, under the same cache keys (the long
+    table has more than 2,000 training rows, so that boosting and BLAS do use two threads;
+    measured as well on 2,600 drawings). The Keras models' results differ with the thread
+    count (in the last bits, and so in what they learn), so their keys hold it: the two-thread
+    runs agree bit for bit, and the one-thread run's entries are others, never mixed in."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    np.savez(tmp_path / "digits.npz", x=x[:450], y=y[:450])
+    long = np.vstack([x[:, 18:30], x[:, 34:46]])  # 3,594 rows, 12 columns
+    np.savez(tmp_path / "long.npz", x=long, y=np.concatenate([y, y]))
+    texts = [f"{'alpha beta' if i % 2 else 'gamma delta'} item {i} word{i % 7}" for i in range(60)]
+    (tmp_path / "t.csv").write_text(
+        "t,y\n" + "".join(f"{t},{'ab' if i % 2 else 'gd'}\n" for i, t in enumerate(texts))
+    )
+    runs = {
+        "rf": ("digits.npz", "{name: random_forest, params: {n_estimators: 20}}"),
+        "long-lr": ("long.npz", "{name: logistic_regression}"),
+        "long-hgb": ("long.npz", "{name: hist_gradient_boosting, params: {max_iter: 10}}"),
+    }
+    body = "datasets:\n" + "".join(
+        f"  - name: {name}\n    source: {{format: npz, path: {path}}}\n"
+        f"    model: {model}\n    cv: {{folds: 3}}\n    gate: {{max_noise_rate: 1}}\n"
+        for name, (path, model) in runs.items()
+    )
+    body += (
+        "  - name: hog\n    source: {format: sklearn, name: digits}\n"
+        "    model: {name: hog_boosting, params: {max_iter: 10}}\n    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 1}\n"
+        "  - name: text\n    source: {format: text, path: t.csv, text: t, label: y}\n"
+        "    model: {name: tfidf_linear}\n    cv: {folds: 3}\n    gate: {max_noise_rate: 1}\n"
+    )
+    keras = ("small_cnn",)  # cnn and walkthrough_cnn train through the same code
+    drawings = f"{{format: quickdraw, dir: {quickdraw_dir}, classes: [cat, dog], limit: 90}}"
+    keras_body = "datasets:\n" + "".join(
+        f"  - name: {name}\n    source: {drawings}\n    model: {{name: {name}, epochs: 2}}\n"
+        "    cv: {folds: 3}\n    gate: {max_noise_rate: 1}\n"
+        for name in keras
+    )
+    spec = write_spec(tmp_path, body + keras_body.removeprefix("datasets:\n"))
+    caches = [tmp_path / "one", tmp_path / "two", tmp_path / "again"]
+    _cold_runs(spec, caches[:2], ["1", "2"])
+    _cold_runs(write_spec(tmp_path, keras_body, name="keras"), caches[2:], ["2"])
+    one, two, again = (_fold_probs(c) for c in caches)
+    assert len(one) == len(two) == 3 * (len(runs) + 2 + len(keras))
+    assert again == {n: d for n, d in two.items() if n.split("/")[0] in keras}
+    in_keras = {n for n in [*one, *two] if n.split("/")[0] in keras}
+    assert len(in_keras) == 2 * 3 * len(keras)  # its folds on one thread and on two: other keys
+    assert {n: d for n, d in one.items() if n not in in_keras} == {
+        n: d for n, d in two.items() if n not in in_keras
+    }
+
+
+# --- More sources, review files and cache URLs, each one line naming where.
+
+
+def _iris_jsonl(change: Callable[[int, dict[str, Any]], dict[str, Any]]) -> str:
+    rows = [
+        {"a": float(x[0]), "b": float(x[1]), "y": int(y)}
+        for x, y in zip(IRIS_X, IRIS_Y, strict=True)
+    ]
+    return "".join(json.dumps(change(i, r)) + "\n" for i, r in enumerate(rows))
+
+
+def _at_row(index: int, **values: Any) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
+    return lambda i, r: {**r, **values} if i == index else r
+
+
+def _npz(**arrays: Any) -> Callable[[Path], None]:
+    return lambda path: np.savez(path, **arrays)
+
+
+#: (what, file name, its content, the source, the message): data a run must refuse in one line.
+SOURCE_CASES: list[tuple[str, str, Any, str, str]] = [
+    ("jsonl integer past float", "t.jsonl", _iris_jsonl(_at_row(2, a=10**400)),
+     "{format: jsonl, path: t.jsonl, label: y}",
+     r"t\.jsonl:3: column 'a': a number of 401 digits is too large for a float"),
+    ("jsonl integer of 5000 digits", "t.jsonl", '{"a": ' + "9" * 5000 + ', "y": 1}\n',
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl:1: not readable JSON \(Exceeds"),
+    ("jsonl label an object", "t.jsonl", _iris_jsonl(_at_row(4, y={"c": 1})),
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl:5: the label in column 'y' is \{"),
+    ("jsonl label a list", "t.jsonl", _iris_jsonl(_at_row(0, y=[1])),
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl:1: .* a list or object"),
+    ("jsonl label only", "t.jsonl", _iris_jsonl(lambda i, r: {"y": r["y"]}),
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl: no feature columns besides"),
+    ("csv label only", "t.csv", "y\n" + "\n".join(str(v) for v in IRIS_Y) + "\n",
+     "{format: csv, path: t.csv, label: y}", r"t\.csv: no feature columns besides the label 'y'"),
+    ("jsonl Infinity literal", "t.jsonl", _iris_jsonl(_at_row(1, a=float("inf"))),
+     "{format: jsonl, path: t.jsonl, label: y}", r"t\.jsonl: 1 item\(s\) have NaN or infinite"),
+    ("csv 1e999", "t.csv", "a,y\n1e999,0\n" + "".join(f"{i},{i % 3}\n" for i in range(20)),
+     "{format: csv, path: t.csv, label: y}", r"t\.csv: 1 item\(s\) have NaN or infinite"),
+    ("npz complex features", "d.npz", _npz(x=IRIS_X + 1j, y=IRIS_Y),
+     "{format: npz, path: d.npz}", r"d\.npz: the features are complex numbers"),
+    ("npz object features", "d.npz", _npz(x=np.array([[1, "a"]] * 150, dtype=object), y=IRIS_Y),
+     "{format: npz, path: d.npz}", r"d\.npz: not a readable \.npz file \(Object arrays"),
+    ("npz 2-D labels", "d.npz", _npz(x=IRIS_X, y=np.stack([IRIS_Y, IRIS_Y], 1)),
+     "{format: npz, path: d.npz}", r"d\.npz: labels must be 1-D, got shape \[150, 2\]"),
+    ("npz NaN labels", "d.npz", _npz(x=IRIS_X, y=np.where(IRIS_Y == 1, np.nan, IRIS_Y)),
+     "{format: npz, path: d.npz}", r"d\.npz: 50 item\(s\) have no label \(NaN\)"),
+    ("text a number", "t.jsonl", "".join(json.dumps({"t": i, "y": i % 2}) + "\n" for i in range(9)),
+     "{format: text, path: t.jsonl, text: t, label: y}", r"t\.jsonl:1: column 't' is not text: 0"),
+    ("text a list", "t.jsonl", '{"t": ["a", "b"], "y": 1}\n',
+     "{format: text, path: t.jsonl, text: t, label: y}", r"t\.jsonl:1: column 't' is not text"),
+    ("text in UTF-16 read as UTF-8", "t.csv", "t,y\nwords,1\nmore,2\n".encode("utf-16"),
+     "{format: text, path: t.csv, text: t, label: y}", r"t\.csv:1: not valid utf-8"),
+    ("text ids twice", "t.csv", "i,t,y\n" + "".join(f"{i % 5},w{i},{i % 2}\n" for i in range(20)),
+     "{format: text, path: t.csv, text: t, label: y, id: i}", r"t\.csv: duplicate item ids"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "source", "message"),
+    [c[1:] for c in SOURCE_CASES],
+    ids=[c[0] for c in SOURCE_CASES],
+)
+def test_more_unusable_sources_are_one_error_naming_the_file_and_line(
+    tmp_path: Path, name: str, content: Any, source: str, message: str
+) -> None:
+    from pytest_labelquality.sources import load_dataset
+
+    if callable(content):
+        content(tmp_path / name)
+    elif isinstance(content, bytes):
+        (tmp_path / name).write_bytes(content)
+    else:
+        (tmp_path / name).write_text(content)
+    body = f"datasets:\n  - name: d\n    source: {source}\n    gate: {{max_noise_rate: 1}}\n"
+    spec = load_spec(write_spec(tmp_path, body))[0]
+    with pytest.raises(DataError, match=message) as raised:
+        load_dataset(spec)
+    assert "\n" not in str(raised.value)
+
+
+def _nul(root: Path) -> str:
+    return "red/0\x00.png"
+
+
+def _too_long(root: Path) -> str:
+    return "red/" + "a" * 300 + ".png"
+
+
+def _file_as_folder(root: Path) -> str:
+    return "red/0.png/1.png"
+
+
+def _loop(root: Path) -> str:
+    (root / "loop").symlink_to(root / "loop")
+    return "loop/x.png"
+
+
+def _folder_named_png(root: Path) -> str:
+    (root / "red" / "more.png").mkdir()
+    return "red/more.png"
+
+
+@pytest.mark.parametrize("make", [_nul, _too_long, _file_as_folder, _loop, _folder_named_png])
+def test_a_labels_table_path_the_filesystem_refuses_names_the_row(
+    tmp_path: Path, make: Callable[[Path], str]
+) -> None:
+    import csv
+    import io
+
+    from pytest_labelquality.sources import load_dataset
+
+    _photos(tmp_path / "imgs", per_class=2)
+    rows = [["red/0.png", "red"], ["blue/0.png", "blue"], [make(tmp_path / "imgs"), "red"]]
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows([["path", "label"], *rows])
+    (tmp_path / "labels.csv").write_text(buffer.getvalue(), newline="")
+    source = "{format: images, dir: imgs, labels: labels.csv}"
+    spec = load_spec(write_spec(tmp_path, _images_spec(source)))[0]
+    with pytest.raises(DataError, match=r"labels\.csv:4: (cannot read )?'") as raised:
+        load_dataset(spec)
+    assert "\n" not in str(raised.value)
+
+
+ENTRY = "{dataset: iris, id: '1', hash: x, decision: correct, by: me}"
+#: (what, the review file's text, the message): review files a run must refuse, located.
+REVIEW_FILES = {
+    "an item reviewed twice": (
+        f"- {ENTRY}\n- {{dataset: iris, id: '1', hash: y, decision: fixed, by: you}}\n",
+        r"reviews\.yaml:2: \[1\]\.id: item '1' of 'iris' is reviewed twice \(also entry \[0\]\)",
+    ),
+    "an alias repeats an entry": (
+        f"- &e {ENTRY}\n- *e\n",
+        r"reviews\.yaml:\d: \[1\]\.id: item '1' of 'iris' is reviewed twice",
+    ),
+    "a mapping": ("dataset: iris\n", r"reviews\.yaml:1: expected a list, got a mapping"),
+    "null": ("null\n", r"reviews\.yaml:1: expected a list, got None"),
+    "an id as a number": (
+        "- {dataset: iris, id: 1, hash: x, decision: correct, by: me}\n",
+        r"reviews\.yaml:1: \[0\]\.id: expected a string, got 1 \(quote it: '1'\)",
+    ),
+    "an unquoted date": (
+        f"- {ENTRY[:-1]}, date: 2024-01-01}}\n",
+        r"\[0\]\.date: expected a string, got datetime\.date\(2024, 1, 1\) \(quote it",
+    ),
+    "an unknown key": (f"- {ENTRY[:-1]}, oops: 1}}\n", r"\[0\]\.oops: unknown key; valid keys"),
+    "an unknown decision": (
+        "- {dataset: iris, id: '1', hash: x, decision: maybe, by: me}\n",
+        r"\[0\]\.decision: 'maybe' is not one of: correct, fixed, ambiguous",
+    ),
+    "a NUL byte": ("\x00\x01", r"reviews\.yaml:1: invalid YAML: unacceptable character #x0000"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(REVIEW_FILES))
+def test_a_review_file_of_the_wrong_shape_is_one_located_error(tmp_path: Path, what: str) -> None:
+    from pytest_labelquality.reviews import load_reviews
+
+    text, message = REVIEW_FILES[what]
+    spec = iris_spec(tmp_path)
+    (tmp_path / "s.labelquality.reviews.yaml").write_text(text)
+    with pytest.raises(SpecError, match=message) as raised:
+        load_reviews(spec, "iris")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_folder_where_the_review_file_belongs_is_one_error(tmp_path: Path) -> None:
+    (spec,) = load_spec(iris_spec(tmp_path))
+    (tmp_path / "s.labelquality.reviews.yaml").mkdir()
+    with pytest.raises(DataError, match=r"reviews\.yaml: cannot read: Is a directory"):
+        run(spec, tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("nosuchproto://x/y", r"cannot use the cache URL nosuchproto://x/y: Protocol not known"),
+        ("zip://x::file:///nonexistent/a.zip", r"cannot use the cache URL zip://x::file:///no"),
+        ("http://127.0.0.1:9/cache", r"cannot use the cache at http://127\.0\.0\.1:9/cache: "),
+    ],
+    ids=["unknown protocol", "chained archive missing", "nothing listens on loopback"],
+)
+def test_a_cache_url_that_cannot_work_is_one_cache_error(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    (spec,) = load_spec(iris_spec(tmp_path))
+    with pytest.raises(CacheError, match=message) as raised:
+        check_dataset(spec, cache_dir=url, progress=lambda _: None)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_memory_cache_url_gives_the_answer_of_a_folder_and_hits_when_warm(tmp_path: Path) -> None:
+    (spec,) = load_spec(iris_spec(tmp_path))
+    url = f"memory://lq-{os.getpid()}-{tmp_path.name}"
+    said: list[str] = []
+    cold = check_dataset(spec, cache_dir=url, progress=said.append).to_json()
+    warm = check_dataset(spec, cache_dir=url, progress=said.append).to_json()
+    assert answer(cold) == answer(warm) == answer(run(spec, tmp_path / "cache"))
+    assert any("cache hit" in line for line in said)

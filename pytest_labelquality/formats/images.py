@@ -302,12 +302,18 @@ def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list
                 f"{table.where(row)}: {rel!r} is not an image file"
                 f" ({', '.join(sorted(IMAGE_EXTENSIONS))})"
             )
+        if "\0" in rel:
+            raise DataError(f"{table.where(row)}: {rel!r} holds a NUL character; no file has one")
         try:
             found = path.stat()
         except FileNotFoundError:
             raise DataError(f"{table.where(row)}: no file {path}") from None
+        except OSError as exc:  # a name too long, a file as a folder, a symlink loop
+            raise DataError(f"{table.where(row)}: cannot read {rel!r}: {exc.strerror}") from None
         if not boundary.inside(str(path)):
             raise boundary.refuse(table.where(row), f"{rel!r} (through a symlink)")
+        if stat.S_ISDIR(found.st_mode):
+            raise DataError(f"{table.where(row)}: {rel!r} is a folder, not an image file")
         if not stat.S_ISREG(found.st_mode):
             raise DataError(f"{table.where(row)}: {rel!r}: {_NOT_A_FILE}")
         ident = str(table.columns[src.id_column][row]) if src.id_column else rel

@@ -115,6 +115,12 @@ def label_texts(table: Table, column: str) -> list[str]:
             f"{table.where(missing[0])}: no label in column {column!r}; {len(missing)} of"
             f" {len(values)} rows have none (at {shown}); label every row or remove it"
         )
+    nested = [i for i, v in enumerate(values) if isinstance(v, list | dict)]
+    if nested:
+        raise DataError(
+            f"{table.where(nested[0])}: the label in column {column!r} is"
+            f" {values[nested[0]]!r}, a list or object; a label is one value (text or a number)"
+        )
     numbers = [_label_number(v) for v in values]
     if all(n is not None for n in numbers):
         return [_number_text(n) for n in numbers if n is not None]
@@ -281,6 +287,8 @@ def _read_jsonl(path: Path, wanted: Sequence[str]) -> Table:
                 raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
             except _DuplicateKey as exc:
                 raise DataError(f"{path}:{line_no}: key {exc.args[0]!r} appears twice") from None
+            except ValueError as exc:  # an integer of more digits than Python converts
+                raise DataError(f"{path}:{line_no}: not readable JSON ({exc})") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object per line")
             seen.update(record)

@@ -55,7 +55,7 @@ def _all_columns(path: Path) -> list[str]:
                 if line.strip():
                     try:
                         names.update(dict.fromkeys(json.loads(line)))
-                    except (json.JSONDecodeError, TypeError):
+                    except (ValueError, TypeError):  # JSON errors, too many digits
                         break  # read_table reports the line
         return list(names)
     import csv
@@ -77,6 +77,11 @@ def load_features(spec: DatasetSpec, src: CsvSource, cache_dir: CacheRoot | None
     own = (src.label, src.id, src.split)
     columns = src.features or tuple(c for c in _all_columns(path) if c not in own)
     table = read_table(path, [*columns, *(c for c in own if c)])
+    if not columns:
+        raise DataError(
+            f"{path}: no feature columns besides the label {src.label!r}; a model needs at least"
+            " one column to learn from"
+        )
     n = len(table.rows)
     features = np.empty((n, len(columns)), dtype=np.float64)
     categories: list[tuple[str, ...]] = []
@@ -108,7 +113,11 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a JSON integer past 1.8e308
+            digits = len(str(abs(value)))
+            raise DataError(f"a number of {digits} digits is too large for a float") from None
     if isinstance(value, str):
         try:
             return float(value)
@@ -120,11 +129,12 @@ def _number(value: Any) -> float | None:
 def _encoded(table: Table, name: str) -> tuple[list[float], tuple[str, ...]]:
     """A column's values: numbers as they are, or category indices and the category names."""
     values = table.columns[name]
-    try:
-        numbers = [_number(v) for v in values]
-    except DataError as exc:
-        row = next(i for i, v in enumerate(values) if isinstance(v, list | dict))
-        raise DataError(f"{table.where(row)}: column {name!r}: {exc}") from None
+    numbers = []
+    for row, value in enumerate(values):
+        try:
+            numbers.append(_number(value))
+        except DataError as exc:
+            raise DataError(f"{table.where(row)}: column {name!r}: {exc}") from None
     if all(v is not None for v in numbers):
         return [v for v in numbers if v is not None], ()
     text = ["" if v is None else str(v) for v in values]
