@@ -50,6 +50,7 @@ def issue_result(data: Dataset, found: Findings, *, vectors: str, threshold: flo
         near_pairs=len(found.near_pairs),
         outliers=len(outliers),
         outlier_cutoff=round(float(found.outlier_cutoff), 6),
+        language=found.main_language,
         leaks=len(leaked),
         splits=(
             {s: int(c) for s, c in zip(*np.unique(data.splits, return_counts=True), strict=True)}
@@ -70,7 +71,11 @@ def issue_result(data: Dataset, found: Findings, *, vectors: str, threshold: flo
             )
         ),
         outlier_items=tuple(
-            Outlier(item(int(i)), round(float(found.outlier_distance[i]), 4))
+            Outlier(
+                item(int(i)),
+                round(float(found.outlier_distance[i]), 4),
+                str(found.language[i]) if found.foreign[i] else None,
+            )
             for i in outliers[:ISSUES_LISTED]
         ),
         leak_pairs=tuple(

@@ -483,10 +483,13 @@ class ItemPair:
 
 @dataclass(frozen=True)
 class Outlier:
-    """An item far from every other: its mean cosine distance to its nearest items."""
+    """An item that belongs to no class: its Mahalanobis distance to the nearest class mean
+    (see :mod:`data_issues`)."""
 
     item: IssueItem
     distance: float
+    #: Where the item is a text in another language than most: its language.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -503,6 +506,7 @@ class DataIssues:
     near_pairs: int
     outliers: int
     outlier_cutoff: float
+    language: str | None
     leaks: int
     splits: dict[str, int] | None
     imbalance: float

@@ -271,12 +271,12 @@ def _data_issues(
     """Duplicates, leaks and outliers, found on the encoder's embeddings where the model has
     one (read from their cache) and on the raw features otherwise; cached, so a warm run
     searches nothing."""
-    vectors = "embeddings" if config.uses_encoder else "features"
+    kind = "text" if data.kind is DataKind.TEXT else "image"
+    vectors = f"{kind} embeddings" if config.uses_encoder else "features"
     threshold = spec.checks.near_similarity or NEAR_SIMILARITY[vectors]
     what = f"{config.encoder} embeddings" if config.uses_encoder else "raw features"
-    key = cache_keys.data_issues_key(
-        data_key, config.encoder_identity or vectors if config.uses_encoder else vectors, threshold
-    )
+    identity = config.encoder_identity if config.uses_encoder else None
+    key = cache_keys.data_issues_key(data_key, identity or vectors, threshold)
     entry = cache.load(key, ISSUE_ARRAYS)
     found = Findings.from_arrays(entry, len(data)) if entry is not None else None
     if found is None:
@@ -286,13 +286,30 @@ def _data_issues(
             points = table.features
         else:
             points = search_features(data)
-        found = find(points, content(), threshold=threshold, seed=spec.cv.seed)
+        found = find(
+            points,
+            content(),
+            data.labels,
+            threshold=threshold,
+            images=_pixels(data),
+            texts=data.features if data.kind is DataKind.TEXT else None,
+            seed=spec.cv.seed,
+        )
         cache.save(key, found.to_arrays())
         progress(
             f"{spec.name}: duplicates and outliers searched on {what} in"
             f" {time.perf_counter() - start:.1f}s"
         )
     return issue_result(data, found, vectors=what, threshold=threshold)
+
+
+def _pixels(data: Dataset) -> npt.NDArray[Any] | None:
+    """The items as images at the working size, where they are images."""
+    if data.kind is DataKind.IMAGE:
+        return data.features
+    if data.image_shape is not None:
+        return data.features.reshape(len(data), *data.image_shape)
+    return None
 
 
 def _cached_detection(cache: ArrayCache, key: str, data: Dataset) -> Detection | None:
