@@ -315,3 +315,51 @@ def test_news_copied_under_another_topic_recased_or_in_another_language(
         "1 pair(s) of items in different splits are duplicates, over max_leaks 0"
         in run.stdout.str()
     )
+
+
+def test_split_folders_above_the_class_folders_name_each_photos_split(
+    pytester: pytest.Pytester,
+) -> None:
+    """``train/<class>/...`` and ``test/<class>/...``: a train photo copied into test is a
+    leak; one mirrored into test is not found on raw pixels (an encoder's embeddings find it,
+    see above); the test split need not hold every class."""
+    import shutil
+
+    from PIL import Image, ImageOps
+
+    from tests.conftest import CIFAR
+
+    if not (CIFAR / "frog").is_dir():
+        pytest.skip(f"CIFAR-10 subset not found at {CIFAR}")
+    root = pytester.path / "photos"
+    for split, classes, start in (
+        ("train", ("frog", "ship", "cat"), 0),
+        ("test", ("frog", "ship"), 30),
+    ):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for f in sorted((CIFAR / name).glob("*.jpg"))[start : start + 30]:
+                shutil.copy(f, root / split / name / f.name)
+    train_frogs = sorted((root / "train" / "frog").glob("*.jpg"))
+    shutil.copy(train_frogs[0], root / "test" / "frog" / "copied.jpg")
+    ImageOps.mirror(Image.open(train_frogs[1])).save(root / "test" / "frog" / "mirrored.png")
+    pytester.makefile(
+        ".labelquality.yaml",
+        photos="datasets:\n"
+        "  - name: photos\n    source: {format: images, dir: photos, split_folders: true}\n"
+        "    model: {name: logistic_regression}\n    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 0.9, max_leaks: 0}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")
+    run.assert_outcomes(failed=1)
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    issues = document["datasets"][0]["issues"]
+    assert issues["splits"] == {"train": 90, "test": 62}
+    assert document["datasets"][0]["classes"] == ["cat", "frog", "ship"]
+    leaks = {
+        (frozenset((p["a"]["id"], p["b"]["id"])), p["similarity"]) for p in issues["leak_pairs"]
+    }
+    assert leaks == {
+        (frozenset((f"train/frog/{train_frogs[0].name}", "test/frog/copied.jpg")), None)
+    }
+    assert document["datasets"][0]["gate"]["failed_rules"][0]["rule"] == "max_leaks"
