@@ -23,6 +23,7 @@ Calibrated in ``benchmarks/data_issues.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +153,20 @@ class Findings:
                 parent[max(a, b)] = min(a, b)
         linked = np.unique(np.array([i for pair in links for i in pair], dtype=np.int64))
         return np.array([i for i in linked.tolist() if root(i) != i], dtype=np.int64)
+
+    def without(self, items: npt.NDArray[np.int64]) -> Findings:
+        """These findings with the groups and pairs that hold any of ``items`` taken out."""
+        import numpy as np
+
+        held = self.exact_group[items]
+        exact = np.where(np.isin(self.exact_group, held[held >= 0]), -1, self.exact_group)
+        keep = ~np.isin(self.near_pairs, items).any(axis=1)
+        return dataclasses.replace(
+            self,
+            exact_group=exact,
+            near_pairs=self.near_pairs[keep],
+            near_similarity=self.near_similarity[keep],
+        )
 
     def to_arrays(self) -> dict[str, Any]:
         """Arrays for the cache entry."""

@@ -363,3 +363,45 @@ def test_split_folders_above_the_class_folders_name_each_photos_split(
         (frozenset((f"train/frog/{train_frogs[0].name}", "test/frog/copied.jpg")), None)
     }
     assert document["datasets"][0]["gate"]["failed_rules"][0]["rule"] == "max_leaks"
+
+
+def test_a_review_accepts_a_duplicate_and_an_outlier(
+    checked: tuple[Path, dict[str, Any], Any], tmp_path: Path
+) -> None:
+    """``reviews add --decision duplicate-ok`` on a conflicting copy and ``outlier-ok`` on an
+    outlier: their group and the outlier stop counting, the rule on conflicts then passes."""
+    import shutil
+    import subprocess
+    import sys
+
+    source, _, (_, result, command) = checked
+    root = tmp_path / "repo"
+    shutil.copytree(source, root)
+    issues = result["issues"]
+    copy = next(g for g in issues["groups"] if g["conflicting"])["items"][1]["id"]
+    outlier = issues["outlier_items"][0]["item"]["id"]
+    add = [sys.executable, "-m", "pytest_labelquality.reviews", "add", "digits.labelquality.yaml"]
+    for decision, item in (("duplicate-ok", copy), ("outlier-ok", outlier)):
+        subprocess.run(
+            [*add, "digits", item, "--decision", decision, "--by", "ada"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+    refused = subprocess.run(
+        [*add, "digits", "digits/1", "--decision", "remove", "--by", "ada"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "not among the duplicates, leaks and outliers of 'digits'" in refused.stderr
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    document = json.loads((root / "label-quality-report" / "label-quality.json").read_text())
+    after = document["datasets"][0]
+    assert after["issues"]["conflicting_groups"] == issues["conflicting_groups"] - 1
+    assert after["issues"]["outliers"] == issues["outliers"] - 1
+    assert after["issues"]["accepted"] == 2
+    assert {r["rule"] for r in after["gate"]["failed_rules"]} == {"max_leaks"}, again.stdout
+    assert after["noise"] == result["noise"]  # reviews of duplicates do not touch the labels
