@@ -38,7 +38,8 @@ VERSIONS: dict[str, int] = {
     "images": 3,  # decoded pixels of a folder's files: bump when decoding changes its output
     # (2: transparency composited on white; 3: large images reduced by whole factors first)
     "images-lineage": 1,  # a pointer to a folder's last decoded pixels
-    "data-issues": 1,  # duplicates, near duplicates and outlier distances of a dataset
+    "data-issues": 2,  # duplicates, near duplicates and outlier distances of a dataset (2:
+    # thumbnails confirm near duplicates of images; outliers by Mahalanobis distance)
 }
 
 

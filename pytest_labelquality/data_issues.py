@@ -2,21 +2,28 @@
 duplicates (and those whose labels conflict), near duplicates, leaks between splits, outliers.
 
 - **Exact duplicates** share a content hash (a file's bytes, a text, a row's values).
-- **Near duplicates** are pairs of other items whose cosine similarity is at least the
-  threshold (:data:`NEAR_SIMILARITY` by what the vectors are, calibrated in
-  ``benchmarks/data_issues.py``): a photo re-encoded, resized or mirrored, a text re-spaced.
+- **Near duplicates** are pairs of other items among each other's :data:`knn.K` nearest whose
+  cosine similarity is at least the threshold (:data:`NEAR_SIMILARITY` by what the vectors
+  are). Images must also look alike: their 8 x 8 colour thumbnails, mean removed, at least
+  :data:`THUMBNAIL_SIMILARITY` similar as they are or mirrored (as a perceptual hash would
+  match them): a photo re-encoded, resized or mirrored passes, a different photo of a similar
+  scene does not.
 - **Redundant items**: in each cluster of items joined by exact or near pairs, all but one; their
   share is what a gate on near duplicates reads.
 - **Leaks**: an exact or near pair whose items sit in different splits.
-- **Outliers**: items whose mean cosine distance to their :data:`knn.K` nearest items lies above
-  the upper fence ``Q3 + OUTLIER_FENCE * IQR`` of all items' distances (the rule, and the
-  factor 1.7, of cleanlab Datalab's outlier check on features).
+- **Outliers**: items that belong to no class: the Mahalanobis distance of their vector, on its
+  :data:`OUTLIER_COMPONENTS` principal components, to the nearest class mean under one shared
+  covariance (Ledoit-Wolf), above Tukey's far-out fence ``Q3 + 3 IQR`` of all items' distances.
+  Unlike a nearest-neighbour density, a small cluster of odd items (a dozen blank or noise
+  images) does not hide its members from each other.
 
-Everything here is NumPy on arrays; the runner caches :class:`Findings` beside the detection.
+Everything here is NumPy and scikit-learn on arrays; the runner caches :class:`Findings`.
+Calibrated in ``benchmarks/data_issues.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,13 +36,24 @@ if TYPE_CHECKING:
 
     from pytest_labelquality.dataset import Dataset
 
-#: Default near-duplicate similarity by what the vectors are. Encoder embeddings: on 1,000
-#: CIFAR photos the nearest other photo's similarity has its 99.9th percentile at 0.88, a
-#: mirrored or 10%-resized copy's 1st at 0.86-0.88; raw features (pixels, table rows) of
-#: distinct items are rarely this close.
-NEAR_SIMILARITY = {"embeddings": 0.9, "features": 0.98}
-#: Upper fence of the outlier rule, in interquartile ranges above the third quartile.
-OUTLIER_FENCE = 1.7
+#: Default near-duplicate similarity of the vectors, by what they are. Image embeddings are a
+#: first filter (the thumbnails decide); text embeddings and raw features decide alone.
+NEAR_SIMILARITY = {"image embeddings": 0.8, "text embeddings": 0.95, "features": 0.98}
+#: Images: how alike two thumbnails must be. On 5,000 CIFAR photos under EfficientNet-Lite0,
+#: copies re-encoded, resized or mirrored are all above 0.9995; no two different photos among
+#: the pairs at embedding similarity 0.8 are above 0.99.
+THUMBNAIL_SIMILARITY = 0.99
+#: Thumbnails' side, in cells.
+THUMBNAIL = 8
+#: The outlier rule: principal components kept, and the fence in interquartile ranges.
+OUTLIER_COMPONENTS = 64
+#: Fewer items keep fewer components, so that the covariance stays well estimated.
+ITEMS_PER_COMPONENT = 20
+OUTLIER_FENCE = 3.0
+#: How sure the language of a text must be for it to count as another language than most.
+LANGUAGE_CONFIDENCE = 0.9
+#: Items the principal components are fitted on.
+COMPONENT_SAMPLE = 20_000
 #: The cache entry's arrays: dtype kinds and shapes (``n``: the items).
 EXPECT: dict[str, tuple[str, tuple[int | str | None, ...]]] = {
     "exact_group": ("i", ("n",)),
@@ -43,6 +61,8 @@ EXPECT: dict[str, tuple[str, tuple[int | str | None, ...]]] = {
     "near_similarity": ("f", (None,)),
     "outlier_distance": ("f", ("n",)),
     "outlier_cutoff": ("f", ()),
+    "language": ("U", ("n",)),
+    "language_prob": ("f", ("n",)),
 }
 ARRAYS = tuple(EXPECT)
 #: Dimensions the raw features of texts are reduced to (TF-IDF, then truncated SVD).
@@ -56,21 +76,51 @@ class Findings:
     ``exact_group``: each item's group of identical content (``-1`` when unique);
     ``near_pairs``: ``(i, j)`` with ``i < j`` of different content at least ``threshold``
     similar, most similar first, and their ``near_similarity``; ``outlier_distance``: each
-    item's mean cosine distance to its nearest items; ``outlier_cutoff``: the fence above
-    which an item is an outlier (one value)."""
+    item's distance to the nearest class (see :func:`outlier_distances`); ``outlier_cutoff``:
+    the fence above which an item is an outlier (one value); texts' ``language`` (ISO 639-1,
+    ``""`` where not detected) and its probability ``language_prob``."""
 
     exact_group: npt.NDArray[np.int64]
     near_pairs: npt.NDArray[np.int64]
     near_similarity: npt.NDArray[np.float32]
     outlier_distance: npt.NDArray[np.float32]
     outlier_cutoff: npt.NDArray[np.float32]
+    language: npt.NDArray[np.str_]
+    language_prob: npt.NDArray[np.float32]
+
+    @property
+    def main_language(self) -> str | None:
+        """The language most texts are written in; None where none was detected."""
+        import numpy as np
+
+        known = self.language[self.language != ""]
+        if not len(known):
+            return None
+        names, counts = np.unique(known, return_counts=True)
+        return str(names[np.argmax(counts)])
+
+    @property
+    def foreign(self) -> npt.NDArray[np.bool_]:
+        """Texts surely written in another language than most."""
+        import numpy as np
+
+        main = self.main_language
+        if main is None:
+            return np.zeros(len(self.language), dtype=bool)
+        other: npt.NDArray[np.bool_] = (
+            (self.language != "")
+            & (self.language != main)
+            & (self.language_prob >= LANGUAGE_CONFIDENCE)
+        )
+        return other
 
     @property
     def outliers(self) -> npt.NDArray[np.int64]:
-        """Indices of the outliers, farthest first."""
+        """Indices of the outliers (far from every class, or in another language), farthest
+        first."""
         import numpy as np
 
-        out = np.flatnonzero(self.outlier_distance > float(self.outlier_cutoff))
+        out = np.flatnonzero((self.outlier_distance > float(self.outlier_cutoff)) | self.foreign)
         return out[np.argsort(-self.outlier_distance[out], kind="stable")]
 
     def exact_groups(self) -> list[npt.NDArray[np.int64]]:
@@ -103,6 +153,20 @@ class Findings:
                 parent[max(a, b)] = min(a, b)
         linked = np.unique(np.array([i for pair in links for i in pair], dtype=np.int64))
         return np.array([i for i in linked.tolist() if root(i) != i], dtype=np.int64)
+
+    def without(self, items: npt.NDArray[np.int64]) -> Findings:
+        """These findings with the groups and pairs that hold any of ``items`` taken out."""
+        import numpy as np
+
+        held = self.exact_group[items]
+        exact = np.where(np.isin(self.exact_group, held[held >= 0]), -1, self.exact_group)
+        keep = ~np.isin(self.near_pairs, items).any(axis=1)
+        return dataclasses.replace(
+            self,
+            exact_group=exact,
+            near_pairs=self.near_pairs[keep],
+            near_similarity=self.near_similarity[keep],
+        )
 
     def to_arrays(self) -> dict[str, Any]:
         """Arrays for the cache entry."""
@@ -154,15 +218,41 @@ def search_features(data: Dataset) -> npt.NDArray[np.float32]:
     return flat
 
 
+def thumbnails(images: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """Each image's :data:`THUMBNAIL` x :data:`THUMBNAIL` cell means (per colour channel), less
+    their mean, as rows of length one (a blank image: zero, similar to nothing)."""
+    import numpy as np
+
+    n, height, width = images.shape[:3]
+    out = np.empty((n, THUMBNAIL, THUMBNAIL, *images.shape[3:]), dtype=np.float32)
+    rows = [int(np.ceil(i * height / THUMBNAIL)) for i in range(THUMBNAIL)]
+    cols = [int(np.ceil(i * width / THUMBNAIL)) for i in range(THUMBNAIL)]
+    row_sizes = np.diff([*rows, height]).reshape(1, -1, 1)
+    col_sizes = np.diff([*cols, width]).reshape(1, 1, -1)
+    for start in range(0, n, 1024):
+        part = np.asarray(images[start : start + 1024], dtype=np.float32)
+        sums = np.add.reduceat(np.add.reduceat(part, rows, axis=1), cols, axis=2)
+        sizes = row_sizes * col_sizes
+        out[start : start + 1024] = sums / (sizes if sums.ndim == 3 else sizes[..., None])
+    flat = out.reshape(n, -1)
+    flat -= flat.mean(axis=1, keepdims=True)
+    return knn.unit_rows(flat)
+
+
 def find(
     vectors: npt.NDArray[Any],
     content: npt.NDArray[np.str_],
+    labels: npt.NDArray[np.int64],
     *,
     threshold: float,
+    images: npt.NDArray[Any] | None = None,
+    texts: npt.NDArray[Any] | None = None,
     seed: int = 0,
 ) -> Findings:
-    """Exact groups from ``content`` (one hash per item), near pairs at ``threshold`` and
-    outlier distances from ``vectors`` (one row per item)."""
+    """Exact groups from ``content`` (one hash per item), near pairs at ``threshold`` from
+    ``vectors`` (one row per item; with ``images``, pixels of the same items, only pairs whose
+    thumbnails match), outlier distances from ``vectors`` and the given ``labels``, and with
+    ``texts`` each text's language."""
     import numpy as np
 
     _, first, inverse, counts = np.unique(
@@ -177,12 +267,18 @@ def find(
     keep = (cols >= 0) & (sims >= threshold)
     rows, cols, sims = rows[keep], cols[keep], sims[keep]
     keep = content[rows] != content[cols]  # identical content is an exact duplicate
-    pairs = np.sort(np.stack([rows[keep], cols[keep]], axis=1), axis=1)
-    pairs, at = np.unique(pairs.reshape(-1, 2), axis=0, return_index=True)
+    pairs = np.sort(np.stack([rows[keep], cols[keep]], axis=1), axis=1).reshape(-1, 2)
+    pairs, at = np.unique(pairs, axis=0, return_index=True)
     similarity = sims[keep][at].astype(np.float32)
+    if images is not None and len(pairs):
+        small = thumbnails(images)
+        mirrored = thumbnails(images[:, :, ::-1])
+        a, b = small[pairs[:, 0]], pairs[:, 1]
+        alike = np.maximum((a * small[b]).sum(axis=1), (a * mirrored[b]).sum(axis=1))
+        matched = alike >= THUMBNAIL_SIMILARITY
+        pairs, similarity = pairs[matched], similarity[matched]
     order = np.lexsort((pairs[:, 1], pairs[:, 0], -similarity))
-    distance = np.nanmean(1.0 - graph.similarity, axis=1).astype(np.float32)
-    distance = np.nan_to_num(distance, nan=0.0)
+    distance = outlier_distances(vectors, labels, seed=seed)
     q1, q3 = np.percentile(distance, [25, 75])
     cutoff = np.array(q3 + OUTLIER_FENCE * (q3 - q1), dtype=np.float32)
     return Findings(
@@ -191,7 +287,59 @@ def find(
         near_similarity=similarity[order],
         outlier_distance=distance,
         outlier_cutoff=cutoff,
+        **languages(texts, len(content)),
     )
+
+
+def languages(texts: npt.NDArray[Any] | None, items: int) -> dict[str, Any]:
+    """Each text's language and its probability, by py3langid (extra ``languages``): empty
+    where there are no texts, it is not installed, or a text is empty."""
+    import numpy as np
+
+    codes = np.full(items, "", dtype="<U8")
+    probs = np.zeros(items, dtype=np.float32)
+    if texts is None:
+        return {"language": codes, "language_prob": probs}
+    try:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    except ImportError:
+        return {"language": codes, "language_prob": probs}
+    identify = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    for i, text in enumerate(texts.tolist()):
+        if str(text).strip():
+            codes[i], probs[i] = identify.classify(str(text))
+    return {"language": codes, "language_prob": probs}
+
+
+def outlier_distances(
+    vectors: npt.NDArray[Any], labels: npt.NDArray[np.int64], *, seed: int = 0
+) -> npt.NDArray[np.float32]:
+    """Each item's Mahalanobis distance to the nearest class mean, on the unit vectors'
+    :data:`OUTLIER_COMPONENTS` principal components under the classes' shared covariance."""
+    import numpy as np
+    from sklearn.covariance import LedoitWolf
+
+    units = knn.unit_rows(vectors)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(units), min(len(units), COMPONENT_SAMPLE), replace=False))
+    sample = units[pick].astype(np.float64)
+    centre = sample.mean(axis=0)
+    _, _, axes = np.linalg.svd(sample - centre, full_matrices=False)
+    axes = axes[: max(1, min(OUTLIER_COMPONENTS, len(units) // ITEMS_PER_COMPONENT))].T
+    points = np.concatenate(
+        [(units[i : i + 65536] - centre) @ axes for i in range(0, len(units), 65536)]
+    )
+    classes = np.unique(labels)
+    means = np.stack([points[labels == c].mean(axis=0) for c in classes])
+    residuals = points[pick] - means[np.searchsorted(classes, labels[pick])]
+    precision = LedoitWolf().fit(residuals).precision_
+    whiten = np.linalg.cholesky(precision)  # precision = whiten @ whiten.T
+    z, centres = points @ whiten, means @ whiten
+    squared = (z**2).sum(axis=1)[:, None] - 2 * z @ centres.T + (centres**2).sum(axis=1)
+    distance: npt.NDArray[np.float32] = np.sqrt(np.maximum(squared.min(axis=1), 0)).astype(
+        np.float32
+    )
+    return distance
 
 
 def leaks(found: Findings, splits: npt.NDArray[np.str_]) -> list[tuple[int, int, float | None]]:

@@ -44,6 +44,8 @@ def needed(datasets: Iterable[DatasetSpec]) -> list[str]:
         if any(isinstance(v, str) and v.lower().endswith(".parquet") for v in values):
             found.add("parquet")
         found |= _model_extras(dataset.model, photos_or_texts=_photos_or_texts(source))
+        if dataset.checks.enabled and getattr(source, "FORMAT", "") == "text":
+            found.add("languages")  # texts in another language than most are outliers
     return sorted(found)
 
 

@@ -38,6 +38,11 @@ class Rule(enum.StrEnum):
         return self in (Rule.MAX_INCREASE, Rule.MAX_NEW_SUSPECTS, Rule.MAX_NEW_SUSPECT_SHARE)
 
     @property
+    def counts(self) -> bool:
+        """Whether the rule's value and limit are counts (else shares)."""
+        return self in (Rule.MAX_NEW_SUSPECTS, Rule.MAX_CONFLICTING_DUPLICATES, Rule.MAX_LEAKS)
+
+    @property
     def about_labels(self) -> bool:
         """Whether the rule judges wrong labels (the others judge duplicates, leaks, outliers)."""
         return self not in ISSUE_RULES

@@ -3,29 +3,69 @@ items named as a reviewer finds them (id, class, split, file and line, a brief p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_labelquality.data_issues import Findings, leaks
 from pytest_labelquality.gate import IssueCounts, Rule
 from pytest_labelquality.previews import preview
-from pytest_labelquality.result import DataIssues, DuplicateGroup, IssueItem, ItemPair, Outlier
+from pytest_labelquality.result import (
+    DataIssues,
+    Decision,
+    DuplicateGroup,
+    IssueItem,
+    ItemPair,
+    Outlier,
+)
+from pytest_labelquality.sources import item_keys, review_hash
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from pytest_labelquality.dataset import Dataset
 
 #: Groups, pairs, outliers and leaks listed in the result, each (all are counted).
 ISSUES_LISTED = 200
 #: Examples a failed rule's message names.
 EXAMPLES = 3
-#: How much of a text names it beside its id.
-TEXT_CHARS = 40
 
 
-def issue_result(data: Dataset, found: Findings, *, vectors: str, threshold: float) -> DataIssues:
-    """The result's section on duplicates, leaks and outliers."""
+@dataclass(frozen=True)
+class IssueSearch:
+    """What the search found, on what vectors, at which near-duplicate threshold."""
+
+    found: Findings
+    vectors: str
+    threshold: float
+
+
+def issue_result(
+    data: Dataset, search: IssueSearch, decisions: Mapping[str, Decision]
+) -> DataIssues:
+    """The result's section on duplicates, leaks and outliers; reviews' ``decisions`` take
+    groups and pairs of ``duplicate-ok`` items and ``outlier-ok`` outliers out of it."""
     import numpy as np
 
+    index = {str(item): i for i, item in enumerate(data.ids.tolist())}
+
+    def reviewed(decision: Decision) -> npt.NDArray[np.int64]:
+        chosen = [index[i] for i, d in decisions.items() if d is decision and i in index]
+        return np.array(sorted(chosen), dtype=np.int64)
+
+    everything = search.found
+    found = everything.without(reviewed(Decision.DUPLICATE_OK))
+    accepted_outliers = set(reviewed(Decision.OUTLIER_OK).tolist())
+    outliers = np.array(
+        [i for i in found.outliers.tolist() if i not in accepted_outliers], dtype=np.int64
+    )
+    before = len(everything.exact_groups()) + len(everything.near_pairs)
+    after = len(found.exact_groups()) + len(found.near_pairs)
+    accepted = before - after + len(everything.outliers) - len(outliers)
+
     def item(i: int) -> IssueItem:
+        content, label = item_keys(data, [i])[str(data.ids[i])]
         return IssueItem(
             index=i,
             id=str(data.ids[i]),
@@ -33,24 +73,26 @@ def issue_result(data: Dataset, found: Findings, *, vectors: str, threshold: flo
             split=data.splits[i] if data.splits else None,
             location=data.location(i),
             preview=preview(data, i, brief=True),
+            hash=review_hash(content, label),
         )
 
     labels = data.labels
     groups = [(g, len(np.unique(labels[g])) > 1) for g in found.exact_groups()]  # by first member
     groups.sort(key=lambda pair: not pair[1])  # conflicting first, stable
     leaked = leaks(found, np.array(data.splits)) if data.splits else []
-    outliers = found.outliers
     counts = np.bincount(labels, minlength=len(data.class_names))
     return DataIssues(
-        vectors=vectors,
-        near_similarity=threshold,
+        vectors=search.vectors,
+        near_similarity=search.threshold,
         exact_groups=len(groups),
         conflicting_groups=sum(conflicting for _, conflicting in groups),
         redundant=len(found.redundant()),
         near_pairs=len(found.near_pairs),
         outliers=len(outliers),
         outlier_cutoff=round(float(found.outlier_cutoff), 6),
+        language=found.main_language,
         leaks=len(leaked),
+        accepted=accepted,
         splits=(
             {s: int(c) for s, c in zip(*np.unique(data.splits, return_counts=True), strict=True)}
             if data.splits
@@ -70,7 +112,11 @@ def issue_result(data: Dataset, found: Findings, *, vectors: str, threshold: flo
             )
         ),
         outlier_items=tuple(
-            Outlier(item(int(i)), round(float(found.outlier_distance[i]), 4))
+            Outlier(
+                item(int(i)),
+                round(float(found.outlier_distance[i]), 4),
+                str(found.language[i]) if found.foreign[i] else None,
+            )
             for i in outliers[:ISSUES_LISTED]
         ),
         leak_pairs=tuple(

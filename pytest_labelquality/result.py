@@ -58,10 +58,18 @@ class Decision(enum.StrEnum):
     CORRECT = "correct"
     FIXED = "fixed"
     AMBIGUOUS = "ambiguous"
+    #: The item's duplicates (and leaks) are intended: its groups and pairs stop counting.
+    DUPLICATE_OK = "duplicate-ok"
+    #: The item belongs, although it is far from every class: it stops counting as an outlier.
+    OUTLIER_OK = "outlier-ok"
+    #: The item is to be removed: it counts until it is gone.
+    REMOVE = "remove"
 
 
 #: Decisions that take an item out of the gated count (ambiguous items still count).
 ACCEPTING = frozenset({Decision.CORRECT, Decision.FIXED})
+#: Decisions about duplicates, leaks and outliers rather than labels.
+ISSUE_DECISIONS = frozenset({Decision.DUPLICATE_OK, Decision.OUTLIER_OK, Decision.REMOVE})
 
 
 class WarningCode(enum.StrEnum):
@@ -462,6 +470,8 @@ class IssueItem:
     split: str | None = None
     location: str | None = None
     preview: Preview | None = None
+    #: What a review of it records (its content and label), for ``reviews add``.
+    hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -483,10 +493,13 @@ class ItemPair:
 
 @dataclass(frozen=True)
 class Outlier:
-    """An item far from every other: its mean cosine distance to its nearest items."""
+    """An item that belongs to no class: its Mahalanobis distance to the nearest class mean
+    (see :mod:`data_issues`)."""
 
     item: IssueItem
     distance: float
+    #: Where the item is a text in another language than most: its language.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -503,13 +516,26 @@ class DataIssues:
     near_pairs: int
     outliers: int
     outlier_cutoff: float
+    language: str | None
     leaks: int
+    #: Groups, pairs and outliers that reviews (duplicate-ok, outlier-ok) took out of the counts.
+    accepted: int
     splits: dict[str, int] | None
     imbalance: float
     groups: tuple[DuplicateGroup, ...]
     pairs: tuple[ItemPair, ...]
     outlier_items: tuple[Outlier, ...]
     leak_pairs: tuple[ItemPair, ...]
+
+    def listed_items(self) -> dict[str, IssueItem]:
+        """Every item listed in a group, a pair or the outliers, by id."""
+        found: dict[str, IssueItem] = {}
+        for group in self.groups:
+            found.update((i.id, i) for i in group.items)
+        for pair in (*self.pairs, *self.leak_pairs):
+            found.update(((pair.a.id, pair.a), (pair.b.id, pair.b)))
+        found.update((o.item.id, o.item) for o in self.outlier_items)
+        return found
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def interval_text(result: DatasetResult) -> str:
 def rule_text(rule: RuleFailure) -> str:
     """A failed rule in few words: ``max_new_suspects: 22 > 5``."""
     name = f"{rule.rule.value}[{rule.class_name}]" if rule.class_name else rule.rule.value
-    if rule.rule is Rule.MAX_NEW_SUSPECTS:
+    if rule.rule.counts:
         return f"{name}: {rule.value:g} > {rule.limit:g}"
     value = f"{rule.value:+.1%}" if rule.rule is Rule.MAX_INCREASE else _pct(rule.value)
     return f"{name}: {value} > {_pct(rule.limit)}"

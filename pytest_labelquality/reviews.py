@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_labelquality.errors import LabelQualityError, SpecError
-from pytest_labelquality.result import ACCEPTING, Decision, RunResult, Suspect
+from pytest_labelquality.result import ACCEPTING, ISSUE_DECISIONS, Decision, RunResult, Suspect
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,12 @@ class Review:
     dataset: str = field(metadata={"doc": "The dataset's name in the spec."})
     id: str = field(metadata={"doc": "The item's stable id."})
     hash: str = field(metadata={"doc": "Hash of the item's content and label when reviewed."})
-    decision: Decision = field(metadata={"doc": "correct, fixed or ambiguous."})
+    decision: Decision = field(
+        metadata={
+            "doc": "correct, fixed or ambiguous (labels); duplicate-ok, outlier-ok or remove"
+            " (duplicates, leaks, outliers)."
+        }
+    )
     by: str = field(metadata={"doc": "Who decided."})
     note: str = field(default="", metadata={"doc": "Why."})
     date: str = field(default="", metadata={"doc": "When (ISO date)."})
@@ -192,7 +197,6 @@ def add_reviews(
 ) -> list[Review]:
     """Record entries for ``ids``, with hashes from the last run's results, replacing earlier
     entries for the same items; returns them. ``label`` (fixed only) is the label the fix set."""
-    from pytest_labelquality.files import folder_lock, write_text_atomic
     from pytest_labelquality.sources import review_hash
 
     try:
@@ -212,6 +216,22 @@ def add_reviews(
         raise LabelQualityError(
             f"--label {label!r} is not a class of {dataset!r}: {', '.join(found[0].classes)}"
         )
+    if decision in ISSUE_DECISIONS:
+        issues = found[0].issues
+        listed = issues.listed_items() if issues else {}
+        missing = [i for i in ids if i not in listed or listed[i].hash is None]
+        if missing:
+            raise LabelQualityError(
+                f"not among the duplicates, leaks and outliers of {dataset!r} in the last run:"
+                f" {', '.join(missing)}"
+            )
+        return _record(
+            spec_path,
+            [
+                Review(dataset, i, str(listed[i].hash), decision, by, note, _today(), "")
+                for i in dict.fromkeys(ids)
+            ],
+        )
     by_id: dict[str, Suspect] = {item.id: item for item in found[0].flagged}
     missing = [i for i in ids if i not in by_id]
     if missing:
@@ -222,7 +242,7 @@ def add_reviews(
         raise LabelQualityError(
             f"{results_path} predates --label: run pytest --label-quality again"
         )
-    today = datetime.date.today().isoformat()
+    today = _today()
     added = [
         Review(
             dataset,
@@ -236,13 +256,24 @@ def add_reviews(
         )
         for i in dict.fromkeys(ids)
     ]
+    return _record(spec_path, added)
+
+
+def _today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def _record(spec_path: Path, added: list[Review]) -> list[Review]:
+    """Write ``added`` to the spec's review file, replacing earlier entries for their items."""
+    from pytest_labelquality.files import folder_lock, write_text_atomic
+
     path = reviews_path(spec_path)
     with folder_lock(path.parent):  # read again under the lock: concurrent adds all survive
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             text = f"# Reviewed items of {spec_path.name}\n"
-        kept = _without_entries(text, dataset, {r.id for r in added})
+        kept = _without_entries(text, added[0].dataset, {r.id for r in added})
         write_text_atomic(path, kept + "".join(_entry_yaml(r) for r in added))
     return added
 

@@ -32,8 +32,8 @@ from pytest_labelquality.detection import CANARY_MIN, Detection, cleanlab_versio
 from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
 from pytest_labelquality.files import relative_path
-from pytest_labelquality.gate import IssueCounts, Verdict, decide
-from pytest_labelquality.issue_results import issue_counts, issue_result
+from pytest_labelquality.gate import Verdict, decide
+from pytest_labelquality.issue_results import IssueSearch, issue_counts, issue_result
 from pytest_labelquality.model_registry import model_entry
 from pytest_labelquality.models import ModelConfig, extras_installed, resolve_model
 from pytest_labelquality.neighbours import nearest
@@ -224,7 +224,7 @@ def check_dataset(
         baseline_dir=baseline_dir,
         decisions_ref=decisions_ref,
         root=root,
-        issues=issue_counts(issues, len(data)) if issues else None,
+        issues=issues,
     )
     if entry is not None:
         status = "hit"
@@ -261,7 +261,6 @@ def check_dataset(
         cache=use,
         timings=timings,
         root=root,
-        issues=issues,
     )
 
 
@@ -273,16 +272,16 @@ def _data_issues(
     cache: ArrayCache,
     content: Callable[[], npt.NDArray[np.str_]],
     progress: Progress,
-) -> DataIssues:
+) -> IssueSearch:
     """Duplicates, leaks and outliers, found on the encoder's embeddings where the model has
     one (read from their cache) and on the raw features otherwise; cached, so a warm run
     searches nothing."""
-    vectors = "embeddings" if config.uses_encoder else "features"
+    kind = "text" if data.kind is DataKind.TEXT else "image"
+    vectors = f"{kind} embeddings" if config.uses_encoder else "features"
     threshold = spec.checks.near_similarity or NEAR_SIMILARITY[vectors]
     what = f"{config.encoder} embeddings" if config.uses_encoder else "raw features"
-    key = cache_keys.data_issues_key(
-        data_key, config.encoder_identity or vectors if config.uses_encoder else vectors, threshold
-    )
+    identity = config.encoder_identity if config.uses_encoder else None
+    key = cache_keys.data_issues_key(data_key, identity or vectors, threshold)
     entry = cache.load(key, ISSUE_ARRAYS)
     found = Findings.from_arrays(entry, len(data)) if entry is not None else None
     if found is None:
@@ -292,13 +291,30 @@ def _data_issues(
             points = table.features
         else:
             points = search_features(data)
-        found = find(points, content(), threshold=threshold, seed=spec.cv.seed)
+        found = find(
+            points,
+            content(),
+            data.labels,
+            threshold=threshold,
+            images=_pixels(data),
+            texts=data.features if data.kind is DataKind.TEXT else None,
+            seed=spec.cv.seed,
+        )
         cache.save(key, found.to_arrays())
         progress(
             f"{spec.name}: duplicates and outliers searched on {what} in"
             f" {time.perf_counter() - start:.1f}s"
         )
-    return issue_result(data, found, vectors=what, threshold=threshold)
+    return IssueSearch(found, what, threshold)
+
+
+def _pixels(data: Dataset) -> npt.NDArray[Any] | None:
+    """The items as images at the working size, where they are images."""
+    if data.kind is DataKind.IMAGE:
+        return data.features
+    if data.image_shape is not None:
+        return data.features.reshape(len(data), *data.image_shape)
+    return None
 
 
 def _cached_detection(cache: ArrayCache, key: str, data: Dataset) -> Detection | None:
@@ -602,6 +618,7 @@ class Judgement:
     baseline_entry: dict[str, Any] | None
     keys: dict[str, tuple[str, str]]
     trust: Trust | None
+    issues: DataIssues | None
 
 
 def _judge(
@@ -615,7 +632,7 @@ def _judge(
     baseline_dir: Path | None,
     decisions_ref: str | None,
     root: Path | None,
-    issues: IssueCounts | None,
+    issues: IssueSearch | None,
 ) -> Judgement:
     """Apply reviews (accepted items stop counting), compare with the baseline, decide.
 
@@ -674,6 +691,7 @@ def _judge(
                 " write one with --label-quality-update-baseline",
             )
         )
+    found_issues = issue_result(data, issues, reviews.decisions) if issues else None
     verdict = decide(
         data.labels,
         counted,
@@ -681,12 +699,12 @@ def _judge(
         gate,
         origin=f"{relative_path(spec.spec_path, root)}:{spec.line}",
         change=change,
-        issues=issues,
+        issues=issue_counts(found_issues, len(data)) if found_issues else None,
     )
     entry = None
     if keep_items:
         entry = baseline_entry(verdict.noise_rate, verdict.noise_count, keys, suspects)
-    return Judgement(verdict, hashes, reviews, change, warnings, entry, keys, trust)
+    return Judgement(verdict, hashes, reviews, change, warnings, entry, keys, trust, found_issues)
 
 
 def _result(
@@ -702,7 +720,6 @@ def _result(
     cache: CacheUse,
     timings: Timings,
     root: Path | None,
-    issues: DataIssues | None,
 ) -> DatasetResult:
     import numpy as np
 
@@ -823,7 +840,7 @@ def _result(
         ),
         baseline_entry=judged.baseline_entry,
         injected=_against_injected(flagged, data.flipped) if len(data.flipped) else None,
-        issues=issues,
+        issues=judged.issues,
     )
 
 

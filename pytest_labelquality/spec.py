@@ -233,7 +233,7 @@ class GateSpec:
     max_outlier_share: float | None = field(
         default=None,
         metadata=field_doc(
-            "Fail when a larger share of the items lies far from every other item.",
+            "Fail when a larger share of the items belongs to no class (outliers).",
             minimum=0,
             maximum=1,
         ),
@@ -258,8 +258,9 @@ class ChecksSpec:
     near_similarity: float | None = field(
         default=None,
         metadata=field_doc(
-            "Cosine similarity from which two items are near duplicates (default: 0.9 on"
-            " encoder embeddings, 0.98 on raw features).",
+            "Cosine similarity from which two items are near duplicates (default: 0.8 on image"
+            " embeddings, whose thumbnails must also match; 0.95 on text embeddings; 0.98 on raw"
+            " features).",
             minimum=0,
             maximum=1,
         ),

@@ -93,9 +93,10 @@ def test_each_kind_finds_what_was_added(checked: tuple[Path, dict[str, Any], Any
         injected["near"]
     )
     assert all(p["similarity"] >= issues["near_similarity"] for p in issues["pairs"])
-    farthest = [o["item"]["index"] for o in issues["outlier_items"][:5]]
-    assert sorted(farthest) == injected["outliers"]
-    assert issues["outliers"] < 20  # the fence flags about 1% of clean digits beside them
+    flagged = [o["item"]["index"] for o in issues["outlier_items"]]
+    assert set(injected["outliers"]) <= set(flagged[:6])  # beside one odd real digit
+    # a table's columns as z-scores: the far-out fence also flags about 1% of the real digits
+    assert len(flagged) == issues["outliers"] < 0.02 * result["items"]
     exact_leaks = {
         (p["a"]["index"], p["b"]["index"]) for p in issues["leak_pairs"] if p["similarity"] is None
     }
@@ -200,7 +201,207 @@ def test_a_partition_finds_what_the_exact_search_finds() -> None:
 def test_identical_content_is_exact_not_near() -> None:
     vectors = np.array([[1, 0], [1, 0], [1, 0.01], [0, 1], [-1, 0]], dtype=np.float32)
     content = np.array(["a", "a", "b", "c", "d"])
-    found = find(vectors, content, threshold=0.99)
+    found = find(vectors, content, np.array([0, 0, 0, 1, 1]), threshold=0.99)
     assert [g.tolist() for g in found.exact_groups()] == [[0, 1]]
     assert sorted(map(tuple, found.near_pairs.tolist())) == [(0, 2), (1, 2)]
     assert found.redundant().tolist() == [1, 2]
+
+
+def test_photos_copied_mirrored_resized_or_blank_are_found_under_the_encoder(
+    pytester: pytest.Pytester, photo_folders: Any
+) -> None:
+    """Real CIFAR photos in class folders under EfficientNet-Lite0: an exact copy filed under
+    another class, a mirrored and a resized copy, and blank and noise images; different photos
+    of similar scenes are not taken for copies."""
+    pytest.importorskip("onnxruntime")
+    from PIL import Image, ImageOps
+
+    root = pytester.path / "photos"
+    photo_folders(root, per_class=40, moved=0)
+    frogs = sorted((root / "frog").glob("*.jpg"))
+    ships = sorted((root / "ship").glob("*.jpg"))
+    (root / "ship" / "copy-of-frog.jpg").write_bytes(frogs[0].read_bytes())
+    ImageOps.mirror(Image.open(frogs[1])).save(root / "frog" / "mirrored.png")
+    Image.open(ships[2]).resize((29, 29)).resize((32, 32)).save(root / "ship" / "resized.png")
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        Image.fromarray(np.full((32, 32, 3), 40 * k, np.uint8)).save(
+            root / "ship" / f"blank{k}.png"
+        )
+        noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(root / "airplane" / f"noise{k}.png")
+    pytester.makefile(
+        ".labelquality.yaml",
+        photos="datasets:\n"
+        "  - name: photos\n    source: {format: images, dir: photos}\n"
+        "    model: {name: encoder_linear}\n    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 0.9, max_conflicting_duplicates: 0}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")
+    run.assert_outcomes(failed=1)
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    issues = document["datasets"][0]["issues"]
+    assert issues["vectors"] == "efficientnet_lite0 embeddings"
+    (group,) = [[i["id"] for i in g["items"]] for g in issues["groups"]]
+    assert group == [f"frog/{frogs[0].name}", "ship/copy-of-frog.jpg"]
+    near = {frozenset((p["a"]["id"], p["b"]["id"])) for p in issues["pairs"]}
+    assert near == {
+        frozenset((f"frog/{frogs[1].name}", "frog/mirrored.png")),
+        frozenset((f"ship/{ships[2].name}", "ship/resized.png")),
+    }
+    odd = {o["item"]["id"] for o in issues["outlier_items"]}
+    made = {f"ship/blank{k}.png" for k in range(3)} | {f"airplane/noise{k}.png" for k in range(3)}
+    assert len(odd & made) >= 5
+    assert len(odd - made) <= 1
+
+
+NEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" / "test.csv"
+
+
+def test_news_copied_under_another_topic_recased_or_in_another_language(
+    pytester: pytest.Pytester,
+) -> None:
+    """300 real AG News items with a split column: one copied under another topic, one
+    upper-cased, one train item copied into test, and three texts in other languages."""
+    pytest.importorskip("py3langid")
+    if not NEWS.is_file():
+        pytest.skip(f"AG News not found at {NEWS}")
+    with NEWS.open(newline="", encoding="utf-8") as handle:
+        rows = [(f"{title}\n{body}", int(c)) for c, title, body in list(csv.reader(handle))[:300]]
+    topics = ("World", "Sports", "Business", "Sci/Tech")
+    table = [
+        (text, topics[c - 1], "test" if i % 5 == 0 else "train") for i, (text, c) in enumerate(rows)
+    ]
+    table.append((rows[1][0], topics[rows[1][1] % 4], "train"))  # another topic
+    table.append((rows[2][0].upper(), topics[rows[2][1] - 1], "train"))
+    table.append((rows[3][0], topics[rows[3][1] - 1], "test"))  # row 3 is in train
+    foreign = [
+        "Die Regierung hat am Montag ein neues Gesetz zur Energieversorgung vorgestellt.",
+        "Le gouvernement a annoncé mardi une réforme du système des retraites.",
+        "El ayuntamiento aprobó ayer el presupuesto para el próximo año en la ciudad.",
+    ]
+    table += [(text, "World", "train") for text in foreign]
+    with (pytester.path / "news.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["text", "topic", "split"])
+        writer.writerows(table)
+    pytester.makefile(
+        ".labelquality.yaml",
+        news="datasets:\n"
+        "  - name: news\n"
+        "    source: {format: text, path: news.csv, text: text, label: topic, split: split}\n"
+        "    model: {name: tfidf_linear}\n    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 0.9, max_leaks: 0}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")
+    run.assert_outcomes(failed=1)
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    issues = document["datasets"][0]["issues"]
+    assert issues["vectors"] == "raw features"
+    assert issues["language"] == "en"
+    groups = [sorted(i["index"] for i in g["items"]) for g in issues["groups"]]
+    assert [g for g, x in zip(groups, issues["groups"], strict=True) if x["conflicting"]] == [
+        [1, 300]
+    ]
+    assert [3, 302] in groups
+    assert {(p["a"]["index"], p["b"]["index"]) for p in issues["pairs"]} >= {(2, 301)}
+    assert {(p["a"]["index"], p["b"]["index"]) for p in issues["leak_pairs"]} == {(3, 302)}
+    # the item names a row of the file a person can find: file, line and the text's start
+    (leak,) = issues["leak_pairs"]
+    assert leak["b"]["location"].startswith("news.csv:")
+    languages = {o["item"]["index"]: o["language"] for o in issues["outlier_items"]}
+    assert {i: languages.get(i) for i in (303, 304, 305)} == {303: "de", 304: "fr", 305: "es"}
+    assert (
+        "1 pair(s) of items in different splits are duplicates, over max_leaks 0"
+        in run.stdout.str()
+    )
+
+
+def test_split_folders_above_the_class_folders_name_each_photos_split(
+    pytester: pytest.Pytester,
+) -> None:
+    """``train/<class>/...`` and ``test/<class>/...``: a train photo copied into test is a
+    leak; one mirrored into test is not found on raw pixels (an encoder's embeddings find it,
+    see above); the test split need not hold every class."""
+    import shutil
+
+    from PIL import Image, ImageOps
+
+    from tests.conftest import CIFAR
+
+    if not (CIFAR / "frog").is_dir():
+        pytest.skip(f"CIFAR-10 subset not found at {CIFAR}")
+    root = pytester.path / "photos"
+    for split, classes, start in (
+        ("train", ("frog", "ship", "cat"), 0),
+        ("test", ("frog", "ship"), 30),
+    ):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for f in sorted((CIFAR / name).glob("*.jpg"))[start : start + 30]:
+                shutil.copy(f, root / split / name / f.name)
+    train_frogs = sorted((root / "train" / "frog").glob("*.jpg"))
+    shutil.copy(train_frogs[0], root / "test" / "frog" / "copied.jpg")
+    ImageOps.mirror(Image.open(train_frogs[1])).save(root / "test" / "frog" / "mirrored.png")
+    pytester.makefile(
+        ".labelquality.yaml",
+        photos="datasets:\n"
+        "  - name: photos\n    source: {format: images, dir: photos, split_folders: true}\n"
+        "    model: {name: logistic_regression}\n    cv: {folds: 3}\n"
+        "    gate: {max_noise_rate: 0.9, max_leaks: 0}\n",
+    )
+    run = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")
+    run.assert_outcomes(failed=1)
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    issues = document["datasets"][0]["issues"]
+    assert issues["splits"] == {"train": 90, "test": 62}
+    assert document["datasets"][0]["classes"] == ["cat", "frog", "ship"]
+    leaks = {
+        (frozenset((p["a"]["id"], p["b"]["id"])), p["similarity"]) for p in issues["leak_pairs"]
+    }
+    assert leaks == {
+        (frozenset((f"train/frog/{train_frogs[0].name}", "test/frog/copied.jpg")), None)
+    }
+    assert document["datasets"][0]["gate"]["failed_rules"][0]["rule"] == "max_leaks"
+
+
+def test_a_review_accepts_a_duplicate_and_an_outlier(
+    checked: tuple[Path, dict[str, Any], Any], tmp_path: Path
+) -> None:
+    """``reviews add --decision duplicate-ok`` on a conflicting copy and ``outlier-ok`` on an
+    outlier: their group and the outlier stop counting, the rule on conflicts then passes."""
+    import shutil
+    import subprocess
+    import sys
+
+    source, _, (_, result, command) = checked
+    root = tmp_path / "repo"
+    shutil.copytree(source, root)
+    issues = result["issues"]
+    copy = next(g for g in issues["groups"] if g["conflicting"])["items"][1]["id"]
+    outlier = issues["outlier_items"][0]["item"]["id"]
+    add = [sys.executable, "-m", "pytest_labelquality.reviews", "add", "digits.labelquality.yaml"]
+    for decision, item in (("duplicate-ok", copy), ("outlier-ok", outlier)):
+        subprocess.run(
+            [*add, "digits", item, "--decision", decision, "--by", "ada"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+    refused = subprocess.run(
+        [*add, "digits", "digits/1", "--decision", "remove", "--by", "ada"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "not among the duplicates, leaks and outliers of 'digits'" in refused.stderr
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    document = json.loads((root / "label-quality-report" / "label-quality.json").read_text())
+    after = document["datasets"][0]
+    assert after["issues"]["conflicting_groups"] == issues["conflicting_groups"] - 1
+    assert after["issues"]["outliers"] == issues["outliers"] - 1
+    assert after["issues"]["accepted"] == 2
+    assert {r["rule"] for r in after["gate"]["failed_rules"]} == {"max_leaks"}, again.stdout
+    assert after["noise"] == result["noise"]  # reviews of duplicates do not touch the labels

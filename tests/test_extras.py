@@ -47,16 +47,16 @@ def one(source: str, model: str = "") -> str:
             "{name: encoder_linear, encoder: efficientnet_lite2}",
             ["encoders", "encoders-lite2", "images"],
         ),
-        ("{format: text, path: news.csv, text: text, label: label}", "", ["encoders"]),
+        ("{format: text, path: news.csv, text: text, label: label}", "", ["encoders", "languages"]),
         (
             "{format: text, path: news.parquet, text: text, label: label}",
             "",
-            ["encoders", "parquet"],
+            ["encoders", "languages", "parquet"],
         ),
         (
             "{format: text, path: news.csv, text: text, label: label}",
             "{name: tfidf_linear}",
-            [],
+            ["languages"],
         ),
         ("{format: parquet, path: rows.parquet, label: label}", "", ["parquet"]),
         ("{format: sklearn, name: digits}", "", []),
@@ -82,7 +82,7 @@ def test_the_command_reads_every_spec_under_its_paths_and_skips_broken_ones(
     )
     assert len(list(spec_files([tmp_path]))) == 3  # the hidden folder is not searched
     assert main([str(tmp_path)]) == 0
-    assert capsys.readouterr().out == "encoders,images,parquet\n"
+    assert capsys.readouterr().out == "encoders,images,languages,parquet\n"
 
 
 def test_inside_the_action_a_missing_extra_names_the_actions_input(

@@ -89,6 +89,15 @@ class ImageFolderSource(CsvOptions):
     id_column: str | None = field(
         default=None, metadata=field_doc("labels: an id column (default: the relative path).")
     )
+    split_column: str | None = field(
+        default=None, metadata=field_doc("labels: a column naming each image's split.")
+    )
+    split_folders: bool = field(
+        default=False,
+        metadata=field_doc(
+            "Without labels: one folder per split (train, test...) above the class folders."
+        ),
+    )
     classes: tuple[str, ...] | None = field(
         default=None,
         metadata=field_doc("Class names (default: the labels found, sorted).", minItems=2),
@@ -122,6 +131,7 @@ class _File:
     label: str
     id: str
     stat: tuple[int, int]
+    split: str = ""
 
 
 def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: CacheRoot | None) -> Dataset:
@@ -176,6 +186,7 @@ def load(spec: DatasetSpec, src: ImageFolderSource, cache_dir: CacheRoot | None)
         flipped=np.empty(0, dtype=np.int64),
         files=tuple(f.path for f in kept),
         content=digests[keep],
+        splits=tuple(f.split for f in kept) if src.split_folders or src.split_column else (),
         stats={
             "files": len(files),
             "decoded": decoded,
@@ -221,31 +232,56 @@ class _Boundary:
 
 
 def _listed(root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
-    """Layout A: one sub-folder per class (nested folders inside a class folder count too)."""
+    """Layout A: one sub-folder per class (nested folders inside a class folder count too);
+    with ``split_folders``, one sub-folder per split holding the class folders."""
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
     boundary = _Boundary(root, src.outside)
+    if not src.split_folders:
+        return _class_folders(root, "", src, boundary)
+    splits = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not splits:
+        raise DataError(f"{root}: source.split_folders: no split folders (train, test...)")
+    files: list[_File] = []
+    ignored = sum(1 for e in os.scandir(root) if e.is_file())
+    for split in splits:
+        if not boundary.inside(str(root / split), link=True):
+            raise boundary.refuse(str(root / split), f"the folder of split {split!r}")
+        found, skipped = _class_folders(root / split, split, src, boundary)
+        files += found
+        ignored += skipped
+    return files, ignored
+
+
+def _class_folders(
+    base: Path, split: str, src: ImageFolderSource, boundary: _Boundary
+) -> tuple[list[_File], int]:
+    """The images of the class folders under ``base`` (of ``split``, or of no split)."""
     files: list[_File] = []
     ignored = 0
     classes = src.classes or tuple(
-        sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+        sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
     )
-    ignored += sum(1 for e in os.scandir(root) if e.is_file())
+    ignored += sum(1 for e in os.scandir(base) if e.is_file())
     empty: list[tuple[Path, str]] = []
     for name in classes:
-        folder = root / name
+        folder = base / name
         if not folder.is_dir():
+            if split:  # a split need not hold every class
+                continue
             raise DataError(f"{folder}: no folder for class {name!r}")
         if not boundary.inside(str(folder), link=True):
             raise boundary.refuse(str(folder), f"the folder of class {name!r}")
         before = len(files)
-        for rel, path, found in _walk(str(folder), name, boundary):
+        prefix = f"{split}/{name}" if split else name
+        for rel, path, found in _walk(str(folder), prefix, boundary):
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 ignored += 1
                 continue
             if not stat.S_ISREG(found.st_mode):  # reading a FIFO would wait forever
                 raise DataError(f"{path}: {_NOT_A_FILE}")
-            files.append(_File(rel, path, name, rel, (found.st_size, found.st_mtime_ns)))
+            stats = (found.st_size, found.st_mtime_ns)
+            files.append(_File(rel, path, name, rel, stats, split))
         if len(files) == before and not src.classes:
             empty.append((folder, name))
     if empty and files:  # with no image at all, load names the whole folder instead
@@ -278,12 +314,14 @@ def _walk(folder: str, rel: str, boundary: _Boundary) -> Iterator[tuple[str, str
 def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list[_File], int]:
     """Layout B: a table of paths relative to ``dir`` and their labels."""
     assert src.labels is not None
-    wanted = [src.path_column, src.label_column, *([src.id_column] if src.id_column else [])]
+    own = (src.id_column, src.split_column)
+    wanted = [src.path_column, src.label_column, *(c for c in own if c)]
     table = read_table(spec.resolve(src.labels), wanted, src)
     boundary = _Boundary(root, src.outside)
     files: list[_File] = []
     seen: dict[str, str] = {}
     labels = label_texts(table, src.label_column)
+    splits = label_texts(table, src.split_column) if src.split_column else None
     for row in range(len(table.rows)):
         raw = table.columns[src.path_column][row]
         label = labels[row]
@@ -318,7 +356,8 @@ def _tabled(spec: DatasetSpec, root: Path, src: ImageFolderSource) -> tuple[list
             raise DataError(f"{table.where(row)}: {rel!r}: {_NOT_A_FILE}")
         ident = str(table.columns[src.id_column][row]) if src.id_column else rel
         stats = (found.st_size, found.st_mtime_ns)
-        files.append(_File(rel, str(path), str(label), ident, stats))
+        split = splits[row] if splits else ""
+        files.append(_File(rel, str(path), str(label), ident, stats, split))
     return files, 0
 
 
@@ -711,6 +750,8 @@ def _pixels_problem(items: int, size: tuple[int, ...]) -> str:
 
 def _check(spec: DatasetSpec, src: ImageFolderSource) -> tuple[str, str] | None:
     problem = _size_problem(src.size) if src.size is not None else ""
+    if src.labels and src.split_folders:
+        return ("split_folders", "the labels table names the splits: use split_column")
     return (
         ("size", problem)
         if problem
