@@ -16,6 +16,7 @@ from pytest_labelquality.result import (
     DuplicateGroup,
     IssueItem,
     ItemPair,
+    NewIssues,
     Outlier,
 )
 from pytest_labelquality.sources import item_keys, review_hash
@@ -42,10 +43,15 @@ class IssueSearch:
 
 
 def issue_result(
-    data: Dataset, search: IssueSearch, decisions: Mapping[str, Decision]
+    data: Dataset,
+    search: IssueSearch,
+    decisions: Mapping[str, Decision],
+    changed: frozenset[str] | None = None,
 ) -> DataIssues:
     """The result's section on duplicates, leaks and outliers; reviews' ``decisions`` take
-    groups and pairs of ``duplicate-ok`` items and ``outlier-ok`` outliers out of it."""
+    groups and pairs of ``duplicate-ok`` items and ``outlier-ok`` outliers out of it. With the
+    ids a change added or relabelled (``changed``, against a baseline), each kind also counts
+    what holds one of them: what the change brought in."""
     import numpy as np
 
     index = {str(item): i for i, item in enumerate(data.ids.tolist())}
@@ -74,12 +80,22 @@ def issue_result(
             location=data.location(i),
             preview=preview(data, i, brief=True),
             hash=review_hash(content, label),
+            changed=None if changed is None else str(data.ids[i]) in changed,
         )
 
     labels = data.labels
     groups = [(g, len(np.unique(labels[g])) > 1) for g in found.exact_groups()]  # by first member
     groups.sort(key=lambda pair: not pair[1])  # conflicting first, stable
     leaked = leaks(found, np.array(data.splits)) if data.splits else []
+    touched = (
+        None
+        if changed is None
+        else np.isin(data.ids, np.array(sorted(changed), dtype=data.ids.dtype))
+    )
+
+    def new(members: list[list[int]]) -> int | None:
+        return None if touched is None else sum(bool(touched[m].any()) for m in members)
+
     counts = np.bincount(labels, minlength=len(data.class_names))
     return DataIssues(
         vectors=search.vectors,
@@ -93,6 +109,14 @@ def issue_result(
         language=found.main_language,
         leaks=len(leaked),
         accepted=accepted,
+        new=None
+        if touched is None
+        else NewIssues(
+            conflicting_groups=new([g.tolist() for g, conflicting in groups if conflicting]) or 0,
+            near_pairs=new(found.near_pairs.tolist()) or 0,
+            outliers=new([[i] for i in outliers.tolist()]) or 0,
+            leaks=new([[i, j] for i, j, _ in leaked]) or 0,
+        ),
         splits=(
             {s: int(c) for s, c in zip(*np.unique(data.splits, return_counts=True), strict=True)}
             if data.splits

@@ -472,6 +472,8 @@ class IssueItem:
     preview: Preview | None = None
     #: What a review of it records (its content and label), for ``reviews add``.
     hash: str | None = None
+    #: Against a baseline: whether this change added or relabelled it.
+    changed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -503,6 +505,17 @@ class Outlier:
 
 
 @dataclass(frozen=True)
+class NewIssues:
+    """Against a baseline: the groups, pairs and outliers that hold an item the change added
+    or relabelled."""
+
+    conflicting_groups: int
+    near_pairs: int
+    outliers: int
+    leaks: int
+
+
+@dataclass(frozen=True)
 class DataIssues:
     """Duplicates, leaks between splits and outliers (see :mod:`data_issues`): counts of all,
     and the first :data:`runner.ISSUES_LISTED` of each kind listed (conflicting groups first,
@@ -520,6 +533,7 @@ class DataIssues:
     leaks: int
     #: Groups, pairs and outliers that reviews (duplicate-ok, outlier-ok) took out of the counts.
     accepted: int
+    new: NewIssues | None
     splits: dict[str, int] | None
     imbalance: float
     groups: tuple[DuplicateGroup, ...]

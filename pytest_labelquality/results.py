@@ -115,7 +115,14 @@ def issues_sentence(result: DatasetResult) -> str | None:
         f" labels), {x.near_pairs} near-duplicate pair(s), {x.redundant} item(s) repeating"
         f" another, {x.outliers} outlier(s)"
     )
-    return text + (f", {x.leaks} leak(s) between splits" if x.splits else "")
+    text += f", {x.leaks} leak(s) between splits" if x.splits else ""
+    if x.new is not None:
+        text += (
+            f"; this change brought in {x.new.conflicting_groups} conflicting group(s),"
+            f" {x.new.near_pairs} near pair(s), {x.new.outliers} outlier(s)"
+            + (f", {x.new.leaks} leak(s)" if x.splits else "")
+        )
+    return text
 
 
 def passed_sentence(run: RunResult) -> str:

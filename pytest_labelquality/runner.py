@@ -691,7 +691,11 @@ def _judge(
                 " write one with --label-quality-update-baseline",
             )
         )
-    found_issues = issue_result(data, issues, reviews.decisions) if issues else None
+    found_issues = (
+        issue_result(data, issues, reviews.decisions, change.changed if change else None)
+        if issues
+        else None
+    )
     verdict = decide(
         data.labels,
         counted,

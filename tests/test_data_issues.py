@@ -405,3 +405,34 @@ def test_a_review_accepts_a_duplicate_and_an_outlier(
     assert after["issues"]["accepted"] == 2
     assert {r["rule"] for r in after["gate"]["failed_rules"]} == {"max_leaks"}, again.stdout
     assert after["noise"] == result["noise"]  # reviews of duplicates do not touch the labels
+
+
+def test_against_a_baseline_each_kind_counts_what_the_change_brought_in(
+    pytester: pytest.Pytester,
+) -> None:
+    """The baseline holds the digits and the conflicting copies; the change adds the near
+    copies, the leaks and the noise rows: those are new, the conflicts are not."""
+    injected = write_digits(pytester.path / "digits.csv")
+    full = (pytester.path / "digits.csv").read_text().splitlines(keepends=True)
+    (pytester.path / "digits.csv").write_text("".join(full[: 1 + 1797 + 5]))
+    pytester.makefile(".labelquality.yaml", digits=SPEC.format(rules=""))
+    flags = ["--label-quality", "-p", "no:cacheprovider"]
+    pytester.runpytest_subprocess(*flags, "--label-quality-update-baseline").assert_outcomes(
+        passed=1
+    )
+    (pytester.path / "digits.csv").write_text("".join(full))
+    run = pytester.runpytest_subprocess(*flags)
+    run.assert_outcomes(passed=1)
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    issues = document["datasets"][0]["issues"]
+    assert issues["conflicting_groups"] == 5
+    assert issues["new"]["conflicting_groups"] == 0
+    assert issues["new"]["near_pairs"] == len(injected["near"])  # the natural ones are old
+    assert issues["new"]["leaks"] == len(injected["leaks"])
+    assert issues["new"]["outliers"] == len(injected["outliers"])
+    changed = {i["id"] for o in issues["outlier_items"] for i in [o["item"]] if i["changed"]}
+    assert len(changed) == 5
+    assert (
+        "this change brought in 0 conflicting group(s), 5 near pair(s), 5 outlier(s), 4 leak(s)"
+        in run.stdout.str()
+    )
