@@ -35,6 +35,7 @@ VERSIONS: dict[str, int] = {
     "auto": 1,  # model: auto's choice
     "embeddings": 1,  # an encoder's vectors of exactly these contents
     "embeddings-lineage": 1,  # a pointer to a dataset's last embeddings under an encoder
+    "data-issues-lineage": 1,  # a pointer to a dataset's last search under an encoder
     "images": 3,  # decoded pixels of a folder's files: bump when decoding changes its output
     # (2: transparency composited on white; 3: large images reduced by whole factors first)
     "images-lineage": 1,  # a pointer to a folder's last decoded pixels
@@ -128,6 +129,11 @@ def data_issues_key(data: str, vectors: dict[str, str] | str, threshold: float) 
     """The duplicates and outliers of a dataset (``data``: its :func:`data_key`) found on
     ``vectors`` (an encoder's identity, or what raw features) at a near-duplicate threshold."""
     return key("data-issues", data=data, vectors=vectors, threshold=threshold)
+
+
+def data_issues_lineage_key(identity: dict[str, str], threshold: float, dataset: str) -> str:
+    """The pointer to a dataset's last search of duplicates and outliers under an encoder."""
+    return key("data-issues-lineage", encoder=identity, threshold=threshold, dataset=dataset)
 
 
 def images_key(root: Path, listing: list[list[Any]], settings: list[Any]) -> str:

@@ -239,6 +239,17 @@ def thumbnails(images: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     return knn.unit_rows(flat)
 
 
+@dataclass(frozen=True, eq=False)
+class Previous:
+    """An earlier search of the same dataset under the same vectors, and its items' contents:
+    what an incremental search keeps."""
+
+    found: Findings
+    content: npt.NDArray[np.str_]
+    #: Its cache entry's key, to remove once a newer one is saved.
+    key: str = ""
+
+
 def find(
     vectors: npt.NDArray[Any],
     content: npt.NDArray[np.str_],
@@ -248,11 +259,16 @@ def find(
     images: npt.NDArray[Any] | None = None,
     texts: npt.NDArray[Any] | None = None,
     seed: int = 0,
+    previous: Previous | None = None,
 ) -> Findings:
     """Exact groups from ``content`` (one hash per item), near pairs at ``threshold`` from
     ``vectors`` (one row per item; with ``images``, pixels of the same items, only pairs whose
     thumbnails match), outlier distances from ``vectors`` and the given ``labels``, and with
-    ``texts`` each text's language."""
+    ``texts`` each text's language.
+
+    With a ``previous`` search whose vectors of a content are these (embeddings), only the
+    items of new content are searched against all: the near pairs among the others, and their
+    languages, are kept (a relabelled item keeps its content)."""
     import numpy as np
 
     _, first, inverse, counts = np.unique(
@@ -260,7 +276,8 @@ def find(
     )
     repeated = counts[inverse] > 1
     exact_group = np.where(repeated, first[inverse], -1).astype(np.int64)
-    graph = knn.nearest(knn.unit_rows(vectors), seed=seed)
+    kept_pairs, kept_similarity, queries, known = _kept(previous, content)
+    graph = knn.nearest(knn.unit_rows(vectors), queries=queries, seed=seed)
     rows = np.repeat(graph.queries, graph.neighbours.shape[1])
     cols = graph.neighbours.ravel()
     sims = graph.similarity.ravel()
@@ -271,12 +288,20 @@ def find(
     pairs, at = np.unique(pairs, axis=0, return_index=True)
     similarity = sims[keep][at].astype(np.float32)
     if images is not None and len(pairs):
-        small = thumbnails(images)
-        mirrored = thumbnails(images[:, :, ::-1])
+        involved = np.unique(pairs)
+        small = np.zeros((len(content), THUMBNAIL * THUMBNAIL * _channels(images)), np.float32)
+        mirrored = small.copy()
+        small[involved] = thumbnails(images[involved])
+        mirrored[involved] = thumbnails(images[involved][:, :, ::-1])
         a, b = small[pairs[:, 0]], pairs[:, 1]
         alike = np.maximum((a * small[b]).sum(axis=1), (a * mirrored[b]).sum(axis=1))
         matched = alike >= THUMBNAIL_SIMILARITY
         pairs, similarity = pairs[matched], similarity[matched]
+    if len(kept_pairs):
+        pairs = np.concatenate([pairs, kept_pairs])
+        similarity = np.concatenate([similarity, kept_similarity])
+        pairs, at = np.unique(pairs, axis=0, return_index=True)
+        similarity = similarity[at]
     order = np.lexsort((pairs[:, 1], pairs[:, 0], -similarity))
     distance = outlier_distances(vectors, labels, seed=seed)
     q1, q3 = np.percentile(distance, [25, 75])
@@ -287,8 +312,63 @@ def find(
         near_similarity=similarity[order],
         outlier_distance=distance,
         outlier_cutoff=cutoff,
-        **languages(texts, len(content)),
+        **_languages(texts, len(content), previous, known),
     )
+
+
+def _channels(images: npt.NDArray[Any]) -> int:
+    return int(images.shape[3]) if images.ndim == 4 else 1
+
+
+def _kept(
+    previous: Previous | None, content: npt.NDArray[np.str_]
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.int64] | None,
+    npt.NDArray[np.int64],
+]:
+    """From an earlier search: its near pairs among items whose content is still here (by
+    their first item of that content), the items of new content to search (None: all), and
+    each item's row in the earlier search (``-1``: new)."""
+    import numpy as np
+
+    n = len(content)
+    if previous is None:
+        empty = np.empty((0, 2), dtype=np.int64)
+        return empty, np.empty(0, np.float32), None, np.full(n, -1, dtype=np.int64)
+    earlier = {str(c): i for i, c in reversed(list(enumerate(previous.content.tolist())))}
+    known = np.array([earlier.get(str(c), -1) for c in content.tolist()], dtype=np.int64)
+    here = {str(c): i for i, c in reversed(list(enumerate(content.tolist())))}
+    old = previous.found.near_pairs
+    old_content = previous.content
+    mapped = [
+        (here.get(str(old_content[a]), -1), here.get(str(old_content[b]), -1))
+        for a, b in old.tolist()
+    ]
+    pairs = np.array(mapped, dtype=np.int64).reshape(-1, 2)
+    keep = (pairs >= 0).all(axis=1)
+    pairs = np.sort(pairs[keep], axis=1)
+    return pairs, previous.found.near_similarity[keep], np.flatnonzero(known < 0), known
+
+
+def _languages(
+    texts: npt.NDArray[Any] | None,
+    items: int,
+    previous: Previous | None,
+    known: npt.NDArray[np.int64],
+) -> dict[str, Any]:
+    """Each text's language: from the earlier search where its content was there, else now."""
+    import numpy as np
+
+    if texts is None or previous is None:
+        return languages(texts, items)
+    fresh = np.flatnonzero(known < 0)
+    found = languages(texts[fresh], len(fresh))
+    codes = previous.found.language[np.maximum(known, 0)].astype("<U8")
+    probs = previous.found.language_prob[np.maximum(known, 0)].astype(np.float32)
+    codes[fresh], probs[fresh] = found["language"], found["language_prob"]
+    return {"language": codes, "language_prob": probs}
 
 
 def languages(texts: npt.NDArray[Any] | None, items: int) -> dict[str, Any]:

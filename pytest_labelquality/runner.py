@@ -26,7 +26,13 @@ from pytest_labelquality.baseline import (
 from pytest_labelquality.cache import ArrayCache, CacheRoot, as_array, from_array
 from pytest_labelquality.crossval import OutOfFold, first_fold, out_of_fold
 from pytest_labelquality.data_issues import EXPECT as ISSUE_ARRAYS
-from pytest_labelquality.data_issues import NEAR_SIMILARITY, Findings, find, search_features
+from pytest_labelquality.data_issues import (
+    NEAR_SIMILARITY,
+    Findings,
+    Previous,
+    find,
+    search_features,
+)
 from pytest_labelquality.dataset import DataKind, Dataset
 from pytest_labelquality.detection import CANARY_MIN, Detection, cleanlab_version, detect
 from pytest_labelquality.embeddings import embed
@@ -286,7 +292,12 @@ def _data_issues(
     found = Findings.from_arrays(entry, len(data)) if entry is not None else None
     if found is None:
         start = time.perf_counter()
-        if config.uses_encoder:
+        previous, pointer = None, None
+        if identity:  # an encoder's vector of a content never changes: search what is new
+            pointer = cache_keys.data_issues_lineage_key(
+                identity, threshold, f"{spec.spec_path.name}:{spec.name}"
+            )
+            previous = _previous_search(cache, pointer)
             table, _ = _embedded(spec, data, config, cache, content(), progress)
             points = table.features
         else:
@@ -299,13 +310,33 @@ def _data_issues(
             images=_pixels(data),
             texts=data.features if data.kind is DataKind.TEXT else None,
             seed=spec.cv.seed,
+            previous=previous,
         )
-        cache.save(key, found.to_arrays())
+        cache.save(key, {**found.to_arrays(), "content": content()})
+        if pointer is not None:
+            cache.save(pointer, {"meta": as_array({"key": key})})
+            old = previous.key if previous is not None else key
+            if old != key:  # one entry per dataset, not one per change
+                ArrayCache(cache.root).discard(old, "superseded")  # not a repair
+        searched = "the new items" if previous is not None else "all items"
         progress(
-            f"{spec.name}: duplicates and outliers searched on {what} in"
+            f"{spec.name}: duplicates and outliers searched on {what} ({searched}) in"
             f" {time.perf_counter() - start:.1f}s"
         )
     return IssueSearch(found, what, threshold)
+
+
+def _previous_search(cache: ArrayCache, pointer: str) -> Previous | None:
+    """The last search of this dataset under these vectors, if it is still in the cache."""
+    last = cache.load(pointer, {"meta": ("U", ())})
+    if last is None:
+        return None
+    old_key = str(from_array(last["meta"]).get("key", ""))
+    entry = cache.load(old_key, {**ISSUE_ARRAYS, "content": ("U", ("n",))})
+    found = Findings.from_arrays(entry, len(entry["content"])) if entry is not None else None
+    if entry is None or found is None:
+        return None
+    return Previous(found, entry["content"], old_key)
 
 
 def _pixels(data: Dataset) -> npt.NDArray[Any] | None:

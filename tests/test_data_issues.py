@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_report_browser import Browser, browser  # noqa: F401 (the fixture)
 
 from pytest_labelquality import knn
 from pytest_labelquality.data_issues import find
@@ -208,7 +209,9 @@ def test_identical_content_is_exact_not_near() -> None:
 
 
 def test_photos_copied_mirrored_resized_or_blank_are_found_under_the_encoder(
-    pytester: pytest.Pytester, photo_folders: Any
+    pytester: pytest.Pytester,
+    photo_folders: Any,
+    browser: Browser,  # noqa: F811 (the fixture imported above)
 ) -> None:
     """Real CIFAR photos in class folders under EfficientNet-Lite0: an exact copy filed under
     another class, a mirrored and a resized copy, and blank and noise images; different photos
@@ -253,6 +256,39 @@ def test_photos_copied_mirrored_resized_or_blank_are_found_under_the_encoder(
     made = {f"ship/blank{k}.png" for k in range(3)} | {f"airplane/noise{k}.png" for k in range(3)}
     assert len(odd & made) >= 5
     assert len(odd - made) <= 1
+    assert "duplicates and outliers searched on efficientnet_lite0 embeddings (all items)" in (
+        run.stdout.str()
+    )
+    # in chromium: each pair side by side, both photos drawn, both labels; the conflicting
+    # group marked; no script error
+    page = browser.page
+    page.goto((pytester.path / "label-quality-report" / "index.html").as_uri(), wait_until="load")
+    pairs = page.locator('.pair-gallery[data-kind="near"] .pair')
+    assert pairs.count() == 2
+    for k in range(2):
+        boxes = [pairs.nth(k).locator(".issue-item").nth(j).bounding_box() for j in (0, 1)]
+        assert boxes[0]
+        assert boxes[1]
+        assert boxes[1]["x"] >= boxes[0]["x"] + boxes[0]["width"]  # beside, not below
+        assert abs(boxes[1]["y"] - boxes[0]["y"]) < 2
+        drawn = (
+            pairs.nth(k)
+            .locator("img")
+            .evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+        )
+        assert drawn == [True, True]
+    conflicting = page.locator('.pair-gallery[data-kind="exact"] .pair.conflicting')
+    assert conflicting.locator(".labels strong").all_inner_texts() == ["frog", "ship"]
+    assert browser.errors == []
+    # a change adds another mirrored frog: only the new photo is encoded and searched
+    ImageOps.mirror(Image.open(frogs[3])).save(root / "frog" / "mirrored-again.png")
+    again = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")
+    again.stdout.fnmatch_lines(["*photos: duplicates and outliers searched on * (the new items)*"])
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    pairs = {
+        frozenset((p["a"]["id"], p["b"]["id"])) for p in document["datasets"][0]["issues"]["pairs"]
+    }
+    assert pairs == near | {frozenset((f"frog/{frogs[3].name}", "frog/mirrored-again.png"))}
 
 
 NEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" / "test.csv"
@@ -436,3 +472,59 @@ def test_against_a_baseline_each_kind_counts_what_the_change_brought_in(
         "this change brought in 0 conflicting group(s), 5 near pair(s), 5 outlier(s), 4 leak(s)"
         in run.stdout.str()
     )
+
+
+def test_an_incremental_search_finds_what_a_full_one_finds() -> None:
+    """Real digits as vectors: 30 near copies, then a change that removes 40 items, relabels
+    20 and adds 25 near copies more. Searching only the new items against all, keeping the
+    earlier pairs among the others, gives the full search's pairs."""
+    from sklearn.datasets import load_digits
+
+    from pytest_labelquality.data_issues import Previous
+
+    digits = load_digits()
+    rng = np.random.default_rng(3)
+    base = digits.data.astype(np.float32) - digits.data.mean(axis=0)
+    originals = rng.choice(len(base), 55, replace=False)
+    noisy = base[originals] + rng.normal(0, 0.05, (55, 64)).astype(np.float32)
+    vectors = np.concatenate([base, noisy[:30]])
+    content = np.array([f"c{i}" for i in range(len(vectors))])
+    labels = np.concatenate([digits.target, digits.target[originals[:30]]])
+    before = find(vectors, content, labels, threshold=0.98)
+    assert len(before.near_pairs) >= 30
+
+    keep = np.setdiff1d(np.arange(len(vectors)), rng.choice(len(base), 40, replace=False))
+    after_vectors = np.concatenate([vectors[keep], noisy[30:]])
+    after_content = np.concatenate([content[keep], [f"n{i}" for i in range(25)]])
+    after_labels = np.concatenate([labels[keep], digits.target[originals[30:]]])
+    after_labels[:20] = (after_labels[:20] + 1) % 10  # relabelled: same content
+    full = find(after_vectors, after_content, after_labels, threshold=0.98)
+    incremental = find(
+        after_vectors,
+        after_content,
+        after_labels,
+        threshold=0.98,
+        previous=Previous(before, content),
+    )
+    assert incremental.near_pairs.tolist() == full.near_pairs.tolist()
+    np.testing.assert_allclose(incremental.near_similarity, full.near_similarity, rtol=1e-6)
+    np.testing.assert_array_equal(incremental.outlier_distance, full.outlier_distance)
+    # the earlier pairs among unchanged items are kept, not searched again: one planted in the
+    # earlier search (items 5 and 6, both kept) comes back, though no search would find it
+    import dataclasses
+
+    planted = dataclasses.replace(
+        before,
+        near_pairs=np.concatenate([before.near_pairs, [[5, 6]]]),
+        near_similarity=np.concatenate([before.near_similarity, [0.5]]).astype(np.float32),
+    )
+    again = find(
+        after_vectors,
+        after_content,
+        after_labels,
+        threshold=0.98,
+        previous=Previous(planted, content),
+    )
+    at = {c: i for i, c in enumerate(after_content.tolist())}
+    assert [at["c5"], at["c6"]] in again.near_pairs.tolist()
+    assert [at["c5"], at["c6"]] not in full.near_pairs.tolist()
