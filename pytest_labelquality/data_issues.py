@@ -413,9 +413,12 @@ def outlier_distances(
     means = np.stack([points[labels == c].mean(axis=0) for c in classes])
     residuals = points[pick] - means[np.searchsorted(classes, labels[pick])]
     precision = LedoitWolf().fit(residuals).precision_
-    whiten = np.linalg.cholesky(precision)  # precision = whiten @ whiten.T
-    z, centres = points @ whiten, means @ whiten
-    squared = (z**2).sum(axis=1)[:, None] - 2 * z @ centres.T + (centres**2).sum(axis=1)
+    squared = np.empty((len(points), len(means)))
+    for start in range(0, len(points), 65536):
+        block = points[start : start + 65536]
+        for k, mean in enumerate(means):
+            offset = block - mean
+            squared[start : start + len(block), k] = ((offset @ precision) * offset).sum(axis=1)
     distance: npt.NDArray[np.float32] = np.sqrt(np.maximum(squared.min(axis=1), 0)).astype(
         np.float32
     )

@@ -291,7 +291,9 @@ def test_photos_copied_mirrored_resized_or_blank_are_found_under_the_encoder(
     assert pairs == near | {frozenset((f"frog/{frogs[3].name}", "frog/mirrored-again.png"))}
 
 
-NEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" / "test.csv"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+NEWS = SHARED / "ag_news" / "test.csv"
+CIFAR = SHARED / "cifar10_train_subset"
 
 
 def test_news_copied_under_another_topic_recased_or_in_another_language(
@@ -362,8 +364,6 @@ def test_split_folders_above_the_class_folders_name_each_photos_split(
     import shutil
 
     from PIL import Image, ImageOps
-
-    from tests.conftest import CIFAR
 
     if not (CIFAR / "frog").is_dir():
         pytest.skip(f"CIFAR-10 subset not found at {CIFAR}")

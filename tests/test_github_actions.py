@@ -761,8 +761,11 @@ def test_the_install_step_installs_the_extras_the_specs_need(tmp_path: Path) -> 
     assert run.returncode == 0, run.log
     calls = log.read_text().splitlines()
     flags = "install --disable-pip-version-check"
-    assert calls == [f"{flags} {ROOT}", f"{flags} {ROOT}[encoders,images,keras]"]
-    assert "extras the specs need: encoders,images; installing: encoders,images,keras" in run.log
+    assert calls == [f"{flags} {ROOT}", f"{flags} {ROOT}[encoders,images,keras,languages]"]
+    assert (
+        "extras the specs need: encoders,images,languages;"
+        " installing: encoders,images,keras,languages"
+    ) in run.log
 
     log.unlink()
     off = run_step(

@@ -2356,7 +2356,7 @@ def _file_as_folder(root: Path) -> str:
     return "red/0.png/1.png"
 
 
-def _loop(root: Path) -> str:
+def _looping_folder(root: Path) -> str:
     (root / "loop").symlink_to(root / "loop")
     return "loop/x.png"
 
@@ -2366,7 +2366,9 @@ def _folder_named_png(root: Path) -> str:
     return "red/more.png"
 
 
-@pytest.mark.parametrize("make", [_nul, _too_long, _file_as_folder, _loop, _folder_named_png])
+@pytest.mark.parametrize(
+    "make", [_nul, _too_long, _file_as_folder, _looping_folder, _folder_named_png]
+)
 def test_a_labels_table_path_the_filesystem_refuses_names_the_row(
     tmp_path: Path, make: Callable[[Path], str]
 ) -> None:
