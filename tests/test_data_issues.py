@@ -279,7 +279,39 @@ def test_photos_copied_mirrored_resized_or_blank_are_found_under_the_encoder(
         assert drawn == [True, True]
     conflicting = page.locator('.pair-gallery[data-kind="exact"] .pair.conflicting')
     assert conflicting.locator(".labels strong").all_inner_texts() == ["frog", "ship"]
+    # the filters: only what holds a ship
+    section = page.locator("section.data-issues")
+    figures = section.locator("figure.pair, figure.outlier")
+    section.locator('select[name="class"]').select_option("ship")
+    shown = figures.evaluate_all("fs => fs.filter(f => !f.hidden).length")
+    holding_ship = (
+        sum("ship" in [i["class"] for i in g["items"]] for g in issues["groups"])
+        + sum("ship" in (p["a"]["class"], p["b"]["class"]) for p in issues["pairs"])
+        + sum(o["item"]["class"] == "ship" for o in issues["outlier_items"])
+    )
+    assert shown == holding_ship
+    assert section.locator("form.issue-filters output").inner_text() == (
+        f"showing {holding_ship} of {figures.count()}"
+    )
+    # a reviewer accepts the copy filed under ship: the page builds the command, and it works
+    section.locator(
+        'button[data-for="ship/copy-of-frog.jpg"][data-decision="duplicate-ok"]'
+    ).click()
+    section.locator('.issue-review-panel input[name="by"]').fill("ada")
+    command = section.locator(".issue-review-panel .review-command").inner_text()
+    assert command.startswith(
+        "python -m pytest_labelquality.reviews add photos.labelquality.yaml photos"
+        " ship/copy-of-frog.jpg --decision duplicate-ok --by ada"
+    ), command
     assert browser.errors == []
+    import shlex
+    import subprocess
+    import sys
+
+    words = shlex.split(command)
+    subprocess.run([sys.executable, *words[1:]], cwd=pytester.path, check=True)
+    accepted = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")
+    accepted.assert_outcomes(passed=1)  # max_conflicting_duplicates: 0 holds again
     # a change adds another mirrored frog: only the new photo is encoded and searched
     ImageOps.mirror(Image.open(frogs[3])).save(root / "frog" / "mirrored-again.png")
     again = pytester.runpytest_subprocess("--label-quality", "-p", "no:cacheprovider")

@@ -194,7 +194,73 @@
     views[id] = { filter: filter, reveal: reveal };
   }
 
+  function setupIssues(section) {
+    var form = section.querySelector("form.issue-filters");
+    var panel = section.querySelector(".issue-review-panel");
+    var figures = Array.prototype.slice.call(section.querySelectorAll("figure.pair, figure.outlier"));
+    var selected = {}, order = [];
+    function has(figure, name, value) {
+      return !value || JSON.parse(figure.getAttribute(name)).indexOf(value) !== -1;
+    }
+    function render() {
+      var split = form.elements.namedItem("split"), only = form.elements.namedItem("new");
+      var shown = 0;
+      figures.forEach(function (figure) {
+        var keep = has(figure, "data-classes", form.elements.namedItem("class").value)
+          && has(figure, "data-splits", split ? split.value : "")
+          && (!only || !only.checked || figure.getAttribute("data-new") === "1");
+        figure.hidden = !keep;
+        if (keep) { shown += 1; }
+      });
+      form.querySelector("output").textContent = "showing " + shown + " of " + figures.length;
+    }
+    function describe() {
+      var by = panel.querySelector('input[name="by"]').value.trim();
+      var groups = {}, decisions = [];
+      order.forEach(function (item) {
+        var decision = selected[item];
+        if (!decision) { return; }
+        if (!groups[decision]) { groups[decision] = []; decisions.push(decision); }
+        groups[decision].push(item);
+      });
+      var results = panel.getAttribute("data-results");
+      var commands = decisions.map(function (decision) {
+        var words = ["python", "-m", "pytest_labelquality.reviews", "add",
+          quote(panel.getAttribute("data-spec")), quote(panel.getAttribute("data-dataset"))];
+        groups[decision].forEach(function (item) { words.push(quote(item)); });
+        words.push("--decision", decision, "--by", by ? quote(by) : '"$(git config user.name)"');
+        if (results) { words.push("--results", quote(results)); }
+        return words.join(" ");
+      });
+      var count = order.filter(function (item) { return selected[item]; }).length;
+      panel.querySelector(".selected-count").textContent = count + (count === 1 ? " item" : " items") + " selected";
+      panel.querySelector(".review-command").textContent = commands.join("\n");
+    }
+    section.addEventListener("click", function (event) {
+      var button = event.target.closest ? event.target.closest(".review-buttons button[data-for]") : null;
+      if (!button) { return; }
+      var item = button.getAttribute("data-for"), decision = button.getAttribute("data-decision");
+      if (order.indexOf(item) === -1) { order.push(item); }
+      selected[item] = selected[item] === decision ? "" : decision;
+      section.querySelectorAll(".review-buttons button[data-for]").forEach(function (b) {
+        if (b.getAttribute("data-for") === item) {
+          b.setAttribute("aria-pressed", String(selected[item] === b.getAttribute("data-decision")));
+        }
+      });
+      describe();
+    });
+    form.addEventListener("change", render);
+    form.addEventListener("submit", function (event) { event.preventDefault(); });
+    panel.querySelector('input[name="by"]').addEventListener("input", describe);
+    section.querySelectorAll(".review-buttons").forEach(function (group) { group.hidden = false; });
+    form.hidden = false;
+    panel.hidden = false;
+    render();
+    describe();
+  }
+
   document.querySelectorAll("form.filters").forEach(setup);
+  document.querySelectorAll("section.data-issues").forEach(setupIssues);
   document.querySelectorAll(".below-gallery .suspect").forEach(addNeighbours);
   document.querySelectorAll(".matrix td[data-gallery]").forEach(function (cell) {
     function pick(event) {
