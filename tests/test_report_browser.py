@@ -393,7 +393,7 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
     assert [int(r) for r in cards.evaluate_all("cs => cs.map(c => c.dataset.rank)")] == [
         6, 7, 8, 9, 10
     ]  # fmt: skip
-    animals.locator("input[name=by]").fill("alice")
+    animals.locator(".review-panel input[name=by]").fill("alice")
     for k in range(3):
         cards.nth(k).locator('button[data-decision="correct"]').click()
     assert (
@@ -502,7 +502,7 @@ def test_a_ci_report_names_no_runner_path_and_its_review_command_works_in_anothe
     page = browser.page
     page.goto((reviewer / "label-quality-report" / "index.html").as_uri(), wait_until="load")
     digits = page.locator("#ds-digits")
-    digits.locator("input[name=by]").fill("alice")
+    digits.locator(".review-panel input[name=by]").fill("alice")
     first = digits.locator(".suspect:visible").nth(0)
     first_id = first.get_attribute("data-id")
     first.locator('button[data-decision="correct"]').click()
