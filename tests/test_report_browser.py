@@ -400,7 +400,7 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
         cards.nth(0).locator('button[data-decision="correct"]').get_attribute("aria-pressed")
         == "true"
     )
-    command = animals.locator(".review-command").inner_text()
+    command = animals.locator(".review-panel .review-command").inner_text()
     assert command == (
         "python -m pytest_labelquality.reviews add data/animals.labelquality.yaml animals"
         " item-006 item-007 item-008 --decision correct --by alice"
@@ -506,7 +506,7 @@ def test_a_ci_report_names_no_runner_path_and_its_review_command_works_in_anothe
     first = digits.locator(".suspect:visible").nth(0)
     first_id = first.get_attribute("data-id")
     first.locator('button[data-decision="correct"]').click()
-    command = digits.locator(".review-command").inner_text()
+    command = digits.locator(".review-panel .review-command").inner_text()
     assert command.startswith("python -m pytest_labelquality.reviews add")
     assert " data/digits.labelquality.yaml digits " in command
     assert "--results label-quality-report/label-quality.json" in command
