@@ -136,9 +136,9 @@ def test_the_summary_and_report_show_each_kind(checked: tuple[Path, dict[str, An
     assert '<section class="data-issues"' in html
     for kind in ("leaks", "near", "exact"):
         assert f'<div class="pair-gallery" data-kind="{kind}">' in html
-    assert html.count('<figure class="pair conflicting">') == 5
+    assert html.count('<figure class="pair conflicting" ') == 5
     assert 'class="split">test</strong>' in html
-    assert html.count('<figure class="outlier">') == result["issues"]["outliers"]
+    assert html.count('<figure class="outlier" ') == result["issues"]["outliers"]
 
 
 def test_a_warm_run_searches_nothing_and_finds_the_same(
