@@ -277,7 +277,8 @@ def find(
     repeated = counts[inverse] > 1
     exact_group = np.where(repeated, first[inverse], -1).astype(np.int64)
     kept_pairs, kept_similarity, queries, known = _kept(previous, content)
-    graph = knn.nearest(knn.unit_rows(vectors), queries=queries, seed=seed)
+    units = knn.unit_rows(vectors)  # once: a copy of every vector (1.4 GiB at a million)
+    graph = knn.nearest(units, queries=queries, seed=seed)
     rows = np.repeat(graph.queries, graph.neighbours.shape[1])
     cols = graph.neighbours.ravel()
     sims = graph.similarity.ravel()
@@ -303,7 +304,7 @@ def find(
         pairs, at = np.unique(pairs, axis=0, return_index=True)
         similarity = similarity[at]
     order = np.lexsort((pairs[:, 1], pairs[:, 0], -similarity))
-    distance = outlier_distances(vectors, labels, seed=seed)
+    distance = outlier_distances(units, labels, seed=seed)
     q1, q3 = np.percentile(distance, [25, 75])
     cutoff = np.array(q3 + OUTLIER_FENCE * (q3 - q1), dtype=np.float32)
     return Findings(
@@ -392,14 +393,13 @@ def languages(texts: npt.NDArray[Any] | None, items: int) -> dict[str, Any]:
 
 
 def outlier_distances(
-    vectors: npt.NDArray[Any], labels: npt.NDArray[np.int64], *, seed: int = 0
+    units: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], *, seed: int = 0
 ) -> npt.NDArray[np.float32]:
     """Each item's Mahalanobis distance to the nearest class mean, on the unit vectors'
     :data:`OUTLIER_COMPONENTS` principal components under the classes' shared covariance."""
     import numpy as np
     from sklearn.covariance import LedoitWolf
 
-    units = knn.unit_rows(vectors)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(units), min(len(units), COMPONENT_SAMPLE), replace=False))
     sample = units[pick].astype(np.float64)

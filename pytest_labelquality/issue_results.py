@@ -3,6 +3,7 @@ items named as a reviewer finds them (id, class, split, file and line, a brief p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -70,6 +71,7 @@ def issue_result(
     after = len(found.exact_groups()) + len(found.near_pairs)
     accepted = before - after + len(everything.outliers) - len(outliers)
 
+    @functools.cache  # an item in several pairs is hashed and previewed once
     def item(i: int) -> IssueItem:
         content, label = item_keys(data, [i])[str(data.ids[i])]
         return IssueItem(
