@@ -303,7 +303,9 @@ def find(
         similarity = np.concatenate([similarity, kept_similarity])
         pairs, at = np.unique(pairs, axis=0, return_index=True)
         similarity = similarity[at]
-    order = np.lexsort((pairs[:, 1], pairs[:, 0], -similarity))
+    # most similar first, to 4 decimals (a search of other blocks, or kept from an earlier
+    # one, differs in the last bits), then by item
+    order = np.lexsort((pairs[:, 1], pairs[:, 0], -np.round(similarity, 4)))
     distance = outlier_distances(units, labels, seed=seed)
     q1, q3 = np.percentile(distance, [25, 75])
     cutoff = np.array(q3 + OUTLIER_FENCE * (q3 - q1), dtype=np.float32)
