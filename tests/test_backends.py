@@ -481,6 +481,45 @@ def test_workers_share_a_cache_in_an_object_store(
     assert again["items"] == 610
 
 
+PHOTOS_SPEC = """\
+datasets:
+  - name: photos
+    source: {{format: images, dir: photos}}
+    model: {{name: encoder_linear}}
+    cv: {{folds: {folds}}}
+    gate: {{max_noise_rate: 0.5}}
+"""
+
+
+def test_an_encoder_model_encodes_once_and_shares_its_embeddings_through_the_store(
+    s3_bucket: str, dask_address: str, tmp_path: Path, photo_folders: Any
+) -> None:
+    """Photos under ``encoder_linear`` with folds on Dask and the cache in S3: each photo is
+    encoded once, where the check runs (not once per fold nor per worker); the workers train
+    the heads on the embeddings and give the local answer; a run of other folds on the same
+    store encodes nothing."""
+    pytest.importorskip("onnxruntime")
+    photo_folders(tmp_path / "photos", per_class=16, moved=3)
+    path = tmp_path / "photos.labelquality.yaml"
+    path.write_text(PHOTOS_SPEC.format(folds=3))
+    (spec,) = load_spec(path)
+    url = f"s3://{s3_bucket}/encoded"
+    lines: list[str] = []
+    backend = Backend(BackendName.DASK, dask_address)
+    result = check_dataset(spec, cache_dir=url, progress=lines.append, backend=backend).to_json()
+    assert result["cache"]["embeddings"]["encoded"] == 48
+    assert "3 folds of encoder_linear sent to dask" in lines
+    assert sum("encoding" in line for line in lines) <= 1, lines
+    local = check_dataset(spec, cache_dir=tmp_path / "local", progress=lambda _: None).to_json()
+    assert answer(result) == answer(local)
+    path.write_text(PHOTOS_SPEC.format(folds=4))
+    (other,) = load_spec(path)
+    again = check_dataset(other, cache_dir=url, progress=lambda _: None, backend=backend).to_json()
+    assert again["cache"]["status"] == "miss"  # other folds: trained again
+    assert again["cache"]["embeddings"]["encoded"] == 0
+    assert again["cache"]["embeddings"]["reused"] == 48
+
+
 BLOCK_FSSPEC = """\
 import importlib.abc, sys
 
