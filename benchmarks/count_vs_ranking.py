@@ -9,15 +9,15 @@ run finds most ambiguous among those it gets right (the smallest share of the gi
 against its rival), each moved to that rival class. Beside them, uniform random flips of as
 many items. For each model and kind of error, from one cold run's out-of-fold probabilities:
 
-- ``count``: the gate's estimate (cleanlab's ``off_diagonal``) and how many planted errors it
-  flags; ``calibrated``: cleanlab's ``off_diagonal_calibrated``;
-- ``temp.``: the same estimate on the probabilities calibrated by temperature scaling (one
-  temperature over all items, the one that gives the labels the highest likelihood): the
-  issue's first suggestion for reconciling the count with the ranking;
+- ``estimate``: the gate's estimate (cleanlab's ``off_diagonal`` on the out-of-fold
+  probabilities temperature-scaled, the default) and how many planted errors it flags, and the
+  temperature ``T``; ``uncalibrated``: the same estimator on the probabilities as the model
+  gave them (``detection: {calibrate: none}``); ``off_diag_cal``: cleanlab's
+  ``off_diagonal_calibrated`` on the scaled ones;
 - ``argmax``: the items whose most probable class is not their label;
 - ``top100``: planted errors among the 100 most suspect of the ranking (``given_vs_rival``).
 
-    python benchmarks/count_vs_ranking.py                      # hog_boosting and small_cnn
+    python benchmarks/count_vs_ranking.py        # small_cnn, hog_boosting, logistic_regression
     python benchmarks/count_vs_ranking.py --models hog_boosting --errors 15
 """
 
@@ -54,44 +54,58 @@ def run(folder: Path, x: Any, y: Any, model: str, name: str) -> tuple[Any, dict[
     return probs, result
 
 
-def temperature_scaled(probs: Any, labels: Any) -> Any:
-    """``probs`` at the temperature (0.1 to 10, on a grid) that maximises the labels'
-    likelihood."""
-    logs = np.log(np.clip(probs, 1e-12, 1.0))
-    best, scaled = -np.inf, probs
-    for t in np.geomspace(0.1, 10, 81):
-        z = logs / t
-        z -= z.max(axis=1, keepdims=True)
-        q = np.exp(z)
-        q /= q.sum(axis=1, keepdims=True)
-        likelihood = np.log(np.clip(q[np.arange(len(labels)), labels], 1e-12, 1.0)).sum()
-        if likelihood > best:
-            best, scaled = likelihood, q
-    return scaled
+def row(model: str, kind: str, labels: Any, items: Any, run_of: tuple[Any, Any, float]) -> str:
+    """One line of the table for a run (its probabilities, result and seconds)."""
+    from cleanlab.count import num_label_issues
+
+    from pytest_labelquality.detection import quality_scores
+    from pytest_labelquality.spec import RankedBy
+
+    probs, result, took = run_of
+    planted = set(items.tolist())
+    flagged = {f["index"] for f in result["flagged"]}
+    ranked = np.argsort(quality_scores(labels, probs, RankedBy.GIVEN_VS_RIVAL))[:100]
+    noise = result["noise"]
+    return (
+        f"{model:13} {kind:9} {noise['count']:9d} {len(flagged & planted):8d}"
+        f" {noise['method']['temperature']:6.3f} {num_label_issues(labels, probs):13d}"
+        f" {noise['estimators']['off_diagonal_calibrated']['count']:13d}"
+        f" {int((probs.argmax(axis=1) != labels).sum()):7d}"
+        f" {len(set(ranked.tolist()) & planted):7d} {result['oof_accuracy']:8.3f} {took:8.1f}"
+    )
+
+
+def timed(folder: Path, x: Any, y: Any, model: str, name: str) -> tuple[Any, Any, float]:
+    start = time.perf_counter()
+    probs, result = run(folder, x, y, model, name)
+    return probs, result, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["hog_boosting", "small_cnn"])
+    parser.add_argument(
+        "--models", nargs="+", default=["small_cnn", "hog_boosting", "logistic_regression"]
+    )
     parser.add_argument("--errors", type=int, default=15)
     args = parser.parse_args()
-    from cleanlab.count import num_label_issues
     from sklearn.datasets import load_digits
 
     from pytest_labelquality.detection import quality_scores
     from pytest_labelquality.spec import RankedBy
 
     x, y = load_digits(return_X_y=True)
-    print(f"{'model':13} {'errors':8} {'estimate':>9} {'counted':>8} {'calibr.':>8}"
-          f" {'temp.':>6} {'argmax':>7} {'top100':>7} {'oof acc':>8} {'seconds':>8}")  # fmt: skip
+    print(f"{'model':13} {'errors':9} {'estimate':>9} {'counted':>8} {'T':>6}"
+          f" {'uncalibrated':>13} {'off_diag_cal':>13} {'argmax':>7} {'top100':>7}"
+          f" {'oof acc':>8} {'seconds':>8}")  # fmt: skip
     for model in args.models:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            clean, _ = run(folder, x, y, model, "clean")
-            scores = quality_scores(y, clean, RankedBy.GIVEN_VS_RIVAL)
-            right = clean.argmax(axis=1) == y
+            clean = timed(folder, x, y, model, "clean")
+            print(row(model, "none", y, np.array([], dtype=np.int64), clean))
+            scores = quality_scores(y, clean[0], RankedBy.GIVEN_VS_RIVAL)
+            right = clean[0].argmax(axis=1) == y
             ambiguous = np.flatnonzero(right)[np.argsort(scores[right])[: args.errors]]
-            rivals = clean.copy()
+            rivals = clean[0].copy()
             rivals[np.arange(len(y)), y] = -1
             rng = np.random.default_rng(0)
             uniform = rng.choice(len(y), size=args.errors, replace=False)
@@ -102,21 +116,7 @@ def main() -> None:
             for kind, (items, to) in kinds.items():
                 noisy = y.copy()
                 noisy[items] = to
-                start = time.perf_counter()
-                probs, result = run(folder, x, noisy, model, kind)
-                took = time.perf_counter() - start
-                flagged = {f["index"] for f in result["flagged"]}
-                ranked = np.argsort(quality_scores(noisy, probs, RankedBy.GIVEN_VS_RIVAL))[:100]
-                estimators = result["noise"]["estimators"]
-                print(
-                    f"{model:13} {kind:8} {result['noise']['count']:9d}"
-                    f" {len(flagged & set(items.tolist())):8d}"
-                    f" {estimators['off_diagonal_calibrated']['count']:8d}"
-                    f" {num_label_issues(noisy, temperature_scaled(probs, noisy)):6d}"
-                    f" {int((probs.argmax(axis=1) != noisy).sum()):7d}"
-                    f" {len(set(ranked.tolist()) & set(items.tolist())):7d}"
-                    f" {result['oof_accuracy']:8.3f} {took:8.1f}"
-                )
+                print(row(model, kind, noisy, items, timed(folder, x, noisy, model, kind)))
 
 
 if __name__ == "__main__":

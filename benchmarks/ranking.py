@@ -63,12 +63,12 @@ def source(scenario: str, flip: str) -> str | None:
     return f"{{format: quickdraw, dir: {DEFAULT_DATA}, classes: {ALL14}, flip: {flip}}}"
 
 
-def run(work: Path, name: str, src: str, ranked_by: str, cache: Path) -> dict[str, Any]:
-    """One pytest process ranking by ``ranked_by``: its result for the dataset."""
+def run(work: Path, name: str, src: str, detection: str, cache: Path) -> dict[str, Any]:
+    """One pytest process with the spec's ``detection`` mapping: its result for the dataset."""
     spec = work / f"{name}.labelquality.yaml"
     spec.write_text(
         f"datasets:\n  - name: {name}\n    source: {src}\n"
-        f"    detection: {{ranked_by: {ranked_by}}}\n    gate: {{max_noise_rate: 1.0}}\n"
+        f"    detection: {detection}\n    gate: {{max_noise_rate: 1.0}}\n"
     )
     out = work / f"{name}.json"
     status, wall, _, log = measured(
@@ -108,7 +108,8 @@ def main() -> None:
                 cache = work / "cache" / scenario / kind.split()[0]
                 cells, model, flagged, cold = [], "", 0, 0.0
                 for ranked_by in RANKINGS:
-                    data = run(work, f"{scenario}-{ranked_by}", src, ranked_by, cache)
+                    detection = f"{{ranked_by: {ranked_by}}}"
+                    data = run(work, f"{scenario}-{ranked_by}", src, detection, cache)
                     injected = data["injected"]
                     model, flagged = data["model"]["name"], data["noise"]["count"]
                     cold = cold or data["wall"]

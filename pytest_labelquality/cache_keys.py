@@ -29,9 +29,10 @@ VERSIONS: dict[str, int] = {
     # that trains TensorFlow holds the threads it trains with, and trains with op determinism
     "lineage": 1,  # a pointer to a dataset's last run, for incremental re-checks
     "fold": 1,  # one fold's out-of-fold probabilities and its model
-    "detection": 4,  # 3: given_vs_rival ranking became the default; 4: an encoder model's
+    "detection": 5,  # 3: given_vs_rival ranking became the default; 4: an encoder model's
     # entry also holds the shown suspects' nearest neighbours in embedding space (of the items
-    # the run that wrote it showed; a run that shows more detects again, see runner)
+    # the run that wrote it showed; a run that shows more detects again, see runner); 5: the
+    # probabilities of label-smoothed models are temperature-scaled before counting
     "auto": 1,  # model: auto's choice
     "embeddings": 1,  # an encoder's vectors of exactly these contents
     "embeddings-lineage": 1,  # a pointer to a dataset's last embeddings under an encoder

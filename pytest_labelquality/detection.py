@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_labelquality.cache import as_array, from_array
 from pytest_labelquality.neighbours import Neighbours
-from pytest_labelquality.spec import CountMethod, DetectionSpec, FilterBy, RankedBy
+from pytest_labelquality.spec import Calibration, CountMethod, DetectionSpec, FilterBy, RankedBy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +40,7 @@ class Detection:
     suggested_prob: npt.NDArray[np.float32]
     given_prob: npt.NDArray[np.float32]
     flagged: npt.NDArray[np.int64]
-    method: dict[str, str]
+    method: dict[str, Any]
     noise_rate_interval: tuple[float, float]
     estimates: dict[str, int]
     canary: dict[str, Any]
@@ -99,6 +100,15 @@ def count_method(spec: DetectionSpec, num_classes: int) -> str:
     return spec.count.value
 
 
+def resolved(spec: DetectionSpec, *, soft_probabilities: bool) -> DetectionSpec:
+    """``spec`` with ``calibrate: auto`` decided for a model: temperature scaling where its
+    probabilities are soft by construction (label smoothing), none otherwise."""
+    if spec.calibrate is not Calibration.AUTO:
+        return spec
+    chosen = Calibration.TEMPERATURE if soft_probabilities else Calibration.NONE
+    return dataclasses.replace(spec, calibrate=chosen)
+
+
 def detect(
     labels: npt.NDArray[np.int64],
     pred_probs: npt.NDArray[np.floating[Any]],
@@ -106,11 +116,19 @@ def detect(
     *,
     seed: int,
 ) -> Detection:
-    """Score every item, choose the suspects, bound the noise estimate by bootstrap, count with
-    both of cleanlab's estimators, and run the canary (:func:`canary`)."""
+    """Calibrate the probabilities (:mod:`~pytest_labelquality.calibration`; ``calibrate:
+    auto`` is :func:`resolved` by the runner, and counts as ``none`` here), score every item,
+    choose the suspects, bound the noise estimate by bootstrap, count with both of cleanlab's
+    estimators, and run the canary (:func:`canary`)."""
     import numpy as np
 
     probs = np.asarray(pred_probs, dtype=np.float64)
+    temperature: dict[str, float] = {}
+    if spec.calibrate is Calibration.TEMPERATURE:
+        from pytest_labelquality.calibration import calibrated
+
+        probs, fitted = calibrated(labels, probs)
+        temperature["temperature"] = round(fitted, 4)
     num_classes = probs.shape[1]
     scores = quality_scores(labels, probs, spec.ranked_by)
     estimator = count_method(spec, num_classes)
@@ -119,6 +137,7 @@ def detect(
         "ranked_by": spec.ranked_by.value,
         "filter_by": spec.filter_by.value,
         "count": estimator if spec.filter_by is FilterBy.ESTIMATE else "len(find_label_issues)",
+        **temperature,
     }
     return Detection(
         scores=scores,

@@ -60,6 +60,9 @@ class ModelEntry:
     keras: bool = False
     #: Trains on a frozen encoder's embeddings of the items, not on their raw features.
     embeds: bool = False
+    #: Its probabilities are soft by construction (label smoothing caps every item's
+    #: confidence): ``detection.calibrate: auto`` temperature-scales them before counting.
+    soft_probabilities: bool = False
     #: Folds may train at once (``cv.jobs``): false where one fold already uses every core.
     parallel_folds: bool = True
     #: Keras settings a spec leaves out (``epochs: None`` is computed from the training items).
@@ -185,6 +188,7 @@ for _entry in (
         keras_defaults=MappingProxyType(
             {"epochs": None, "batch_size": 128, "learning_rate": 0.003}
         ),
+        soft_probabilities=True,
         auto_for=frozenset({"image"}),
         auto_cost=20,
     ),
@@ -221,6 +225,7 @@ for _entry in (
         keras_defaults=MappingProxyType(
             {"epochs": None, "batch_size": 128, "learning_rate": 0.002}
         ),
+        soft_probabilities=True,
     ),
     ModelEntry(
         "walkthrough_cnn",

@@ -103,6 +103,12 @@ class ModelConfig:
         return bool(self.entry and self.entry.parallel_folds)
 
     @property
+    def soft_probabilities(self) -> bool:
+        """Whether its probabilities are soft by construction (its entry's
+        ``soft_probabilities``): ``detection.calibrate: auto`` scales them."""
+        return bool(self.entry and self.entry.soft_probabilities)
+
+    @property
     def uses_encoder(self) -> bool:
         """Whether folds train on a frozen encoder's embeddings (``encoder_linear``)."""
         return bool(self.entry and self.entry.embeds)

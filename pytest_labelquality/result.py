@@ -157,6 +157,8 @@ class DetectionMethod(JsonRecord):
     ranked_by: str
     filter_by: str
     count: str
+    #: The temperature the probabilities were scaled by before counting (none: not calibrated).
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,13 @@ from pytest_labelquality.data_issues import (
     search_features,
 )
 from pytest_labelquality.dataset import DataKind, Dataset
-from pytest_labelquality.detection import CANARY_MIN, Detection, cleanlab_version, detect
+from pytest_labelquality.detection import (
+    CANARY_MIN,
+    Detection,
+    cleanlab_version,
+    detect,
+    resolved,
+)
 from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
 from pytest_labelquality.files import relative_path
@@ -180,8 +186,9 @@ def check_dataset(
         model_spec = candidate_spec(model_spec, chosen_entry)
     config = _resolve(spec, data, model_spec)
     run_key, _ = _run_keys(spec, data_key, _trained_as(config, backend))
+    detection = resolved(spec.detection, soft_probabilities=config.soft_probabilities)
     detection_key = cache_keys.detection_key(
-        run_key, spec.detection, cleanlab=cleanlab_version(), plugin=__version__
+        run_key, detection, cleanlab=cleanlab_version(), plugin=__version__
     )
     hashed = time.perf_counter()
     folds_cached = spec.cv.folds
@@ -208,7 +215,7 @@ def check_dataset(
         incremental = oof.incremental
         embeddings, blend = oof.embeddings, oof.blend
         trained = time.perf_counter()
-        found = detect(data.labels, oof.pred_probs, spec.detection, seed=spec.cv.seed)
+        found = detect(data.labels, oof.pred_probs, detection, seed=spec.cv.seed)
         if oof.vectors is not None:  # while the embeddings are in memory, not on a warm run
             found = _with_neighbours(found, oof.vectors, data, show_top, progress, spec.name)
         cache.save(detection_key, found.to_arrays())

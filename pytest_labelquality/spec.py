@@ -79,6 +79,15 @@ class CountMethod(enum.StrEnum):
     OFF_DIAGONAL_CALIBRATED = "off_diagonal_calibrated"
 
 
+class Calibration(enum.StrEnum):
+    """How the out-of-fold probabilities are calibrated before they are counted: ``auto``
+    temperature-scales those of models trained with label smoothing."""
+
+    AUTO = "auto"
+    TEMPERATURE = "temperature"
+    NONE = "none"
+
+
 def source_types() -> tuple[type[Any], ...]:
     """Every source's spec type: the built-ins and :mod:`pytest_labelquality.formats`'."""
     from pytest_labelquality.formats import registered
@@ -182,6 +191,10 @@ class DetectionSpec:
     filter_by: FilterBy = field(default=FilterBy.ESTIMATE, metadata=field_doc("Suspect filter."))
     count: CountMethod = field(
         default=CountMethod.AUTO, metadata=field_doc("Noise-count estimator.")
+    )
+    calibrate: Calibration = field(
+        default=Calibration.AUTO,
+        metadata=field_doc("Calibration of the probabilities before counting."),
     )
 
 

@@ -83,6 +83,7 @@ def test_the_results_file_reads_back_into_the_object_it_was_written_from(
     assert iris.injected.count == 15
     assert iris.ranking is None  # written to its own file beside the JSON
     assert iris.ranking_file == "label-quality-ranking.iris.csv.gz"
+    assert iris.noise.method.temperature is None  # logistic regression's are counted as given
     assert wine.has_warning(WarningCode.NO_BASELINE)
     assert not iris.has_warning(WarningCode.NO_BASELINE)
 
