@@ -953,9 +953,12 @@ def _neighbour_previews(data: Dataset, suspects: list[Suspect]) -> dict[str, Pre
 
 
 def honest_count_line(name: str, items: int, found: Detection) -> str:
-    """One progress line: both estimators' counts and what the canary recovered."""
+    """One progress line: both estimators' counts (on probabilities scaled by which
+    temperature) and what the canary recovered."""
     counts = ", ".join(f"{e} {c}" for e, c in found.estimates.items())
     line = f"{name}: count by {counts} of {items}"
+    if "temperature" in found.method:
+        line += f" (probabilities at temperature {found.method['temperature']:.2f})"
     canary = found.canary
     if canary.get("injected"):
         line += (

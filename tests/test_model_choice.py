@@ -53,6 +53,8 @@ def test_small_cnn_finds_flips_and_its_mirror_predictor_reloads(
     assert result["injected"]["precision"] >= 0.7
     # label smoothing keeps its probabilities soft: they are sharpened before counting
     assert result["noise"]["method"]["temperature"] < 1
+    temperature = f"{result['noise']['method']['temperature']:.2f}"
+    assert any(f"(probabilities at temperature {temperature})" in line for line in lines)
     assert any(line.startswith("  epoch 12/12") for line in lines)
     folds = [p for p in (tmp_path / "cache").rglob("*.keras")]
     assert len(folds) == 3
