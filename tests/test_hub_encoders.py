@@ -1,8 +1,8 @@
 """Encoders named in the ecosystem's own terms, against models the tests build locally (no hub,
-no network): a sentence-transformers folder and a timm checkpoint beside the spec.
+no network): a sentence-transformers folder, and timm and open_clip checkpoints beside the spec.
 
 These need torch, which the plugin's CI install does not carry (gigabytes); they skip where
-sentence-transformers or timm is absent and run where a team installs them.
+sentence-transformers, timm or open_clip is absent and run where a team installs them.
 """
 
 from __future__ import annotations
@@ -155,3 +155,58 @@ def test_timm_with_a_local_checkpoint_is_an_encoder(
     assert vectors.shape == (1, model.num_features)
     with pytest.raises(ModelError, match=r"timm:test_efficientnet@absent.pth: no checkpoint"):
         load_encoder("timm:test_efficientnet@absent.pth", kind="image", base_dir=tmp_path)
+
+
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 1},
+}
+
+
+def test_open_clip_with_a_local_checkpoint_encodes_photos_and_texts(
+    tmp_path: Path, photo_folders: PhotoFolders
+) -> None:
+    """A CLIP of one layer each side, registered as an open_clip model config and saved as a
+    checkpoint beside the spec: ``open_clip:ARCH/FILE`` embeds photos and texts through
+    open_clip's own preprocessing and tokenizer, normalised."""
+    import json
+
+    torch = pytest.importorskip("torch")
+    open_clip = pytest.importorskip("open_clip")
+    pytest.importorskip("PIL")
+    config = tmp_path / "configs" / "tiny-clip.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model = open_clip.create_model("tiny-clip")
+    torch.save(model.state_dict(), tmp_path / "tiny-clip.pt")
+    photo_folders(tmp_path / "photos", per_class=8, moved=0)
+    spec_path = tmp_path / "photos.labelquality.yaml"
+    spec_path.write_text(
+        "datasets:\n  - name: photos\n"
+        "    source: {format: images, dir: photos}\n"
+        "    model: {name: encoder_linear, encoder: 'open_clip:tiny-clip/tiny-clip.pt'}\n"
+        "    cv: {folds: 2}\n"
+        "    gate: {max_noise_rate: 1.0}\n"
+    )
+    result, _ = run(spec_path, tmp_path / "cache")
+    identity = result.model.encoder_identity
+    assert identity is not None
+    assert identity["encoder"] == "open_clip:tiny-clip/tiny-clip.pt"
+    assert result.cache.embeddings is not None
+    assert result.cache.embeddings.encoded == 24
+    images = load_encoder("open_clip:tiny-clip/tiny-clip.pt", kind="image", base_dir=tmp_path)
+    texts = load_encoder("open_clip:tiny-clip/tiny-clip.pt", kind="text", base_dir=tmp_path)
+    photo = np.full((1, 32, 32, 3), 128, np.uint8)
+    words = np.array(["a photo of a cat", "a photo of a ship"], dtype=object)
+    image_vectors, text_vectors = images.encode(photo), texts.encode(words)
+    assert image_vectors.shape == (1, 32)
+    assert text_vectors.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(text_vectors, axis=1), 1.0, rtol=1e-5)
+    model.eval()
+    tokens = open_clip.get_tokenizer("tiny-clip")(list(words))
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1).numpy()
+    np.testing.assert_allclose(text_vectors, expected, rtol=1e-4, atol=1e-5)
