@@ -31,16 +31,22 @@ class Rule(enum.StrEnum):
     MAX_NEAR_DUPLICATE_SHARE = "max_near_duplicate_share"
     MAX_OUTLIER_SHARE = "max_outlier_share"
     MAX_LEAKS = "max_leaks"
+    MAX_NEW_DATA_ISSUES = "max_new_data_issues"
 
     @property
     def about_change(self) -> bool:
         """Whether the rule judges what a change did against the baseline."""
-        return self in (Rule.MAX_INCREASE, Rule.MAX_NEW_SUSPECTS, Rule.MAX_NEW_SUSPECT_SHARE)
+        return self in CHANGE_RULES
 
     @property
     def counts(self) -> bool:
         """Whether the rule's value and limit are counts (else shares)."""
-        return self in (Rule.MAX_NEW_SUSPECTS, Rule.MAX_CONFLICTING_DUPLICATES, Rule.MAX_LEAKS)
+        return self in (
+            Rule.MAX_NEW_SUSPECTS,
+            Rule.MAX_CONFLICTING_DUPLICATES,
+            Rule.MAX_LEAKS,
+            Rule.MAX_NEW_DATA_ISSUES,
+        )
 
     @property
     def about_labels(self) -> bool:
@@ -58,6 +64,10 @@ class IssueCounts:
     outliers: int
     leaks: int
     examples: dict[Rule, str]
+    #: Against a baseline: the groups, pairs and outliers that hold an item the change added or
+    #: relabelled, with their words (None: no baseline).
+    new: int | None = None
+    new_words: str = ""
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,16 @@ def issue_failures(gate: GateSpec, issues: IssueCounts) -> list[FailedRule]:
             f" max_leaks {gate.max_leaks}",
         ),
     ]
+    if issues.new is not None:
+        checks.append(
+            (
+                Rule.MAX_NEW_DATA_ISSUES,
+                gate.max_new_data_issues,
+                issues.new,
+                f"this change brought in {issues.new} duplicate(s), leak(s) and outlier(s)"
+                f" ({issues.new_words}), over max_new_data_issues {gate.max_new_data_issues}",
+            )
+        )
     failed = []
     for rule, limit, value, message in checks:
         if limit is not None and value > limit:
@@ -252,6 +272,16 @@ ISSUE_RULES = frozenset(
         Rule.MAX_NEAR_DUPLICATE_SHARE,
         Rule.MAX_OUTLIER_SHARE,
         Rule.MAX_LEAKS,
+        Rule.MAX_NEW_DATA_ISSUES,
+    }
+)
+#: The rules that judge what a change did against the baseline.
+CHANGE_RULES = frozenset(
+    {
+        Rule.MAX_INCREASE,
+        Rule.MAX_NEW_SUSPECTS,
+        Rule.MAX_NEW_SUSPECT_SHARE,
+        Rule.MAX_NEW_DATA_ISSUES,
     }
 )
 

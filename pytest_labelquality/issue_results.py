@@ -163,6 +163,13 @@ def issue_counts(issues: DataIssues, items: int) -> IssueCounts:
         return "; ".join(f"{named(p.a)} ~ {named(p.b)}" for p in listed[:EXAMPLES])
 
     conflicting = [g for g in issues.groups if g.conflicting][:EXAMPLES]
+    new = issues.new
+    listed = [
+        *(i for g in issues.groups if g.conflicting for i in g.items),
+        *(i for p in (*issues.pairs, *issues.leak_pairs) for i in (p.a, p.b)),
+        *(o.item for o in issues.outlier_items),
+    ]
+    brought = list(dict.fromkeys(named(i) for i in listed if i.changed))[:EXAMPLES]
     return IssueCounts(
         items=items,
         conflicting_groups=issues.conflicting_groups,
@@ -176,5 +183,11 @@ def issue_counts(issues: DataIssues, items: int) -> IssueCounts:
             Rule.MAX_NEAR_DUPLICATE_SHARE: pairs(issues.pairs),
             Rule.MAX_OUTLIER_SHARE: ", ".join(named(o.item) for o in issues.outlier_items[:3]),
             Rule.MAX_LEAKS: pairs(issues.leak_pairs),
+            Rule.MAX_NEW_DATA_ISSUES: ", ".join(brought),
         },
+        new=None if new is None else new.total,
+        new_words=""
+        if new is None
+        else f"{new.conflicting_groups} conflicting group(s), {new.near_pairs} near pair(s),"
+        f" {new.outliers} outlier(s), {new.leaks} leak(s)",
     )

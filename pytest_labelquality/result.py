@@ -516,6 +516,11 @@ class NewIssues:
     outliers: int
     leaks: int
 
+    @property
+    def total(self) -> int:
+        """All of them: what ``gate.max_new_data_issues`` limits."""
+        return self.conflicting_groups + self.near_pairs + self.outliers + self.leaks
+
 
 @dataclass(frozen=True)
 class DataIssues:

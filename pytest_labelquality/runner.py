@@ -720,13 +720,14 @@ def _judge(
         )
     gate = spec.gate
     rules = [gate.max_increase, gate.max_new_suspects, gate.max_new_suspect_share]
+    rules.append(gate.max_new_data_issues if spec.checks.enabled else None)
     if change is None and any(r is not None for r in rules) and not keep_items:
         warnings.append(
             Notice(
                 WarningCode.NO_BASELINE,
                 "the gate's rules on what a change did (max_increase, max_new_suspects,"
-                " max_new_suspect_share) need a baseline and there is none for this dataset;"
-                " write one with --label-quality-update-baseline",
+                " max_new_suspect_share, max_new_data_issues) need a baseline and there is none"
+                " for this dataset; write one with --label-quality-update-baseline",
             )
         )
     found_issues = (

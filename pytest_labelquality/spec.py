@@ -258,6 +258,13 @@ class GateSpec:
             minimum=0,
         ),
     )
+    max_new_data_issues: int | None = field(
+        default=None,
+        metadata=field_doc(
+            "Fail when this change brings in more duplicates, leaks and outliers (in all).",
+            minimum=0,
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -504,6 +504,34 @@ def test_against_a_baseline_each_kind_counts_what_the_change_brought_in(
         "this change brought in 0 conflicting group(s), 5 near pair(s), 5 outlier(s), 4 leak(s)"
         in run.stdout.str()
     )
+    # the rule on what is new: the 5 old conflicts do not count, the change's 14 do
+    new = sum(issues["new"].values())
+    for limit, outcome in ((new, "passed"), (new - 1, "failed")):
+        rules = f", max_conflicting_duplicates: 5, max_new_data_issues: {limit}"
+        pytester.makefile(".labelquality.yaml", digits=SPEC.format(rules=rules))
+        judged = pytester.runpytest_subprocess(*flags)
+        judged.assert_outcomes(**{outcome: 1})
+        judged.stdout.no_fnmatch_line("*training*")  # the gate's settings retrain nothing
+    document = json.loads((pytester.path / "label-quality-report/label-quality.json").read_text())
+    (failed,) = document["datasets"][0]["gate"]["failed_rules"]
+    assert (failed["rule"], failed["value"], failed["limit"]) == ("max_new_data_issues", 14, 13)
+    assert failed["message"].startswith(
+        "this change brought in 14 duplicate(s), leak(s) and outlier(s) (0 conflicting group(s),"
+        " 5 near pair(s), 5 outlier(s), 4 leak(s)), over max_new_data_issues 13 ("
+    )
+    listed = [
+        *(i for p in (*issues["pairs"], *issues["leak_pairs"]) for i in (p["a"], p["b"])),
+        *(o["item"] for o in issues["outlier_items"]),
+    ]
+    brought = {i["id"] for i in listed if i["changed"]}
+    assert sum(f"{i} (" in failed["message"] for i in brought) == 3  # the first three named
+    # without a baseline the rule cannot judge: the run says so and passes on the other rules
+    for baseline in pytester.path.rglob("*baseline*"):
+        if baseline.is_file():
+            baseline.unlink()
+    alone = pytester.runpytest_subprocess(*flags)
+    alone.assert_outcomes(passed=1)
+    alone.stdout.fnmatch_lines(["*max_new_data_issues) need a baseline*"])
 
 
 def test_an_incremental_search_finds_what_a_full_one_finds() -> None:
