@@ -346,6 +346,7 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
 
     import yaml
 
+    from pytest_labelquality.accept import parse_command
     from pytest_labelquality.outputs import write_json
     from pytest_labelquality.sources import review_hash
 
@@ -394,6 +395,7 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
         6, 7, 8, 9, 10
     ]  # fmt: skip
     animals.locator(".review-panel input[name=by]").fill("alice")
+    assert not animals.locator(".review-panel .accept-comment").is_visible()
     for k in range(3):
         cards.nth(k).locator('button[data-decision="correct"]').click()
     assert (
@@ -407,6 +409,13 @@ def test_a_reviewer_filters_pages_and_builds_a_review_command(
         " --results label-quality-report/label-quality.json"
     )
     shown_yaml = yaml.safe_load(animals.locator(".review-yaml").inner_text())
+    # on the pull request, the same three accepted by a maintainer's comment
+    comment = animals.locator(".review-panel .accept-comment").inner_text()
+    assert comment == "/label-quality accept item-006 item-007 item-008"
+    assert parse_command(comment) == ["item-006", "item-007", "item-008"]
+    cards.nth(3).locator('button[data-decision="ambiguous"]').click()  # not accepted by one
+    assert animals.locator(".review-panel .accept-comment").inner_text() == comment
+    cards.nth(3).locator('button[data-decision="ambiguous"]').click()
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     run = subprocess.run(

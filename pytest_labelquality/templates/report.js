@@ -160,6 +160,10 @@
       panel.querySelector(".selected-count").textContent = yaml.length + (yaml.length === 1 ? " item" : " items") + " selected";
       panel.querySelector(".review-command").textContent = commands.join("\n");
       panel.querySelector(".review-yaml").textContent = yaml.join("\n");
+      var correct = order.filter(function (key) { return groups[key].decision === "correct"; });
+      var accepted = correct.length ? groups[correct[0]].ids.map(quote) : [];
+      panel.querySelector(".accept-comment").textContent = accepted.length ? "/label-quality accept " + accepted.join(" ") : "";
+      panel.querySelector(".accept-comment").hidden = panel.querySelector(".accept-note").hidden = !accepted.length;
     }
 
     form.addEventListener("change", function () { view.page = 0; render(); });
