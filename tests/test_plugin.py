@@ -256,8 +256,8 @@ def test_a_bad_spec_is_a_collection_error_naming_file_line_and_key(
     assert (
         "bad.labelquality.yaml:4: datasets[0].gate.per_class: unknown key;"
         " valid keys: max_class_noise_rate, max_conflicting_duplicates, max_increase,"
-        " max_leaks, max_near_duplicate_share, max_new_suspect_share, max_new_suspects,"
-        " max_noise_rate, max_outlier_share"
+        " max_leaks, max_near_duplicate_share, max_new_data_issues, max_new_suspect_share,"
+        " max_new_suspects, max_noise_rate, max_outlier_share"
     ) in run.stdout.str()
     assert "Traceback" not in run.stdout.str()
 
