@@ -80,6 +80,19 @@ def text_spec(root: Path, encoder: str) -> Path:
     return path
 
 
+def image_spec(root: Path, encoder: str) -> Path:
+    """A spec of the photos under ``root/photos`` with ``encoder_linear`` on ``encoder``."""
+    path = root / "photos.labelquality.yaml"
+    path.write_text(
+        "datasets:\n  - name: photos\n"
+        "    source: {format: images, dir: photos}\n"
+        f"    model: {{name: encoder_linear, encoder: '{encoder}'}}\n"
+        "    cv: {folds: 2}\n"
+        "    gate: {max_noise_rate: 1.0}\n"
+    )
+    return path
+
+
 def run(spec_path: Path, cache: Path) -> tuple[Any, list[str]]:
     (spec,) = load_spec(spec_path)
     lines: list[str] = []
@@ -130,15 +143,7 @@ def test_timm_with_a_local_checkpoint_is_an_encoder(
     model = timm.create_model("test_efficientnet", pretrained=False)
     torch.save(model.state_dict(), tmp_path / "tiny.pth")
     photo_folders(tmp_path / "photos", per_class=8, moved=0)
-    spec_path = tmp_path / "photos.labelquality.yaml"
-    spec_path.write_text(
-        "datasets:\n  - name: photos\n"
-        "    source: {format: images, dir: photos}\n"
-        "    model: {name: encoder_linear, encoder: 'timm:test_efficientnet@tiny.pth'}\n"
-        "    cv: {folds: 2}\n"
-        "    gate: {max_noise_rate: 1.0}\n"
-    )
-    result, _ = run(spec_path, tmp_path / "cache")
+    result, _ = run(image_spec(tmp_path, "timm:test_efficientnet@tiny.pth"), tmp_path / "cache")
     identity = result.model.encoder_identity
     assert identity is not None
     assert identity["encoder"] == "timm:test_efficientnet@tiny.pth"
@@ -183,15 +188,7 @@ def test_open_clip_with_a_local_checkpoint_encodes_photos_and_texts(
     model = open_clip.create_model("tiny-clip")
     torch.save(model.state_dict(), tmp_path / "tiny-clip.pt")
     photo_folders(tmp_path / "photos", per_class=8, moved=0)
-    spec_path = tmp_path / "photos.labelquality.yaml"
-    spec_path.write_text(
-        "datasets:\n  - name: photos\n"
-        "    source: {format: images, dir: photos}\n"
-        "    model: {name: encoder_linear, encoder: 'open_clip:tiny-clip/tiny-clip.pt'}\n"
-        "    cv: {folds: 2}\n"
-        "    gate: {max_noise_rate: 1.0}\n"
-    )
-    result, _ = run(spec_path, tmp_path / "cache")
+    result, _ = run(image_spec(tmp_path, "open_clip:tiny-clip/tiny-clip.pt"), tmp_path / "cache")
     identity = result.model.encoder_identity
     assert identity is not None
     assert identity["encoder"] == "open_clip:tiny-clip/tiny-clip.pt"
