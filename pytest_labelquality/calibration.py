@@ -38,16 +38,26 @@ def _scaled(logs: npt.NDArray[np.float64], beta: float) -> npt.NDArray[np.float6
     return q
 
 
-def fit_temperature(labels: npt.NDArray[np.int64], probs: npt.NDArray[np.floating[Any]]) -> float:
-    """The temperature (``1 / beta``) under which ``labels`` are most likely.
-
-    The mean log-likelihood ``beta * z_given - logsumexp(beta * z)`` of ``z = log p`` is concave
-    in ``beta``: its slope is the given class's log-probability less the mean of the scaled
-    distribution's, falling as ``beta`` grows. Newton's method finds the zero of the slope,
-    kept inside a bracket that halves where a step would leave it."""
+def _logs(probs: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
     import numpy as np
 
-    logs = np.log(np.clip(np.asarray(probs, dtype=np.float64), FLOOR, 1.0))
+    return np.log(np.clip(np.asarray(probs, dtype=np.float64), FLOOR, 1.0))
+
+
+def fit_temperature(labels: npt.NDArray[np.int64], probs: npt.NDArray[np.floating[Any]]) -> float:
+    """The temperature (``1 / beta``) under which ``labels`` are most likely."""
+    return _fitted(labels, _logs(probs))
+
+
+def _fitted(labels: npt.NDArray[np.int64], logs: npt.NDArray[np.float64]) -> float:
+    """:func:`fit_temperature` on the probabilities' logarithms ``z``.
+
+    The mean log-likelihood ``beta * z_given - logsumexp(beta * z)`` is concave in ``beta``:
+    its slope is the given class's log-probability less the mean of the scaled distribution's,
+    falling as ``beta`` grows. Newton's method finds the zero of the slope, kept inside a
+    bracket that halves where a step would leave it."""
+    import numpy as np
+
     given = logs[np.arange(len(labels)), labels]
     low, high, beta = LOWEST, HIGHEST, 1.0
     for _ in range(STEPS):
@@ -70,8 +80,6 @@ def calibrated(
     labels: npt.NDArray[np.int64], probs: npt.NDArray[np.floating[Any]]
 ) -> tuple[npt.NDArray[np.float64], float]:
     """``probs`` at the temperature :func:`fit_temperature` chooses, and that temperature."""
-    import numpy as np
-
-    temperature = fit_temperature(labels, probs)
-    logs = np.log(np.clip(np.asarray(probs, dtype=np.float64), FLOOR, 1.0))
+    logs = _logs(probs)
+    temperature = _fitted(labels, logs)
     return _scaled(logs, 1.0 / temperature), temperature

@@ -186,8 +186,5 @@ def issue_counts(issues: DataIssues, items: int) -> IssueCounts:
             Rule.MAX_NEW_DATA_ISSUES: ", ".join(brought),
         },
         new=None if new is None else new.total,
-        new_words=""
-        if new is None
-        else f"{new.conflicting_groups} conflicting group(s), {new.near_pairs} near pair(s),"
-        f" {new.outliers} outlier(s), {new.leaks} leak(s)",
+        new_words="" if new is None else new.described(leaks=True),
     )

@@ -521,6 +521,14 @@ class NewIssues:
         """All of them: what ``gate.max_new_data_issues`` limits."""
         return self.conflicting_groups + self.near_pairs + self.outliers + self.leaks
 
+    def described(self, *, leaks: bool) -> str:
+        """``2 conflicting group(s), 5 near pair(s), 1 outlier(s)`` (and the leaks)."""
+        text = (
+            f"{self.conflicting_groups} conflicting group(s), {self.near_pairs} near pair(s),"
+            f" {self.outliers} outlier(s)"
+        )
+        return text + (f", {self.leaks} leak(s)" if leaks else "")
+
 
 @dataclass(frozen=True)
 class DataIssues:

@@ -117,11 +117,7 @@ def issues_sentence(result: DatasetResult) -> str | None:
     )
     text += f", {x.leaks} leak(s) between splits" if x.splits else ""
     if x.new is not None:
-        text += (
-            f"; this change brought in {x.new.conflicting_groups} conflicting group(s),"
-            f" {x.new.near_pairs} near pair(s), {x.new.outliers} outlier(s)"
-            + (f", {x.new.leaks} leak(s)" if x.splits else "")
-        )
+        text += f"; this change brought in {x.new.described(leaks=bool(x.splits))}"
     return text
 
 

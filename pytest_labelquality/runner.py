@@ -44,7 +44,7 @@ from pytest_labelquality.detection import (
 from pytest_labelquality.embeddings import embed
 from pytest_labelquality.encoders import load_encoder
 from pytest_labelquality.files import relative_path
-from pytest_labelquality.gate import Verdict, decide
+from pytest_labelquality.gate import Rule, Verdict, decide
 from pytest_labelquality.issue_results import IssueSearch, issue_counts, issue_result
 from pytest_labelquality.model_registry import model_entry
 from pytest_labelquality.models import ModelConfig, extras_installed, resolve_model
@@ -719,15 +719,15 @@ def _judge(
             )
         )
     gate = spec.gate
-    rules = [gate.max_increase, gate.max_new_suspects, gate.max_new_suspect_share]
-    rules.append(gate.max_new_data_issues if spec.checks.enabled else None)
-    if change is None and any(r is not None for r in rules) and not keep_items:
+    change_rules = [r for r in Rule if r.about_change]  # each is the GateSpec field of its name
+    judging = [r for r in change_rules if r.about_labels or spec.checks.enabled]
+    if change is None and any(getattr(gate, r) is not None for r in judging) and not keep_items:
         warnings.append(
             Notice(
                 WarningCode.NO_BASELINE,
-                "the gate's rules on what a change did (max_increase, max_new_suspects,"
-                " max_new_suspect_share, max_new_data_issues) need a baseline and there is none"
-                " for this dataset; write one with --label-quality-update-baseline",
+                f"the gate's rules on what a change did ({', '.join(change_rules)}) need a"
+                " baseline and there is none for this dataset; write one with"
+                " --label-quality-update-baseline",
             )
         )
     found_issues = (
