@@ -958,8 +958,9 @@ def honest_count_line(name: str, items: int, found: Detection) -> str:
     temperature) and what the canary recovered."""
     counts = ", ".join(f"{e} {c}" for e, c in found.estimates.items())
     line = f"{name}: count by {counts} of {items}"
-    if "temperature" in found.method:
-        line += f" (probabilities at temperature {found.method['temperature']:.2f})"
+    temperature = DetectionMethod.from_json(found.method).temperature
+    if temperature is not None:
+        line += f" (probabilities at temperature {temperature:.2f})"
     canary = found.canary
     if canary.get("injected"):
         line += (
